@@ -1,0 +1,52 @@
+# Baitiao Ops. `make run` and `make test` work on a fresh machine with Python 3.11.
+# Without DATABASE_URL an embedded PostgreSQL starts under var/pgdata.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+MANAGE := $(BIN)/python manage.py
+# Local runs are demo mode: DEBUG on, dev-only keys, demo staff. Override in the environment.
+export DEBUG ?= true
+
+.PHONY: run test setup install lint check-migrations db-stop clean-db benchmarks help
+
+help:
+	@echo "make run    - set up and start web + queue cluster on http://127.0.0.1:8000"
+	@echo "make test   - set up and run the whole test suite"
+	@echo "make lint   - ruff check and format check"
+	@echo "make db-stop - stop the embedded PostgreSQL"
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	@test -n "$(PYTHON)" || { echo "Python 3.11 is required"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(BIN)/.installed
+
+setup: install
+	$(MANAGE) migrate --no-input
+	$(MANAGE) load_uci_dataset --if-empty
+	$(MANAGE) setup_schedules
+	$(MANAGE) setup_demo_staff
+
+run: setup
+	@echo "Starting web (http://127.0.0.1:8000) and the queue cluster; Ctrl-C stops both."
+	$(BIN)/honcho start -f Procfile
+
+test: setup
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+check-migrations: install
+	$(MANAGE) makemigrations --check --dry-run
+
+benchmarks: install
+	$(BIN)/python benchmarks/run.py
+
+db-stop: install
+	@$(BIN)/python -c "from pathlib import Path; from baitiao.embedded_db import stop_embedded_database as stop; print('stopped' if stop(Path('var')) else 'embedded PostgreSQL is not running')"

@@ -1,0 +1,55 @@
+"""Writes of the accounts app: the audit trail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+
+from accounts.models import AuditEvent, User
+
+SYSTEM_ACTOR = "system"
+
+
+def audit_record(
+    *,
+    actor: User | None,
+    action: str,
+    target: models.Model | None = None,
+    target_type: str = "",
+    target_id: str = "",
+    reason: str = "",
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    ip_address: str | None = None,
+    request_id: str = "",
+) -> AuditEvent:
+    """Append one event to the audit trail and return it.
+
+    Call it inside the service's ``transaction.atomic`` so the event commits (or
+    rolls back) with the change it describes.
+
+    Args:
+        actor: the staff user, or ``None`` for the system (jobs, loaders).
+        action: dotted verb, e.g. ``"customer.reveal"``, ``"dataset.load"``.
+        target: the model instance acted on; sets ``target_type`` (``app.model``) and ``target_id``.
+        reason: the reason the actor gave (required by the calling service where policy says so).
+        before / after: JSON-serialisable snapshots of the changed fields only; never
+            clear personal data.
+        ip_address: the request's client address, when there is a request.
+    """
+    if target is not None:
+        target_type = target._meta.label_lower
+        target_id = str(target.pk)
+    return AuditEvent.objects.create(
+        actor=actor,
+        actor_label=actor.get_username() if actor else SYSTEM_ACTOR,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        reason=reason,
+        before=before,
+        after=after,
+        ip_address=ip_address,
+        request_id=request_id,
+    )

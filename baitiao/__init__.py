@@ -1,0 +1,1 @@
+"""Baitiao Ops project package: settings, URLs and the framework-free helpers."""

@@ -1,0 +1,57 @@
+"""Business time: Asia/Shanghai calendar dates, DPD and delinquency buckets.
+
+Datetimes are stored in UTC; a due date is a calendar date in the business time
+zone (``settings.TIME_ZONE``). "Today" is :func:`django.utils.timezone.localdate`.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+
+from django.conf import settings
+from django.utils import timezone
+
+
+def business_today() -> dt.date:
+    """Today's date in the business time zone (Asia/Shanghai)."""
+    return timezone.localdate()
+
+
+def business_datetime(day: dt.date, at: dt.time) -> dt.datetime:
+    """An aware datetime for ``at`` o'clock business time on ``day`` (09:00 Shanghai is 01:00 UTC)."""
+    return timezone.make_aware(dt.datetime.combine(day, at), timezone.get_default_timezone())
+
+
+def days_past_due(due_date: dt.date, as_of: dt.date) -> int:
+    """Days past due (DPD) of a bill due on ``due_date``, counted on ``as_of``.
+
+    Both are business-time calendar dates. The due date itself is DPD 0; the day
+    after is DPD 1. Never negative.
+    """
+    return max((as_of - due_date).days, 0)
+
+
+def delinquency_bucket(dpd: int) -> str:
+    """The bucket name (``M0`` … ``M4+``) for ``dpd`` days past due.
+
+    Buckets come from ``settings.DELINQUENCY_BUCKETS``: pairs of a name and an
+    inclusive upper DPD bound, the last one open (``None``). The default follows
+    the industry's monthly convention: M0 current, M1 1–30, M2 31–60, M3 61–90,
+    M4+ over 90.
+    """
+    for name, upper in settings.DELINQUENCY_BUCKETS:
+        if upper is None or dpd <= upper:
+            return name
+    raise ValueError(f"DELINQUENCY_BUCKETS has no open-ended last bucket for DPD {dpd}")
+
+
+def month_end(day: dt.date) -> dt.date:
+    """The last calendar day of ``day``'s month."""
+    return day.replace(day=calendar.monthrange(day.year, day.month)[1])
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """The first day of the month ``months`` after ``day``'s month (may be negative)."""
+    index = day.year * 12 + (day.month - 1) + months
+    return dt.date(index // 12, index % 12 + 1, 1)

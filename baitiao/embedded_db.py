@@ -1,0 +1,69 @@
+"""Embedded PostgreSQL for a machine with nothing installed.
+
+When ``DATABASE_URL`` is unset, settings call :func:`embedded_database_url`, which
+starts (or reuses) a ``pgserver`` instance whose data lives in ``var/pgdata``. The
+server listens on a Unix socket only and is shared by every process of the
+project: web server, queue cluster, management commands and the test run. It is
+left running when a process exits (``cleanup_mode=None``) so that the next
+command reuses it in well under a second; ``make db-stop`` stops it.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+DATABASE_NAME = "baitiao"
+
+
+def embedded_database_url(var_dir: Path) -> str:
+    """Start or reuse the embedded server and return a URL for our database.
+
+    Args:
+        var_dir: the project's ``var/`` folder; the cluster lives in ``var_dir/pgdata``.
+
+    Returns:
+        A ``postgresql://`` URL (socket host) for the ``baitiao`` database, which is
+        created on first use.
+
+    Raises:
+        RuntimeError: the embedded server could not start; the message points at
+            its log file.
+    """
+    var_dir.mkdir(parents=True, exist_ok=True)
+    pgdata = var_dir / "pgdata"
+    # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless.
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(Path("/tmp") / f"runtime-{os.getuid()}"))  # noqa: S108
+    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(mode=0o700, parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+
+        try:
+            server = pgserver.get_server(pgdata, cleanup_mode=None)
+        except Exception as exc:  # pgserver raises subprocess errors with no context
+            raise RuntimeError(f"Embedded PostgreSQL did not start; see {pgdata / 'log'} ({exc})") from exc
+    _ensure_database(server.get_uri())
+    return server.get_uri(DATABASE_NAME)
+
+
+def _ensure_database(admin_uri: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_uri, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+
+
+def stop_embedded_database(var_dir: Path) -> bool:
+    """Stop the embedded server if it runs (``make db-stop``). Returns whether it was running."""
+    pgdata = var_dir / "pgdata"
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    from pgserver import _commands
+
+    user = "pgserver" if os.geteuid() == 0 else None  # pgserver runs postgres as this user under root
+    _commands.pg_ctl(["-w", "stop"], pgdata=pgdata, user=user)
+    return True

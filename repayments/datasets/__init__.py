@@ -1,0 +1,1 @@
+"""Loaders for the real UCI dataset and for generated load."""

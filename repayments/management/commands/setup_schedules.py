@@ -1,0 +1,25 @@
+"""``python manage.py setup_schedules``: create or update the queue schedules (idempotent)."""
+
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django_q.models import Schedule
+
+from repayments.schedules import SCHEDULES
+
+
+class Command(BaseCommand):
+    help = "Create or update every django-q2 schedule declared in repayments/schedules.py."
+
+    @transaction.atomic
+    def handle(self, *args, **options):
+        for spec in SCHEDULES:
+            schedule, created = Schedule.objects.select_for_update().get_or_create(
+                name=spec.name,
+                defaults={"func": spec.func, "schedule_type": Schedule.CRON, "cron": spec.cron, "repeats": -1},
+            )
+            if not created and (schedule.func, schedule.cron) != (spec.func, spec.cron):
+                schedule.func, schedule.cron, schedule.schedule_type = spec.func, spec.cron, Schedule.CRON
+                schedule.next_run = schedule.calculate_next_run()
+                schedule.save()
+            verb = "created" if created else "up to date"
+            self.stdout.write(f"  schedule {spec.name:<22} {spec.cron:<12} {verb}")

@@ -1,0 +1,337 @@
+"""The credit domain: customers, credit lines, card bindings, bills, repayment attempts.
+
+Money fields are ``Decimal`` with two places in the credit line's currency
+(``CreditLine.currency``); dates are business-time (Asia/Shanghai) calendar dates;
+datetimes are UTC. Personal data is encrypted (``baitiao.pii``) with a keyed hash
+for exact lookup and the last digits in clear for display and search.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Case, IntegerField, Q, Value, When
+from django.utils.translation import gettext_lazy as _
+
+from baitiao.models import TimeStampedModel
+from baitiao.money import ZERO
+from baitiao.pii import EncryptedTextField
+
+MONEY = {"max_digits": 14, "decimal_places": 2}
+
+
+class RiskTier(models.TextChoices):
+    LOW = "low", _("Low")
+    MEDIUM = "medium", _("Medium")
+    HIGH = "high", _("High")
+
+
+class DataSource(models.TextChoices):
+    UCI = "uci", _("UCI credit-card dataset")
+    GENERATED = "generated", _("Generated load")
+    IMPORT = "import", _("Imported")
+    CONSOLE = "console", _("Entered in the console")
+
+
+class Customer(TimeStampedModel):
+    """A person holding a credit line (not a staff user)."""
+
+    customer_no = models.CharField(max_length=32, unique=True)
+    name = EncryptedTextField(blank=True)
+    phone = EncryptedTextField(blank=True)  # mainland mobile, 11 digits, no "+86"
+    phone_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    phone_last4 = models.CharField(max_length=4, blank=True, db_index=True)
+    national_id = EncryptedTextField(blank=True)  # 18-character resident ID (GB 11643)
+    national_id_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    national_id_last4 = models.CharField(max_length=4, blank=True, db_index=True)
+    email = EncryptedTextField(blank=True)
+    credit_score = models.SmallIntegerField(null=True, blank=True)  # 350–950, Zhima-style scale
+    risk_tier = models.CharField(max_length=8, choices=RiskTier.choices, default=RiskTier.MEDIUM)
+    is_synthetic = models.BooleanField(
+        default=False, help_text=_("Contact details generated, not real (see docs/dataset.md).")
+    )
+    source = models.CharField(max_length=16, choices=DataSource.choices, default=DataSource.CONSOLE)
+    source_ref = models.CharField(max_length=32, blank=True, help_text=_("ID in the source dataset."))
+
+    class Meta:
+        ordering = ["customer_no"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(credit_score__isnull=True) | Q(credit_score__gte=350, credit_score__lte=950),
+                name="customer_credit_score_range",
+            ),
+        ]
+        indexes = [models.Index(fields=["risk_tier"], name="customer_risk_tier_idx")]
+        permissions = [
+            ("reveal_personal_data", "Can reveal masked personal data with a reason"),
+            ("export_personal_data", "Can export unmasked personal data with a reason"),
+            ("view_dashboard", "Can view the receivables dashboard"),
+            ("import_data", "Can import CSV and Excel files"),
+            ("export_data", "Can export CSV and Excel files"),
+        ]
+
+    def __str__(self) -> str:
+        return self.customer_no
+
+
+class CreditLineStatus(models.TextChoices):
+    ACTIVE = "active", _("Active")
+    FROZEN = "frozen", _("Frozen")
+    CLOSED = "closed", _("Closed")
+
+
+class CreditLine(TimeStampedModel):
+    """The revolving line a customer buys on; one per customer."""
+
+    customer = models.OneToOneField(Customer, on_delete=models.PROTECT, related_name="credit_line")
+    credit_limit = models.DecimalField(**MONEY)  # in `currency`
+    available_credit = models.DecimalField(**MONEY)  # in `currency`; limit minus open balance
+    currency = models.CharField(max_length=3, default="CNY")  # ISO 4217
+    status = models.CharField(max_length=8, choices=CreditLineStatus.choices, default=CreditLineStatus.ACTIVE)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(credit_limit__gte=0), name="credit_line_limit_non_negative"),
+            models.CheckConstraint(
+                condition=Q(available_credit__gte=0) & Q(available_credit__lte=models.F("credit_limit")),
+                name="credit_line_available_within_limit",
+            ),
+            models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"), name="credit_line_currency_iso"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.currency} {self.credit_limit}"
+
+
+class CardType(models.TextChoices):
+    DEBIT = "DC", _("Debit card")
+    CREDIT = "CC", _("Credit card")
+    SEMI_CREDIT = "SCC", _("Semi-credit card")
+    PREPAID = "PC", _("Prepaid card")
+
+
+class CardBindingStatus(models.TextChoices):
+    ACTIVE = "active", _("Active")
+    INVALID = "invalid", _("Invalid")
+    REPLACED = "replaced", _("Replaced")
+
+
+class CardBinding(TimeStampedModel):
+    """A bank card bound for auto-debit. Never holds the full card number.
+
+    The gateway keeps the card; we keep its token, the BIN (issuer prefix) and
+    the last four digits.
+    """
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="card_bindings")
+    gateway_token = models.CharField(max_length=64, unique=True)
+    bin = models.CharField(max_length=10)  # issuer identification prefix, 3–10 digits
+    last4 = models.CharField(max_length=4, db_index=True)
+    bank_code = models.CharField(max_length=16, blank=True)
+    bank_name = models.CharField(max_length=64, blank=True)
+    card_type = models.CharField(max_length=3, choices=CardType.choices, default=CardType.DEBIT)
+    reserved_phone = EncryptedTextField(blank=True)  # 预留手机号 at the issuing bank
+    reserved_phone_last4 = models.CharField(max_length=4, blank=True)
+    status = models.CharField(max_length=8, choices=CardBindingStatus.choices, default=CardBindingStatus.ACTIVE)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    status_reason = models.CharField(max_length=255, blank=True)
+    bound_at = models.DateTimeField()
+    is_synthetic = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            # One card to debit per customer: the active binding.
+            models.UniqueConstraint(
+                fields=["customer"],
+                condition=Q(status="active"),
+                name="card_binding_one_active_per_customer",
+            ),
+            models.CheckConstraint(condition=Q(last4__regex=r"^[0-9]{4}$"), name="card_binding_last4_digits"),
+            models.CheckConstraint(condition=Q(bin__regex=r"^[0-9]{3,10}$"), name="card_binding_bin_digits"),
+        ]
+        indexes = [models.Index(fields=["bank_code", "status"], name="card_binding_bank_status_idx")]
+        permissions = [("repair_card_binding", "Can repair a card binding")]
+
+    def __str__(self) -> str:
+        return f"{self.bank_name or self.bin} ****{self.last4}"
+
+
+class BillStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")  # issued, not yet collected; due date may be today
+    OVERDUE = "overdue", _("Overdue")
+    REVOLVING = "revolving", _("Revolving")  # minimum paid, rest carried to the next bill
+    PAID = "paid", _("Paid")
+    NO_BALANCE = "no_balance", _("Nothing due")  # zero or credit balance
+
+
+OPEN_BILL_STATUSES = (BillStatus.PENDING, BillStatus.OVERDUE)
+
+
+class BillQuerySet(models.QuerySet):
+    def open(self) -> BillQuerySet:
+        """Bills that still expect money: pending or overdue."""
+        return self.filter(status__in=OPEN_BILL_STATUSES)
+
+    def overdue(self) -> BillQuerySet:
+        return self.filter(status=BillStatus.OVERDUE)
+
+    def with_bucket(self) -> BillQuerySet:
+        """Annotate ``bucket`` (M0…M4+) from ``dpd`` by ``settings.DELINQUENCY_BUCKETS``."""
+        whens = []
+        lower = 0
+        for name, upper in settings.DELINQUENCY_BUCKETS:
+            if upper is None:
+                default = Value(name)
+                break
+            whens.append(When(dpd__gte=lower, dpd__lte=upper, then=Value(name)))
+            lower = upper + 1
+        return self.annotate(bucket=Case(*whens, default=default, output_field=models.CharField()))
+
+    def with_bucket_order(self) -> BillQuerySet:
+        """Annotate ``bucket_index`` (0 for M0 …) for sorting buckets in order."""
+        whens = []
+        lower = 0
+        for index, (_name, upper) in enumerate(settings.DELINQUENCY_BUCKETS):
+            if upper is None:
+                default = Value(index)
+                break
+            whens.append(When(dpd__gte=lower, dpd__lte=upper, then=Value(index)))
+            lower = upper + 1
+        return self.annotate(bucket_index=Case(*whens, default=default, output_field=IntegerField()))
+
+
+class Bill(TimeStampedModel):
+    """One billing cycle's statement (账单) and what has been paid on it."""
+
+    bill_no = models.CharField(max_length=40, unique=True)
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="bills")
+    credit_line = models.ForeignKey(CreditLine, on_delete=models.PROTECT, related_name="bills")
+    period = models.DateField(help_text=_("First day of the billing month."))
+    statement_date = models.DateField()
+    due_date = models.DateField()  # current due date; moves with an approved extension
+    original_due_date = models.DateField()
+    statement_balance = models.DecimalField(**MONEY)  # may be negative (credit balance)
+    amount_due = models.DecimalField(**MONEY)  # max(statement_balance, 0)
+    minimum_due = models.DecimalField(**MONEY)
+    amount_paid = models.DecimalField(**MONEY, default=0)  # may exceed amount_due (overpayment)
+    late_fee = models.DecimalField(**MONEY, default=0)
+    status = models.CharField(max_length=12, choices=BillStatus.choices, default=BillStatus.PENDING)
+    dpd = models.PositiveSmallIntegerField(default=0)  # days past due on `dpd_as_of`
+    dpd_as_of = models.DateField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = BillQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-period", "bill_no"]
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "period"], name="bill_one_per_customer_period"),
+            models.CheckConstraint(condition=Q(amount_due__gte=0), name="bill_amount_due_non_negative"),
+            models.CheckConstraint(
+                condition=Q(minimum_due__gte=0) & Q(minimum_due__lte=models.F("amount_due")),
+                name="bill_minimum_due_within_amount_due",
+            ),
+            models.CheckConstraint(condition=Q(amount_paid__gte=0), name="bill_amount_paid_non_negative"),
+            models.CheckConstraint(condition=Q(late_fee__gte=0), name="bill_late_fee_non_negative"),
+            models.CheckConstraint(
+                condition=Q(due_date__gte=models.F("statement_date")), name="bill_due_after_statement"
+            ),
+        ]
+        indexes = [
+            # Worklist and landing page: open bills by status and DPD.
+            models.Index(
+                fields=["status", "dpd"],
+                name="bill_open_status_dpd_idx",
+                condition=Q(status__in=["pending", "overdue"]),
+            ),
+            # Collection runs: bills falling due.
+            models.Index(fields=["due_date"], name="bill_pending_due_idx", condition=Q(status="pending")),
+            models.Index(fields=["customer", "-period"], name="bill_customer_period_idx"),
+        ]
+        permissions = [
+            ("request_extension", "Can request a repayment extension"),
+            ("approve_extension", "Can approve a repayment extension"),
+            ("request_waiver", "Can request a late-fee waiver"),
+            ("approve_waiver", "Can approve a late-fee waiver"),
+        ]
+
+    def __str__(self) -> str:
+        return self.bill_no
+
+    @property
+    def outstanding(self):
+        """What is still owed: amount due plus late fee minus paid, never below zero."""
+        remaining = self.amount_due + self.late_fee - self.amount_paid
+        return remaining if remaining > 0 else ZERO
+
+
+class Channel(models.TextChoices):
+    AUTO_DEBIT = "auto_debit", _("Auto-debit")
+    AGENT = "agent", _("Agent-initiated")
+    CUSTOMER = "customer", _("Customer-initiated")
+
+
+class AttemptStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")  # created, not yet sent
+    PROCESSING = "processing", _("Processing")  # sent, result not yet known
+    UNKNOWN = "unknown", _("Unknown")  # timed out; resolve by query before any new attempt
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+
+
+IN_FLIGHT_ATTEMPT_STATUSES = (AttemptStatus.PENDING, AttemptStatus.PROCESSING, AttemptStatus.UNKNOWN)
+
+
+class FailureFamily(models.TextChoices):
+    BINDING = "binding", _("Binding (customer information)")
+    SYSTEM = "system", _("System (ours or the bank's)")
+    FUNDS = "funds", _("Funds")
+    OTHER = "other", _("Other")
+
+
+class RepaymentAttempt(TimeStampedModel):
+    """One try to collect money for a bill; ``attempt_no`` is the idempotency key at the gateway."""
+
+    attempt_no = models.CharField(max_length=64, unique=True)
+    bill = models.ForeignKey(Bill, on_delete=models.PROTECT, related_name="attempts")
+    card_binding = models.ForeignKey(
+        CardBinding, on_delete=models.PROTECT, null=True, blank=True, related_name="attempts"
+    )
+    channel = models.CharField(max_length=12, choices=Channel.choices, default=Channel.AUTO_DEBIT)
+    amount = models.DecimalField(**MONEY)  # in the bill's currency
+    status = models.CharField(max_length=12, choices=AttemptStatus.choices, default=AttemptStatus.PENDING)
+    failure_code = models.CharField(max_length=40, blank=True)
+    failure_family = models.CharField(max_length=8, choices=FailureFamily.choices, blank=True)
+    failure_message = models.CharField(max_length=255, blank=True)  # the bank's words
+    gateway_reference = models.CharField(max_length=64, blank=True)
+    requested_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="attempt_amount_positive"),
+            # At most one attempt per bill in flight: never two debits for the same money.
+            models.UniqueConstraint(
+                fields=["bill"],
+                condition=Q(status__in=["pending", "processing", "unknown"]),
+                name="attempt_one_in_flight_per_bill",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="failed", failure_family__gt="") | ~Q(status="failed"),
+                name="attempt_failed_has_family",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["bill", "-requested_at"], name="attempt_bill_requested_idx"),
+            models.Index(
+                fields=["failure_family", "-requested_at"],
+                name="attempt_failed_family_idx",
+                condition=Q(status="failed"),
+            ),
+        ]
+        permissions = [("retry_debit", "Can trigger a manual debit retry")]
+
+    def __str__(self) -> str:
+        return self.attempt_no

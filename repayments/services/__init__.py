@@ -1,0 +1,1 @@
+"""Write services of the repayment domain (HackSoft style: plain functions)."""

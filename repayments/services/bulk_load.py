@@ -1,0 +1,119 @@
+"""Set-based loading of mapped holders: COPY into staging tables, then merge.
+
+Merging uses ``INSERT … SELECT … ON CONFLICT (natural key) DO NOTHING``, so a
+load that is run twice leaves every row as the first run wrote it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import connection
+
+from repayments.datasets.mapping import HolderRows
+
+_STAGING = {
+    "stage_customer": """
+        customer_no text, name text, phone text, phone_hash text, phone_last4 text,
+        national_id text, national_id_hash text, national_id_last4 text, email text,
+        credit_score smallint, risk_tier text, is_synthetic boolean, source text, source_ref text""",
+    "stage_credit_line": """
+        customer_no text, credit_limit numeric(14,2), available_credit numeric(14,2),
+        currency text, status text""",
+    "stage_card_binding": """
+        customer_no text, gateway_token text, bin text, last4 text, bank_code text, bank_name text,
+        card_type text, reserved_phone text, reserved_phone_last4 text, status text,
+        bound_at timestamptz, is_synthetic boolean""",
+    "stage_bill": """
+        bill_no text, customer_no text, period date, statement_date date, due_date date,
+        original_due_date date, statement_balance numeric(14,2), amount_due numeric(14,2),
+        minimum_due numeric(14,2), amount_paid numeric(14,2), late_fee numeric(14,2), status text,
+        dpd smallint, dpd_as_of date""",
+    "stage_attempt": """
+        attempt_no text, bill_no text, gateway_token text, channel text, amount numeric(14,2),
+        status text, requested_at timestamptz, completed_at timestamptz""",
+}
+
+_MERGE = [
+    """
+    INSERT INTO repayments_customer (customer_no, name, phone, phone_hash, phone_last4, national_id,
+        national_id_hash, national_id_last4, email, credit_score, risk_tier, is_synthetic, source,
+        source_ref, created_at, updated_at)
+    SELECT s.*, now(), now() FROM stage_customer s
+    ON CONFLICT (customer_no) DO NOTHING
+    """,
+    """
+    INSERT INTO repayments_creditline (customer_id, credit_limit, available_credit, currency, status,
+        created_at, updated_at)
+    SELECT c.id, s.credit_limit, s.available_credit, s.currency, s.status, now(), now()
+    FROM stage_credit_line s JOIN repayments_customer c USING (customer_no)
+    ON CONFLICT (customer_id) DO NOTHING
+    """,
+    """
+    INSERT INTO repayments_cardbinding (customer_id, gateway_token, bin, last4, bank_code, bank_name,
+        card_type, reserved_phone, reserved_phone_last4, status, status_reason, bound_at, is_synthetic,
+        created_at, updated_at)
+    SELECT c.id, s.gateway_token, s.bin, s.last4, s.bank_code, s.bank_name, s.card_type,
+        s.reserved_phone, s.reserved_phone_last4, s.status, '', s.bound_at, s.is_synthetic, now(), now()
+    FROM stage_card_binding s JOIN repayments_customer c USING (customer_no)
+    ON CONFLICT (gateway_token) DO NOTHING
+    """,
+    """
+    INSERT INTO repayments_bill (bill_no, customer_id, credit_line_id, period, statement_date, due_date,
+        original_due_date, statement_balance, amount_due, minimum_due, amount_paid, late_fee, status,
+        dpd, dpd_as_of, created_at, updated_at)
+    SELECT s.bill_no, c.id, l.id, s.period, s.statement_date, s.due_date, s.original_due_date,
+        s.statement_balance, s.amount_due, s.minimum_due, s.amount_paid, s.late_fee, s.status, s.dpd,
+        s.dpd_as_of, now(), now()
+    FROM stage_bill s
+    JOIN repayments_customer c USING (customer_no)
+    JOIN repayments_creditline l ON l.customer_id = c.id
+    ON CONFLICT (bill_no) DO NOTHING
+    """,
+    """
+    INSERT INTO repayments_repaymentattempt (attempt_no, bill_id, card_binding_id, channel, amount, status,
+        failure_code, failure_family, failure_message, gateway_reference, requested_at, completed_at,
+        created_at, updated_at)
+    SELECT s.attempt_no, b.id, cb.id, s.channel, s.amount, s.status, '', '', '', '', s.requested_at,
+        s.completed_at, now(), now()
+    FROM stage_attempt s
+    JOIN repayments_bill b USING (bill_no)
+    LEFT JOIN repayments_cardbinding cb ON cb.gateway_token = s.gateway_token
+    ON CONFLICT (attempt_no) DO NOTHING
+    """,
+]
+
+
+def bulk_merge_holders(holders: Iterable[HolderRows]) -> dict[str, int]:
+    """COPY the rows of ``holders`` into temporary staging tables and merge them.
+
+    Must run inside a transaction (the staging tables are dropped on commit).
+
+    Returns:
+        The number of rows newly inserted per table (``customers``, ``credit_lines``,
+        ``card_bindings``, ``bills``, ``attempts``); zero everywhere on a re-run.
+    """
+    with connection.cursor() as cursor:
+        for table, columns in _STAGING.items():
+            cursor.execute(f"CREATE TEMPORARY TABLE {table} ({columns}) ON COMMIT DROP")  # noqa: S608
+        tables: dict[str, list[tuple]] = {name: [] for name in _STAGING}
+        for rows in holders:
+            tables["stage_customer"].append(rows.customer)
+            tables["stage_credit_line"].append(rows.credit_line)
+            tables["stage_card_binding"].append(rows.card_binding)
+            tables["stage_bill"].extend(rows.bills)
+            tables["stage_attempt"].extend(rows.attempts)
+        # One COPY at a time: the protocol allows a single COPY per connection.
+        for table, table_rows in tables.items():
+            with cursor.copy(f"COPY {table} FROM STDIN") as copy:  # noqa: S608 - fixed names
+                for row in table_rows:
+                    copy.write_row(row)
+        for table in _STAGING:
+            cursor.execute(f"ANALYZE {table}")  # noqa: S608 - fixed names; temp tables have no stats
+        counts = {}
+        for name, sql in zip(("customers", "credit_lines", "card_bindings", "bills", "attempts"), _MERGE, strict=True):
+            cursor.execute(sql)
+            counts[name] = cursor.rowcount
+        for table in _STAGING:
+            cursor.execute(f"DROP TABLE {table}")  # noqa: S608 - fixed names
+    return counts

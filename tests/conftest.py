@@ -1,0 +1,57 @@
+"""Shared fixtures: the real UCI data loaded once per session, and staff personas."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.contrib.auth.models import Group
+
+from accounts.models import User
+from accounts.roles import ADMIN, AGENT, ANALYST, AUDITOR, SUPERVISOR
+
+# The business date every dataset test is pinned to (the numbers in docs/dataset.md).
+UCI_AS_OF = dt.date(2026, 11, 30)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """Load the full UCI file once into the test database; tests roll back around it."""
+    from repayments.services.datasets import dataset_load_uci
+
+    with django_db_blocker.unblock():
+        dataset_load_uci(as_of=UCI_AS_OF)
+
+
+def _persona(role: str) -> User:
+    user = User.objects.create_user(username=f"test_{role}", password="correct horse battery staple")
+    user.groups.add(Group.objects.get(name=role))
+    if role == ADMIN:
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+    return user
+
+
+@pytest.fixture
+def agent(db) -> User:
+    return _persona(AGENT)
+
+
+@pytest.fixture
+def supervisor(db) -> User:
+    return _persona(SUPERVISOR)
+
+
+@pytest.fixture
+def analyst(db) -> User:
+    return _persona(ANALYST)
+
+
+@pytest.fixture
+def auditor(db) -> User:
+    return _persona(AUDITOR)
+
+
+@pytest.fixture
+def admin_user(db) -> User:
+    return _persona(ADMIN)
