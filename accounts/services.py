@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import models
+from django.db import models, transaction
 
 from accounts.models import AuditEvent, User
 
@@ -53,3 +53,33 @@ def audit_record(
         ip_address=ip_address,
         request_id=request_id,
     )
+
+
+@transaction.atomic
+def staff_ensure_demo_user(*, role: str, password: str, reset_password: bool) -> tuple[User, bool]:
+    """Create (or repair) the demo user ``demo_<role>`` holding exactly that role.
+
+    Demo mode only; the caller checks ``settings.DEMO_MODE``.
+
+    Args:
+        role: one of ``accounts.roles.ROLES``.
+        password: the clear demo password to set.
+        reset_password: set ``password`` even when the user exists.
+
+    Returns:
+        The user and whether it was created.
+    """
+    from django.contrib.auth.models import Group
+
+    from accounts.roles import ADMIN
+
+    user, created = User.objects.get_or_create(
+        username=f"demo_{role}", defaults={"first_name": f"Demo {role}", "is_staff": role == ADMIN}
+    )
+    if created or reset_password:
+        user.set_password(password)
+        user.save(update_fields=["password"])
+    user.groups.set([Group.objects.get(name=role)])
+    if created:
+        audit_record(actor=None, action="staff.create_demo", target=user, after={"role": role})
+    return user, created

@@ -10,6 +10,7 @@ import calendar
 import datetime as dt
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
 
@@ -32,18 +33,35 @@ def days_past_due(due_date: dt.date, as_of: dt.date) -> int:
     return max((as_of - due_date).days, 0)
 
 
-def delinquency_bucket(dpd: int) -> str:
-    """The bucket name (``M0`` … ``M4+``) for ``dpd`` days past due.
+def bucket_ranges() -> list[tuple[str, int, int | None]]:
+    """``(name, lowest DPD, highest DPD or None)`` per bucket, in order.
 
     Buckets come from ``settings.DELINQUENCY_BUCKETS``: pairs of a name and an
     inclusive upper DPD bound, the last one open (``None``). The default follows
     the industry's monthly convention: M0 current, M1 1–30, M2 31–60, M3 61–90,
     M4+ over 90.
+
+    Raises:
+        django.core.exceptions.ImproperlyConfigured: bounds not increasing, or the
+            last bucket is not open-ended.
     """
-    for name, upper in settings.DELINQUENCY_BUCKETS:
-        if upper is None or dpd <= upper:
+    ranges: list[tuple[str, int, int | None]] = []
+    lower = 0
+    for index, (name, upper) in enumerate(settings.DELINQUENCY_BUCKETS):
+        last = index == len(settings.DELINQUENCY_BUCKETS) - 1
+        if (upper is None) != last or (upper is not None and upper < lower):
+            raise ImproperlyConfigured("DELINQUENCY_BUCKETS: increasing bounds, only the last one None")
+        ranges.append((name, lower, upper))
+        lower = (upper or 0) + 1
+    return ranges
+
+
+def delinquency_bucket(dpd: int) -> str:
+    """The bucket name (``M0`` … ``M4+``) for ``dpd`` days past due (see :func:`bucket_ranges`)."""
+    for name, lower, upper in bucket_ranges():
+        if dpd >= lower and (upper is None or dpd <= upper):
             return name
-    raise ValueError(f"DELINQUENCY_BUCKETS has no open-ended last bucket for DPD {dpd}")
+    raise ValueError(f"negative DPD: {dpd}")
 
 
 def month_end(day: dt.date) -> dt.date:

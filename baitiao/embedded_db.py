@@ -10,6 +10,7 @@ command reuses it in well under a second; ``make db-stop`` stops it.
 
 from __future__ import annotations
 
+import atexit
 import os
 import warnings
 from pathlib import Path
@@ -39,11 +40,21 @@ def embedded_database_url(var_dir: Path) -> str:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import pgserver
+        from pgserver.utils import PostmasterInfo
 
+        info = PostmasterInfo.read_from_pgdata(pgdata.resolve()) if pgdata.exists() else None
+        if info is not None and info.is_running() and info.status == "ready":
+            # Already up: read its socket from postmaster.pid and leave pgserver's
+            # shared handle list alone (concurrent exits race on that file).
+            _ensure_database(info.get_uri())
+            return info.get_uri(database=DATABASE_NAME)
         try:
             server = pgserver.get_server(pgdata, cleanup_mode=None)
         except Exception as exc:  # pgserver raises subprocess errors with no context
             raise RuntimeError(f"Embedded PostgreSQL did not start; see {pgdata / 'log'} ({exc})") from exc
+        # cleanup_mode=None keeps the server running; its exit hook would only
+        # rewrite the handle list, which races with other processes exiting.
+        atexit.unregister(server._cleanup)
     _ensure_database(server.get_uri())
     return server.get_uri(DATABASE_NAME)
 
@@ -62,7 +73,10 @@ def stop_embedded_database(var_dir: Path) -> bool:
     pgdata = var_dir / "pgdata"
     if not (pgdata / "postmaster.pid").exists():
         return False
-    from pgserver import _commands
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(Path("/tmp") / f"runtime-{os.getuid()}"))  # noqa: S108
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pgserver import _commands
 
     user = "pgserver" if os.geteuid() == 0 else None  # pgserver runs postgres as this user under root
     _commands.pg_ctl(["-w", "stop"], pgdata=pgdata, user=user)

@@ -18,18 +18,24 @@ def mask_name(name: str) -> str:
     return name[0] + MASK * max(len(name) - 1, 1)
 
 
-def mask_phone(phone: str) -> str:
-    """``13812345678`` → ``138****5678`` (``+86`` and separators dropped)."""
+def phone_digits(phone: str) -> str:
+    """Digits only, without the mainland country code: ``+86 138-1234-5678`` → ``13812345678``."""
     digits = "".join(ch for ch in phone if ch.isdigit())
     if digits.startswith("86") and len(digits) == 13:
         digits = digits[2:]
-    if len(digits) < 7:
-        return MASK * len(digits)
-    return digits[:3] + MASK * (len(digits) - 7) + digits[-4:]
+    return digits
+
+
+def mask_phone(phone: str) -> str:
+    """``13812345678`` → ``138****5678``; shorter numbers keep only the last four."""
+    digits = phone_digits(phone)
+    if len(digits) == 11:
+        return digits[:3] + MASK * 4 + digits[-4:]
+    return MASK * max(len(digits) - 4, 0) + digits[-4:]
 
 
 def mask_national_id(national_id: str) -> str:
-    """``11010519491231002X`` → ``1***************002X``: first digit and last four."""
+    """``11010519491231002X`` → ``1*************002X``: first digit and last four."""
     value = national_id.strip().upper()
     if len(value) <= 5:
         return MASK * len(value)

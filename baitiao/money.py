@@ -42,7 +42,15 @@ def to_money(value: Decimal | int | str) -> Decimal:
 
 
 def percent_of(amount: Decimal, percent: Decimal | int | str) -> Decimal:
-    """``percent`` % of ``amount``, rounded half-up to the cent (``percent_of(123.45, 10)`` is 12.35)."""
+    """``percent`` % of ``amount``, rounded half-up to the cent.
+
+    ``percent_of(Decimal("123.45"), 10)`` is ``Decimal("12.35")``.
+
+    Raises:
+        TypeError: ``percent`` is a ``float``.
+    """
+    if isinstance(percent, float):
+        raise TypeError("percent must not be a float")
     return to_money(amount * Decimal(percent) / Decimal(100))
 
 

@@ -52,8 +52,15 @@ def pii_rotate(token: str) -> str:
 
 
 def normalize_for_hash(value: str) -> str:
-    """Digits and letters only, upper case: ``138 1234-5678`` and ``13812345678`` hash alike."""
-    return "".join(ch for ch in value if ch.isalnum()).upper()
+    """Digits and letters only, upper case, without a leading ``+86`` on a mobile number.
+
+    ``+86 138 1234-5678``, ``138 1234-5678`` and ``13812345678`` hash alike; so do
+    ``…002x`` and ``…002X``.
+    """
+    text = "".join(ch for ch in value if ch.isalnum()).upper()
+    if len(text) == 13 and text.startswith("86") and text.isdigit():
+        text = text[2:]
+    return text
 
 
 def pii_hash(value: str) -> str:

@@ -6,6 +6,7 @@ Every variable is documented in ``.env.example``. A ``.env`` file next to
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import environ
@@ -178,6 +179,10 @@ DELINQUENCY_BUCKETS = [
 ]
 # Days after the due date before an unpaid bill counts as overdue.
 GRACE_PERIOD_DAYS = env.int("GRACE_PERIOD_DAYS", default=3)
+# Late fee per day past due, as a fraction of the unpaid amount due, and its cap
+# as a percentage of the amount due (repayments/services/delinquency.py).
+LATE_FEE_DAILY_RATE = Decimal(env.str("LATE_FEE_DAILY_RATE", default="0.0005"))
+LATE_FEE_CAP_PERCENT = Decimal(env.str("LATE_FEE_CAP_PERCENT", default="10"))
 
 LOGGING = {
     "version": 1,

@@ -6,69 +6,18 @@
   ``list_select_related``, changelists sort by the primary key.
 * Personal data is never shown in clear here: encrypted fields are excluded
   from forms and shown masked. Revealing is a console action with a reason.
-* Every add, change and delete writes an audit event.
+* Every add and change asks for a reason and writes an audit event with the
+  values before and after; nothing is deleted.
 """
 
 from __future__ import annotations
 
 from django.contrib import admin
-from django.core.paginator import Paginator
-from django.db import connection
-from django.utils.functional import cached_property
 
-from accounts.services import audit_record
+from accounts.admin_base import AuditedModelAdmin
 from baitiao.masking import mask_card, mask_email, mask_name, mask_national_id, mask_phone
 from baitiao.pii import pii_hash
 from repayments.models import Bill, CardBinding, CreditLine, Customer, RepaymentAttempt
-
-
-class EstimatedCountPaginator(Paginator):
-    """Uses ``pg_class.reltuples`` for an unfiltered queryset instead of ``COUNT(*)``."""
-
-    @cached_property
-    def count(self) -> int:
-        query = self.object_list.query
-        if not query.where:
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
-                    [self.object_list.model._meta.db_table],
-                )
-                row = cursor.fetchone()
-            if row and row[0] > 10_000:
-                return int(row[0])
-        return super().count
-
-
-class AuditedModelAdmin(admin.ModelAdmin):
-    """Base admin: estimated counts, and an audit event for every write."""
-
-    paginator = EstimatedCountPaginator
-    show_full_result_count = False
-    list_per_page = 50
-    ordering = ("-id",)
-
-    def _audit(self, request, obj, action: str, message) -> None:
-        audit_record(
-            actor=request.user,
-            action=f"admin.{action}",
-            target=obj,
-            after={"change": str(message)} if message else None,
-            ip_address=request.META.get("REMOTE_ADDR"),
-        )
-
-    def log_addition(self, request, obj, message):
-        self._audit(request, obj, "add", message)
-        return super().log_addition(request, obj, message)
-
-    def log_change(self, request, obj, message):
-        self._audit(request, obj, "change", message)
-        return super().log_change(request, obj, message)
-
-    def log_deletions(self, request, queryset):
-        for obj in queryset:
-            self._audit(request, obj, "delete", "")
-        return super().log_deletions(request, queryset)
 
 
 @admin.register(Customer)
@@ -120,7 +69,14 @@ class CustomerAdmin(AuditedModelAdmin):
 
 @admin.register(CreditLine)
 class CreditLineAdmin(AuditedModelAdmin):
+    """Status (freeze / close) is editable with a reason; money moves only through services."""
+
     list_display = ("customer", "currency", "credit_limit", "available_credit", "status")
+    readonly_fields = ("customer", "credit_limit", "available_credit", "currency", "status_changed_at")
+
+    def has_add_permission(self, request):
+        return False
+
     list_filter = ("status", "currency")
     list_select_related = ("customer",)
     raw_id_fields = ("customer",)
@@ -135,7 +91,23 @@ class CardBindingAdmin(AuditedModelAdmin):
     raw_id_fields = ("customer",)
     search_fields = ("=customer__customer_no", "=last4", "=gateway_token")
     exclude = ("reserved_phone",)
-    readonly_fields = ("gateway_token", "bin", "last4", "masked_reserved_phone")
+    readonly_fields = (
+        "customer",
+        "gateway_token",
+        "bin",
+        "last4",
+        "bank_code",
+        "card_type",
+        "masked_reserved_phone",
+        "status",
+        "status_changed_at",
+        "status_reason",
+        "bound_at",
+        "is_synthetic",
+    )
+
+    def has_add_permission(self, request):
+        return False  # cards are bound through the gateway's verified flow only
 
     @admin.display(description="card")
     def card(self, obj: CardBinding) -> str:
@@ -161,8 +133,15 @@ class BillAdmin(AuditedModelAdmin):
     )
     list_filter = ("status",)
     list_select_related = ("customer",)
-    raw_id_fields = ("customer", "credit_line")
     search_fields = ("=bill_no", "=customer__customer_no")
+
+    def get_readonly_fields(self, request, obj=None):
+        # Amounts, dates and status change only through services (extensions,
+        # waivers, collection), which apply the policies and maker-checker rules.
+        return [field.name for field in Bill._meta.concrete_fields]
+
+    def has_add_permission(self, request):
+        return False  # bills come from statements: the loader and the importer
 
 
 @admin.register(RepaymentAttempt)
@@ -179,5 +158,10 @@ class RepaymentAttemptAdmin(AuditedModelAdmin):
     )
     list_filter = ("status", "channel", "failure_family")
     list_select_related = ("bill",)
-    raw_id_fields = ("bill", "card_binding")
     search_fields = ("=attempt_no", "=bill__bill_no")
+
+    def has_change_permission(self, request, obj=None):
+        return False  # attempts are records of what the bank said
+
+    def has_add_permission(self, request):
+        return False

@@ -11,8 +11,10 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Case, IntegerField, Q, Value, When
+from django.db.models.functions import Greatest
 from django.utils.translation import gettext_lazy as _
 
+from baitiao.business_time import bucket_ranges
 from baitiao.models import TimeStampedModel
 from baitiao.money import ZERO
 from baitiao.pii import EncryptedTextField
@@ -52,6 +54,7 @@ class Customer(TimeStampedModel):
     )
     source = models.CharField(max_length=16, choices=DataSource.choices, default=DataSource.CONSOLE)
     source_ref = models.CharField(max_length=32, blank=True, help_text=_("ID in the source dataset."))
+    language = models.CharField(max_length=8, default="zh-hans", help_text=_("Language of customer messages."))
 
     class Meta:
         ordering = ["customer_no"]
@@ -177,28 +180,16 @@ class BillQuerySet(models.QuerySet):
         return self.filter(status=BillStatus.OVERDUE)
 
     def with_bucket(self) -> BillQuerySet:
-        """Annotate ``bucket`` (M0…M4+) from ``dpd`` by ``settings.DELINQUENCY_BUCKETS``."""
-        whens = []
-        lower = 0
-        for name, upper in settings.DELINQUENCY_BUCKETS:
-            if upper is None:
-                default = Value(name)
-                break
-            whens.append(When(dpd__gte=lower, dpd__lte=upper, then=Value(name)))
-            lower = upper + 1
-        return self.annotate(bucket=Case(*whens, default=default, output_field=models.CharField()))
-
-    def with_bucket_order(self) -> BillQuerySet:
-        """Annotate ``bucket_index`` (0 for M0 …) for sorting buckets in order."""
-        whens = []
-        lower = 0
-        for index, (_name, upper) in enumerate(settings.DELINQUENCY_BUCKETS):
-            if upper is None:
-                default = Value(index)
-                break
-            whens.append(When(dpd__gte=lower, dpd__lte=upper, then=Value(index)))
-            lower = upper + 1
-        return self.annotate(bucket_index=Case(*whens, default=default, output_field=IntegerField()))
+        """Annotate ``bucket`` (M0…M4+) and ``bucket_index`` (0…) from ``dpd``."""
+        names, indexes = [], []
+        for index, (name, lower, upper) in enumerate(bucket_ranges()):
+            condition = Q(dpd__gte=lower) if upper is None else Q(dpd__gte=lower, dpd__lte=upper)
+            names.append(When(condition, then=Value(name)))
+            indexes.append(When(condition, then=Value(index)))
+        return self.annotate(
+            bucket=Case(*names, output_field=models.CharField()),
+            bucket_index=Case(*indexes, output_field=IntegerField()),
+        )
 
 
 class Bill(TimeStampedModel):
@@ -215,11 +206,14 @@ class Bill(TimeStampedModel):
     amount_due = models.DecimalField(**MONEY)  # max(statement_balance, 0)
     minimum_due = models.DecimalField(**MONEY)
     amount_paid = models.DecimalField(**MONEY, default=0)  # may exceed amount_due (overpayment)
-    late_fee = models.DecimalField(**MONEY, default=0)
+    late_fee = models.DecimalField(**MONEY, default=0)  # accrued by the daily job (docs/repayment-engine.md)
+    late_fee_waived = models.DecimalField(**MONEY, default=0)  # part of late_fee cancelled by a waiver
     status = models.CharField(max_length=12, choices=BillStatus.choices, default=BillStatus.PENDING)
     dpd = models.PositiveSmallIntegerField(default=0)  # days past due on `dpd_as_of`
     dpd_as_of = models.DateField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    debit_attempts = models.PositiveSmallIntegerField(default=0)  # auto-debit attempts made on this bill
+    retry_at = models.DateTimeField(null=True, blank=True)  # UTC; next automatic debit, None = not planned
 
     objects = BillQuerySet.as_manager()
 
@@ -235,7 +229,18 @@ class Bill(TimeStampedModel):
             models.CheckConstraint(condition=Q(amount_paid__gte=0), name="bill_amount_paid_non_negative"),
             models.CheckConstraint(condition=Q(late_fee__gte=0), name="bill_late_fee_non_negative"),
             models.CheckConstraint(
+                condition=Q(late_fee_waived__gte=0) & Q(late_fee_waived__lte=models.F("late_fee")),
+                name="bill_waiver_within_late_fee",
+            ),
+            models.CheckConstraint(
                 condition=Q(due_date__gte=models.F("statement_date")), name="bill_due_after_statement"
+            ),
+            models.CheckConstraint(
+                condition=Q(due_date__gte=models.F("original_due_date")), name="bill_due_not_before_original"
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_due=Greatest(models.F("statement_balance"), Value(0))),
+                name="bill_amount_due_is_positive_balance",
             ),
         ]
         indexes = [
@@ -248,6 +253,7 @@ class Bill(TimeStampedModel):
             # Collection runs: bills falling due.
             models.Index(fields=["due_date"], name="bill_pending_due_idx", condition=Q(status="pending")),
             models.Index(fields=["customer", "-period"], name="bill_customer_period_idx"),
+            models.Index(fields=["retry_at"], name="bill_retry_at_idx", condition=Q(retry_at__isnull=False)),
         ]
         permissions = [
             ("request_extension", "Can request a repayment extension"),
@@ -261,8 +267,8 @@ class Bill(TimeStampedModel):
 
     @property
     def outstanding(self):
-        """What is still owed: amount due plus late fee minus paid, never below zero."""
-        remaining = self.amount_due + self.late_fee - self.amount_paid
+        """What is still owed: amount due plus unwaived late fee minus paid, never below zero."""
+        remaining = self.amount_due + self.late_fee - self.late_fee_waived - self.amount_paid
         return remaining if remaining > 0 else ZERO
 
 
@@ -283,6 +289,23 @@ class AttemptStatus(models.TextChoices):
 IN_FLIGHT_ATTEMPT_STATUSES = (AttemptStatus.PENDING, AttemptStatus.PROCESSING, AttemptStatus.UNKNOWN)
 
 
+class FailureCode(models.TextChoices):
+    """Gateway failure codes; ``repayments.gateway.taxonomy`` maps each to its family."""
+
+    CARD_EXPIRED = "card_expired", _("Card expired")
+    CARD_CLOSED = "card_closed", _("Card closed")
+    CARD_NUMBER_INVALID = "card_number_invalid", _("Card number invalid")
+    RESERVED_PHONE_MISMATCH = "reserved_phone_mismatch", _("Reserved phone does not match")
+    AUTHORIZATION_REVOKED = "authorization_revoked", _("Debit authorization revoked")
+    INSUFFICIENT_FUNDS = "insufficient_funds", _("Insufficient funds")
+    EXCEEDS_LIMIT = "exceeds_limit", _("Exceeds the card's limit")
+    TIMEOUT = "timeout", _("Gateway timeout")
+    BANK_SYSTEM_ERROR = "bank_system_error", _("Bank system error")
+    CHANNEL_UNAVAILABLE = "channel_unavailable", _("Channel unavailable")
+    NOT_DELIVERED = "not_delivered", _("Request never reached the gateway")
+    OTHER = "other", _("Other")
+
+
 class FailureFamily(models.TextChoices):
     BINDING = "binding", _("Binding (customer information)")
     SYSTEM = "system", _("System (ours or the bank's)")
@@ -301,7 +324,7 @@ class RepaymentAttempt(TimeStampedModel):
     channel = models.CharField(max_length=12, choices=Channel.choices, default=Channel.AUTO_DEBIT)
     amount = models.DecimalField(**MONEY)  # in the bill's currency
     status = models.CharField(max_length=12, choices=AttemptStatus.choices, default=AttemptStatus.PENDING)
-    failure_code = models.CharField(max_length=40, blank=True)
+    failure_code = models.CharField(max_length=40, blank=True)  # FailureCode, or the bank's unknown code
     failure_family = models.CharField(max_length=8, choices=FailureFamily.choices, blank=True)
     failure_message = models.CharField(max_length=255, blank=True)  # the bank's words
     gateway_reference = models.CharField(max_length=64, blank=True)
@@ -322,6 +345,10 @@ class RepaymentAttempt(TimeStampedModel):
                 condition=Q(status="failed", failure_family__gt="") | ~Q(status="failed"),
                 name="attempt_failed_has_family",
             ),
+            models.CheckConstraint(
+                condition=~Q(status__in=["succeeded", "failed"]) | Q(completed_at__isnull=False),
+                name="attempt_finished_has_completed_at",
+            ),
         ]
         indexes = [
             models.Index(fields=["bill", "-requested_at"], name="attempt_bill_requested_idx"),
@@ -335,3 +362,141 @@ class RepaymentAttempt(TimeStampedModel):
 
     def __str__(self) -> str:
         return self.attempt_no
+
+
+class RepairCaseStatus(models.TextChoices):
+    OPEN = "open", _("Open")
+    RESOLVED = "resolved", _("Resolved")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class BindingRepairCase(TimeStampedModel):
+    """Work for an agent: a binding failed at the bank and the customer needs a new card."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="repair_cases")
+    card_binding = models.ForeignKey(CardBinding, on_delete=models.PROTECT, related_name="repair_cases")
+    attempt = models.ForeignKey(RepaymentAttempt, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    failure_code = models.CharField(max_length=40)
+    status = models.CharField(max_length=10, choices=RepairCaseStatus.choices, default=RepairCaseStatus.OPEN)
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    new_binding = models.ForeignKey(
+        CardBinding, on_delete=models.PROTECT, null=True, blank=True, related_name="resolved_cases"
+    )
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["card_binding"], condition=Q(status="open"), name="repair_case_one_open_per_binding"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "created_at"], name="repair_case_status_idx")]
+
+    def __str__(self) -> str:
+        return f"repair {self.customer_id} {self.failure_code}"
+
+
+class ReviewReason(models.TextChoices):
+    UNKNOWN_ATTEMPT = "unknown_attempt", _("Callback for an attempt we do not know")
+    AMOUNT_MISMATCH = "amount_mismatch", _("Callback amount differs from the attempt")
+    MALFORMED = "malformed", _("Malformed callback")
+
+
+class GatewayReviewItem(TimeStampedModel):
+    """A gateway message we refused to apply; someone must look at it."""
+
+    reason = models.CharField(max_length=20, choices=ReviewReason.choices)
+    idempotency_key = models.CharField(max_length=64, blank=True, db_index=True)
+    attempt = models.ForeignKey(RepaymentAttempt, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    payload = models.JSONField()  # the gateway's JSON as received (tokens, no card numbers)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.reason} {self.idempotency_key}"
+
+
+class NotificationChannel(models.TextChoices):
+    PUSH = "push", _("App push")
+    SMS = "sms", _("SMS")
+    EMAIL = "email", _("Email")
+    IN_APP = "in_app", _("In-app message")
+
+
+class NotificationEvent(models.TextChoices):
+    DEBIT_FAILED_BINDING = "debit_failed_binding", _("Debit failed: card problem")
+    DEBIT_FAILED_FUNDS = "debit_failed_funds", _("Debit failed: insufficient funds")
+    DEBIT_FAILED_SYSTEM = "debit_failed_system", _("Debit failed: system problem")
+    DEBIT_SUCCEEDED = "debit_succeeded", _("Debit succeeded")
+    REMINDER_BEFORE_DUE = "reminder_before_due", _("Reminder before the due date")
+    REMINDER_DUE_TODAY = "reminder_due_today", _("Reminder on the due date")
+    REMINDER_OVERDUE = "reminder_overdue", _("Reminder after the due date")
+    BINDING_REPAIRED = "binding_repaired", _("New card bound")
+
+
+class NotificationStatus(models.TextChoices):
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Failed")
+
+
+class Reminder(TimeStampedModel):
+    """One planned reminder: a bill, a slot relative to its due date, a send time."""
+
+    class Status(models.TextChoices):
+        PLANNED = "planned", _("Planned")
+        SENT = "sent", _("Sent")
+        SKIPPED = "skipped", _("Skipped")
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="reminders")
+    bill = models.ForeignKey(Bill, on_delete=models.PROTECT, related_name="reminders")
+    offset_days = models.SmallIntegerField()  # relative to the due date: -7 … +3
+    risk_tier = models.CharField(max_length=8, choices=RiskTier.choices)
+    scheduled_at = models.DateTimeField()  # UTC; inside the send window in business time
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PLANNED)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    skip_reason = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["scheduled_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["bill", "offset_days"], name="reminder_one_per_bill_slot"),
+        ]
+        indexes = [
+            models.Index(fields=["scheduled_at"], name="reminder_planned_idx", condition=Q(status="planned")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bill_id} D{self.offset_days:+d}"
+
+
+class Notification(TimeStampedModel):
+    """One message to a customer on one channel, as sent (or failed)."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="notifications")
+    bill = models.ForeignKey(Bill, on_delete=models.PROTECT, null=True, blank=True, related_name="notifications")
+    reminder = models.ForeignKey(
+        Reminder, on_delete=models.PROTECT, null=True, blank=True, related_name="notifications"
+    )
+    event = models.CharField(max_length=24, choices=NotificationEvent.choices)
+    channel = models.CharField(max_length=8, choices=NotificationChannel.choices)
+    language = models.CharField(max_length=8)
+    body = models.TextField()  # no personal data beyond the masked card and amounts
+    status = models.CharField(max_length=8, choices=NotificationStatus.choices)
+    provider_reference = models.CharField(max_length=64, blank=True)
+    error = models.CharField(max_length=255, blank=True)
+    sent_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-sent_at"]
+        indexes = [models.Index(fields=["customer", "-sent_at"], name="notification_customer_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.event} {self.customer_id}"

@@ -11,7 +11,7 @@ from accounts.models import User
 from accounts.roles import ADMIN, AGENT, ANALYST, AUDITOR, SUPERVISOR
 
 # The business date every dataset test is pinned to (the numbers in docs/dataset.md).
-UCI_AS_OF = dt.date(2026, 11, 30)
+UCI_AS_OF = dt.date(2026, 11, 15)
 
 
 @pytest.fixture(scope="session")

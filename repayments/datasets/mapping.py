@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache, partial
 
+from django.conf import settings
+
 from baitiao.business_time import add_months, business_datetime, days_past_due, month_end
 from baitiao.money import ZERO, percent_of, to_money
 from baitiao.pii import pii_encrypt, pii_hash
@@ -83,7 +85,7 @@ def _debit_time(due_date: dt.date) -> dt.datetime:
     return business_datetime(due_date, DEBIT_TIME)
 
 
-def _bill_status(holder: UciHolder, k: int, amount_due: Decimal, amount_paid: Decimal) -> str:
+def _bill_status(holder: UciHolder, k: int, amount_due: Decimal, amount_paid: Decimal, past_grace: bool) -> str:
     """Status of cycle index k (0 = September, the latest)."""
     if amount_due == ZERO:
         return BillStatus.NO_BALANCE
@@ -91,7 +93,8 @@ def _bill_status(holder: UciHolder, k: int, amount_due: Decimal, amount_paid: De
         return BillStatus.PENDING
     behind = max(holder.pay_status[0], 0)
     if k <= behind and amount_paid < amount_due:
-        return BillStatus.OVERDUE
+        # Unpaid; within the grace period it is not overdue yet (same rule as the daily job).
+        return BillStatus.OVERDUE if past_grace else BillStatus.PENDING
     if holder.pay_status[k - 1] == 0 and amount_paid < amount_due:
         return BillStatus.REVOLVING
     return BillStatus.PAID
@@ -148,7 +151,8 @@ def map_holder(holder: UciHolder, *, customer_no: str, as_of: dt.date, currency:
         statement_balance = to_money(balance)
         amount_due = max(statement_balance, ZERO)
         amount_paid = to_money(holder.pay_amounts[k - 1]) if k > 0 else ZERO
-        status = _bill_status(holder, k, amount_due, amount_paid)
+        past_grace = due_date + dt.timedelta(days=settings.GRACE_PERIOD_DAYS) < as_of
+        status = _bill_status(holder, k, amount_due, amount_paid, past_grace)
         dpd = days_past_due(due_date, as_of) if status == BillStatus.OVERDUE else 0
         if status in (BillStatus.PENDING, BillStatus.OVERDUE):
             open_balance += amount_due - amount_paid
@@ -165,7 +169,7 @@ def map_holder(holder: UciHolder, *, customer_no: str, as_of: dt.date, currency:
                 amount_due,
                 percent_of(amount_due, MINIMUM_DUE_PERCENT),
                 amount_paid,
-                ZERO,
+                ZERO,  # late fee: accrued by bills_refresh_delinquency right after the load
                 str(status),
                 dpd,
                 as_of,

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Count, DecimalField, ExpressionWrapper, F, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Count, DecimalField, ExpressionWrapper, F, Sum, Value
+from django.db.models.functions import Coalesce, Greatest
 
 from baitiao.money import ZERO
 from repayments.models import Bill, BillStatus, Customer
@@ -31,16 +31,20 @@ class PortfolioSummary:
 
 
 def portfolio_summary() -> PortfolioSummary:
-    """Counts for the landing page in three queries.
+    """Counts for the landing page in two queries.
 
     Open bills are ``pending`` and ``overdue`` ones; each is put in the bucket of
-    its stored DPD (refreshed by the daily aging job). Balance is ``amount_due +
-    late_fee - amount_paid``, per currency because money of different currencies
-    is never added.
+    its stored DPD (refreshed by the daily aging job). Balance is what is still
+    owed, ``amount_due + late_fee - late_fee_waived - amount_paid`` but never below
+    zero per bill (as ``Bill.outstanding``), summed per currency because money of
+    different currencies is never added.
     """
-    outstanding = ExpressionWrapper(
-        F("amount_due") + F("late_fee") - F("amount_paid"),
-        output_field=DecimalField(max_digits=14, decimal_places=2),
+    outstanding = Greatest(
+        ExpressionWrapper(
+            F("amount_due") + F("late_fee") - F("late_fee_waived") - F("amount_paid"),
+            output_field=DecimalField(max_digits=14, decimal_places=2),
+        ),
+        Value(ZERO),
     )
     rows = (
         Bill.objects.open()

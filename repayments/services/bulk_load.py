@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db import connection
+from django.db import connection, transaction
 
 from repayments.datasets.mapping import HolderRows
 
@@ -38,8 +38,8 @@ _MERGE = [
     """
     INSERT INTO repayments_customer (customer_no, name, phone, phone_hash, phone_last4, national_id,
         national_id_hash, national_id_last4, email, credit_score, risk_tier, is_synthetic, source,
-        source_ref, created_at, updated_at)
-    SELECT s.*, now(), now() FROM stage_customer s
+        source_ref, language, created_at, updated_at)
+    SELECT s.*, 'zh-hans', now(), now() FROM stage_customer s
     ON CONFLICT (customer_no) DO NOTHING
     """,
     """
@@ -60,11 +60,11 @@ _MERGE = [
     """,
     """
     INSERT INTO repayments_bill (bill_no, customer_id, credit_line_id, period, statement_date, due_date,
-        original_due_date, statement_balance, amount_due, minimum_due, amount_paid, late_fee, status,
-        dpd, dpd_as_of, created_at, updated_at)
+        original_due_date, statement_balance, amount_due, minimum_due, amount_paid, late_fee, late_fee_waived,
+        status, dpd, dpd_as_of, debit_attempts, created_at, updated_at)
     SELECT s.bill_no, c.id, l.id, s.period, s.statement_date, s.due_date, s.original_due_date,
-        s.statement_balance, s.amount_due, s.minimum_due, s.amount_paid, s.late_fee, s.status, s.dpd,
-        s.dpd_as_of, now(), now()
+        s.statement_balance, s.amount_due, s.minimum_due, s.amount_paid, s.late_fee, 0, s.status, s.dpd,
+        s.dpd_as_of, 0, now(), now()
     FROM stage_bill s
     JOIN repayments_customer c USING (customer_no)
     JOIN repayments_creditline l ON l.customer_id = c.id
@@ -84,16 +84,17 @@ _MERGE = [
 ]
 
 
-def bulk_merge_holders(holders: Iterable[HolderRows]) -> dict[str, int]:
-    """COPY the rows of ``holders`` into temporary staging tables and merge them.
+def holders_bulk_merge(*, holders: Iterable[HolderRows]) -> dict[str, int]:
+    """COPY the rows of ``holders`` into temporary staging tables and merge them, in one transaction.
 
-    Must run inside a transaction (the staging tables are dropped on commit).
+    Args:
+        holders: mapped holders (``repayments.datasets.mapping.map_holder``), keyed by natural keys.
 
     Returns:
         The number of rows newly inserted per table (``customers``, ``credit_lines``,
         ``card_bindings``, ``bills``, ``attempts``); zero everywhere on a re-run.
     """
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
         for table, columns in _STAGING.items():
             cursor.execute(f"CREATE TEMPORARY TABLE {table} ({columns}) ON COMMIT DROP")  # noqa: S608
         tables: dict[str, list[tuple]] = {name: [] for name in _STAGING}

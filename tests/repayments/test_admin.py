@@ -47,19 +47,22 @@ def test_an_admin_edit_is_audited(client, admin_user):
     client.force_login(admin_user)
     line = CreditLine.objects.select_related("customer").get(customer__customer_no="UCI-000005")
     url = reverse("admin:repayments_creditline_change", args=[line.pk])
-    response = client.post(
-        url,
-        {
-            "customer": line.customer_id,
-            "credit_limit": str(line.credit_limit),
-            "available_credit": str(line.available_credit),
-            "currency": "TWD",
-            "status": "frozen",
-        },
-    )
+    without_reason = client.post(url, {"status": "frozen"})
+    assert without_reason.status_code == 200 and "This field is required" in without_reason.content.decode()
+    line.refresh_from_db()
+    assert line.status == "active"
+    response = client.post(url, {"status": "frozen", "audit_reason": "fraud team request #4711"})
     assert response.status_code == 302, response.content.decode()[:2000]
     event = AuditEvent.objects.get(action="admin.change", target_id=str(line.pk))
-    assert event.actor == admin_user and "Status" in event.after["change"]
+    assert event.actor == admin_user and event.reason == "fraud team request #4711"
+    assert (event.before, event.after) == ({"status": "active"}, {"status": "frozen"})
+
+
+def test_money_fields_are_read_only_in_the_admin(client, admin_user):
+    client.force_login(admin_user)
+    bill = Bill.objects.get(bill_no="UCI-000001-202610")
+    html = client.get(reverse("admin:repayments_bill_change", args=[bill.pk])).content.decode()
+    assert 'name="amount_due"' not in html and 'name="late_fee"' not in html and 'name="status"' not in html
 
 
 def test_agents_have_no_admin_access(client, agent):

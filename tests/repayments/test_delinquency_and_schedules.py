@@ -1,8 +1,9 @@
-"""Daily aging and the queue schedules."""
+"""Daily aging (overdue, DPD, late fees, closing paid bills) and the queue schedules."""
 
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
@@ -27,19 +28,45 @@ def test_a_pending_bill_becomes_overdue_only_after_the_grace_period(settings):
     assert (bill.status, bill.dpd, bill.dpd_as_of) == (BillStatus.OVERDUE, 4, dt.date(2026, 11, 24))
 
 
+def test_late_fee_is_half_a_permille_a_day_of_the_unpaid_amount_with_a_cap():
+    bill = BillFactory(due_date=dt.date(2026, 11, 1), amount_due="1234.50", minimum_due="123.45", amount_paid="0.00")
+    bills_refresh_delinquency(as_of=dt.date(2026, 11, 11))
+    bill.refresh_from_db()
+    # 1234.50 × 0.0005 × 10 = 6.1725 → 6.17
+    assert (bill.dpd, bill.late_fee) == (10, Decimal("6.17"))
+    bills_refresh_delinquency(as_of=dt.date(2027, 6, 1))
+    bill.refresh_from_db()
+    assert bill.late_fee == Decimal("123.45")  # capped at 10 % of the amount due
+
+
 def test_aging_twice_on_the_same_day_changes_nothing():
-    BillFactory(due_date=dt.date(2026, 11, 1))
+    bill = BillFactory(due_date=dt.date(2026, 11, 1))
     first = bills_refresh_delinquency(as_of=dt.date(2026, 12, 5))
+    bill.refresh_from_db()
+    state = (bill.status, bill.dpd, bill.late_fee, bill.updated_at)
     second = bills_refresh_delinquency(as_of=dt.date(2026, 12, 5))
-    assert first["became_overdue"] >= 1
-    assert second == {"became_overdue": 0, "aged": 0}
+    bill.refresh_from_db()
+    assert first["became_overdue"] >= 1 and state[:3] == (BillStatus.OVERDUE, 34, Decimal("17.00"))
+    assert second == {"closed_paid": 0, "became_overdue": 0, "back_to_pending": 0, "aged": 0}
+    assert (bill.status, bill.dpd, bill.late_fee, bill.updated_at) == state
 
 
-def test_a_fully_paid_pending_bill_never_becomes_overdue():
-    bill = BillFactory(due_date=dt.date(2026, 11, 1), amount_paid="1000.00")
+def test_a_fully_paid_open_bill_is_closed_as_paid():
+    pending = BillFactory(due_date=dt.date(2026, 11, 1), amount_paid="1000.00")
+    overdue = BillFactory(due_date=dt.date(2026, 10, 1), status=BillStatus.OVERDUE, amount_paid="1000.00")
+    bills_refresh_delinquency(as_of=dt.date(2026, 12, 5))
+    for bill in (pending, overdue):
+        bill.refresh_from_db()
+        assert bill.status == BillStatus.PAID and bill.closed_at is not None
+
+
+def test_an_overdue_bill_whose_due_date_moved_is_current_again():
+    bill = BillFactory(
+        due_date=dt.date(2026, 12, 20), original_due_date=dt.date(2026, 11, 20), status=BillStatus.OVERDUE, dpd=12
+    )
     bills_refresh_delinquency(as_of=dt.date(2026, 12, 5))
     bill.refresh_from_db()
-    assert bill.status == BillStatus.PENDING
+    assert (bill.status, bill.dpd) == (BillStatus.PENDING, 0)
 
 
 def test_setup_schedules_is_idempotent_and_fires_in_business_time():

@@ -66,7 +66,9 @@ def test_holder_1_matches_the_csv():
         BillStatus.NO_BALANCE,
     ]
     assert str(bills[0].due_date) == "2026-11-30" and str(bills[0].statement_date) == "2026-11-01"
-    assert bills[1].dpd == 30 and str(bills[1].due_date) == "2026-10-31"
+    assert bills[1].dpd == 15 and str(bills[1].due_date) == "2026-10-31"
+    # 0.05 % a day of the unpaid 3,102 for 15 days = 23.265, half-up 23.27 (cap 310.20).
+    assert bills[1].late_fee == Decimal("23.27")
     assert bills[0].minimum_due == Decimal("391.30")  # 10 % of 3,913, half-up
     assert customer.risk_tier == "high"
 
@@ -127,6 +129,7 @@ def test_personal_data_is_encrypted_at_rest_and_found_by_keyed_hash():
 
 def test_available_credit_is_limit_minus_open_balance():
     customer = Customer.objects.select_related("credit_line").get(customer_no="UCI-000001")
+    # Fees accrue after the load and do not reduce the line; principal does.
     open_balance = sum(b.amount_due - b.amount_paid for b in Bill.objects.filter(customer=customer).open())
     assert customer.credit_line.available_credit == customer.credit_line.credit_limit - open_balance
 

@@ -1,15 +1,13 @@
 """``python manage.py setup_demo_staff``: one demo user per role (demo mode only)."""
 
+import os
 import secrets
 
 from django.conf import settings
-from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 
-from accounts.models import User
-from accounts.roles import ADMIN, ROLES
-from accounts.services import audit_record
+from accounts.roles import ROLES
+from accounts.services import staff_ensure_demo_user
 
 LOGINS_FILE_NAME = "demo-logins.txt"
 
@@ -21,27 +19,21 @@ class Command(BaseCommand):
         if not settings.DEMO_MODE:
             raise CommandError("Demo staff exist only in demo mode (DEBUG on, DEMO_MODE not off).")
         logins_file = settings.VAR_DIR / LOGINS_FILE_NAME
-        known = {}
+        known: dict[str, str] = {}
         if logins_file.exists():
             for line in logins_file.read_text(encoding="utf-8").splitlines():
                 name, _, password = line.partition(" ")
                 known[name] = password.strip()
-        with transaction.atomic():
-            for role in ROLES:
-                username = f"demo_{role}"
-                password = known.get(username) or secrets.token_urlsafe(9)
-                user, created = User.objects.get_or_create(
-                    username=username, defaults={"first_name": f"Demo {role}", "is_staff": role == ADMIN}
-                )
-                if created or username not in known:
-                    user.set_password(password)
-                    user.save(update_fields=["password"])
-                    audit_record(actor=None, action="staff.create_demo", target=user, after={"role": role})
-                user.groups.set([Group.objects.get(name=role)])
-                known[username] = password
+        for role in ROLES:
+            username = f"demo_{role}"
+            password = known.get(username) or secrets.token_urlsafe(9)
+            staff_ensure_demo_user(role=role, password=password, reset_password=username not in known)
+            known[username] = password
         logins_file.parent.mkdir(parents=True, exist_ok=True)
-        logins_file.write_text("".join(f"{name} {pw}\n" for name, pw in sorted(known.items())), encoding="utf-8")
-        logins_file.chmod(0o600)
+        # Created 0600 from the start: the passwords are never readable by others.
+        fd = os.open(logins_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write("".join(f"{name} {pw}\n" for name, pw in sorted(known.items())))
         self.stdout.write("Demo logins (demo mode only; also in var/demo-logins.txt):")
         for name, password in sorted(known.items()):
             self.stdout.write(f"  {name:<18} {password}")
