@@ -28,7 +28,7 @@ from functools import lru_cache, partial
 from django.conf import settings
 
 from baitiao.business_time import add_months, business_datetime, days_past_due, month_end
-from baitiao.money import ZERO, percent_of, to_money
+from baitiao.money import ZERO, percent_of
 from baitiao.pii import pii_encrypt, pii_hash
 from repayments.datasets.synthetic import synthetic_card, synthetic_contact
 from repayments.datasets.uci import UciHolder
@@ -80,6 +80,20 @@ def cycle_dates(as_of: dt.date, months_back: int) -> tuple[dt.date, dt.date, dt.
     return period, statement_date, month_end(statement_date)
 
 
+@lru_cache(maxsize=64)
+def _cycles(as_of: dt.date, count: int, grace_days: int) -> tuple[tuple[dt.date, dt.date, dt.date, bool, str], ...]:
+    """Per cycle, latest first: period, statement date, due date, past grace on ``as_of``, ``YYYYMM``."""
+    cycles = []
+    for k in range(count):
+        period, statement_date, due_date = cycle_dates(as_of, k)
+        past_grace = due_date + dt.timedelta(days=grace_days) < as_of
+        cycles.append((period, statement_date, due_date, past_grace, f"{period:%Y%m}"))
+    return tuple(cycles)
+
+
+PENDING, OVERDUE = BillStatus.PENDING.value, BillStatus.OVERDUE.value
+
+
 @lru_cache(maxsize=256)
 def _debit_time(due_date: dt.date) -> dt.datetime:
     return business_datetime(due_date, DEBIT_TIME)
@@ -88,16 +102,16 @@ def _debit_time(due_date: dt.date) -> dt.datetime:
 def _bill_status(holder: UciHolder, k: int, amount_due: Decimal, amount_paid: Decimal, past_grace: bool) -> str:
     """Status of cycle index k (0 = September, the latest)."""
     if amount_due == ZERO:
-        return BillStatus.NO_BALANCE
+        return BillStatus.NO_BALANCE.value
     if k == 0:
-        return BillStatus.PENDING
+        return BillStatus.PENDING.value
     behind = max(holder.pay_status[0], 0)
     if k <= behind and amount_paid < amount_due:
         # Unpaid; within the grace period it is not overdue yet (same rule as the daily job).
-        return BillStatus.OVERDUE if past_grace else BillStatus.PENDING
+        return BillStatus.OVERDUE.value if past_grace else BillStatus.PENDING.value
     if holder.pay_status[k - 1] == 0 and amount_paid < amount_due:
-        return BillStatus.REVOLVING
-    return BillStatus.PAID
+        return BillStatus.REVOLVING.value
+    return BillStatus.PAID.value
 
 
 def map_holder(holder: UciHolder, *, customer_no: str, as_of: dt.date, currency: str, source: str) -> HolderRows:
@@ -146,17 +160,18 @@ def map_holder(holder: UciHolder, *, customer_no: str, as_of: dt.date, currency:
     )
     rows = HolderRows(customer=customer, credit_line=(), card_binding=binding)
     open_balance = ZERO
-    for k, balance in enumerate(holder.bill_amounts):
-        period, statement_date, due_date = cycle_dates(as_of, k)
-        statement_balance = to_money(balance)
+    for k, (period, statement_date, due_date, past_grace, period_code) in enumerate(
+        _cycles(as_of, len(holder.bill_amounts), settings.GRACE_PERIOD_DAYS)
+    ):
+        # Whole currency units are exact as Decimal; no rounding needed.
+        statement_balance = Decimal(holder.bill_amounts[k])
         amount_due = max(statement_balance, ZERO)
-        amount_paid = to_money(holder.pay_amounts[k - 1]) if k > 0 else ZERO
-        past_grace = due_date + dt.timedelta(days=settings.GRACE_PERIOD_DAYS) < as_of
+        amount_paid = Decimal(holder.pay_amounts[k - 1]) if k > 0 else ZERO
         status = _bill_status(holder, k, amount_due, amount_paid, past_grace)
-        dpd = days_past_due(due_date, as_of) if status == BillStatus.OVERDUE else 0
-        if status in (BillStatus.PENDING, BillStatus.OVERDUE):
+        dpd = days_past_due(due_date, as_of) if status == OVERDUE else 0
+        if status == PENDING or status == OVERDUE:
             open_balance += amount_due - amount_paid
-        bill_no = f"{customer_no}-{period:%Y%m}"
+        bill_no = f"{customer_no}-{period_code}"
         rows.bills.append(
             (
                 bill_no,
@@ -170,7 +185,7 @@ def map_holder(holder: UciHolder, *, customer_no: str, as_of: dt.date, currency:
                 percent_of(amount_due, MINIMUM_DUE_PERCENT),
                 amount_paid,
                 ZERO,  # late fee: accrued by bills_refresh_delinquency right after the load
-                str(status),
+                status,
                 dpd,
                 as_of,
             )
@@ -189,7 +204,7 @@ def map_holder(holder: UciHolder, *, customer_no: str, as_of: dt.date, currency:
                     requested_at + dt.timedelta(seconds=2),
                 )
             )
-    limit = to_money(holder.limit)
+    limit = Decimal(holder.limit)
     available = min(max(limit - open_balance, ZERO), limit)
     rows.credit_line = (customer_no, limit, available, currency, CreditLineStatus.ACTIVE.value)
     return rows
