@@ -184,6 +184,52 @@ GRACE_PERIOD_DAYS = env.int("GRACE_PERIOD_DAYS", default=3)
 LATE_FEE_DAILY_RATE = Decimal(env.str("LATE_FEE_DAILY_RATE", default="0.0005"))
 LATE_FEE_CAP_PERCENT = Decimal(env.str("LATE_FEE_CAP_PERCENT", default="10"))
 
+# Bank/payment gateway (repayments/gateway). The sandbox bank listens on GATEWAY_URL
+# in development and tests; callbacks come back to GATEWAY_CALLBACK_URL.
+GATEWAY_URL = env.str("GATEWAY_URL", default="http://127.0.0.1:8099")
+GATEWAY_SECRET = _secret("GATEWAY_SECRET", "dev-only-gateway-secret")
+GATEWAY_TIMEOUT_SECONDS = env.int("GATEWAY_TIMEOUT_MS", default=5000) / 1000
+GATEWAY_CALLBACK_URL = env.str("GATEWAY_CALLBACK_URL", default="http://127.0.0.1:8000/api/v1/gateway/callbacks/")
+GATEWAY_SIGNATURE_TOLERANCE_SECONDS = 300
+
+# Collection (repayments/services/collection.py): first debits of a bill start at
+# this business-time hour on its due date; retry schedules per failure family.
+COLLECTION_START_HOUR = env.int("COLLECTION_START_HOUR", default=9)
+RETRY_POLICY = {
+    # family: how the next try is scheduled (docs/repayment-engine.md)
+    "system": {"first_minutes": 5, "factor": 2, "cap_minutes": 120, "max_tries": 8},
+    "funds": {"days": [1, 3, 5]},
+    "other": {"days": [1]},
+    "binding": {},  # never retried on the same card; a new binding retries at once
+}
+# A processing/unknown attempt older than this is resolved by querying the gateway.
+ATTEMPT_RESOLVE_AFTER_SECONDS = env.int("ATTEMPT_RESOLVE_AFTER_SECONDS", default=120)
+
+# Reminders (repayments/services/reminders.py): days relative to the due date per
+# risk tier, the send window in business time, and the per-customer daily cap.
+REMINDER_CADENCE = {
+    "high": [-7, -3, -1, 0, 1, 3],
+    "medium": [-3, -1, 0, 2],
+    "low": [-1, 1],
+}
+REMINDER_SEND_TIME = "10:00"
+REMINDER_QUIET_HOURS = ("21:00", "08:00")  # no reminders from 21:00 to 08:00 business time
+REMINDER_DAILY_CAP = env.int("REMINDER_DAILY_CAP", default=2)
+REMINDER_CHANNELS = ["push", "sms", "email"]  # fallback order
+
+# Customer email: files under var/mail in development, SMTP in production.
+if DEBUG:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = VAR_DIR / "mail"
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+    EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Baitiao <noreply@example.com>")
+# SMS and push providers: the sandbox records messages; a real provider plugs in here.
+SMS_PROVIDER = env.str("SMS_PROVIDER", default="repayments.notifications.providers.SandboxSmsProvider")
+PUSH_PROVIDER = env.str("PUSH_PROVIDER", default="repayments.notifications.providers.SandboxPushProvider")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -76,7 +76,7 @@ import django; django.setup()
 from django.test import Client
 from accounts.models import User
 user, _ = User.objects.get_or_create(username="bench_admin", defaults={{"is_staff": True, "is_superuser": True}})
-client = Client(); client.force_login(user)
+client = Client(HTTP_HOST="localhost"); client.force_login(user)
 for path in ("/admin/repayments/bill/", "/admin/repayments/bill/?status__exact=overdue"):
     client.get(path)
     times = []

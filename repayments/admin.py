@@ -17,7 +17,17 @@ from django.contrib import admin
 from accounts.admin_base import AuditedModelAdmin
 from baitiao.masking import mask_card, mask_email, mask_name, mask_national_id, mask_phone
 from baitiao.pii import pii_hash
-from repayments.models import Bill, CardBinding, CreditLine, Customer, RepaymentAttempt
+from repayments.models import (
+    Bill,
+    BindingRepairCase,
+    CardBinding,
+    CreditLine,
+    Customer,
+    GatewayReviewItem,
+    Notification,
+    Reminder,
+    RepaymentAttempt,
+)
 
 
 @admin.register(Customer)
@@ -165,3 +175,44 @@ class RepaymentAttemptAdmin(AuditedModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+class ReadOnlyAdmin(AuditedModelAdmin):
+    """Records written by the engine: browsable, never edited by hand."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(BindingRepairCase)
+class BindingRepairCaseAdmin(ReadOnlyAdmin):
+    list_display = ("id", "customer", "failure_code", "status", "assigned_to", "created_at", "resolved_at")
+    list_filter = ("status", "failure_code")
+    list_select_related = ("customer", "assigned_to")
+    search_fields = ("=customer__customer_no",)
+
+
+@admin.register(GatewayReviewItem)
+class GatewayReviewItemAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "reason", "idempotency_key", "resolved_at")
+    list_filter = ("reason",)
+    search_fields = ("=idempotency_key",)
+
+
+@admin.register(Reminder)
+class ReminderAdmin(ReadOnlyAdmin):
+    list_display = ("bill", "offset_days", "risk_tier", "scheduled_at", "status", "skip_reason")
+    list_filter = ("status", "risk_tier", "offset_days")
+    list_select_related = ("bill",)
+    search_fields = ("=bill__bill_no", "=customer__customer_no")
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdmin):
+    list_display = ("sent_at", "customer", "event", "channel", "status", "error")
+    list_filter = ("channel", "event", "status")
+    list_select_related = ("customer",)
+    search_fields = ("=customer__customer_no",)

@@ -485,6 +485,9 @@ class Notification(TimeStampedModel):
     reminder = models.ForeignKey(
         Reminder, on_delete=models.PROTECT, null=True, blank=True, related_name="notifications"
     )
+    attempt = models.ForeignKey(
+        RepaymentAttempt, on_delete=models.PROTECT, null=True, blank=True, related_name="notifications"
+    )
     event = models.CharField(max_length=24, choices=NotificationEvent.choices)
     channel = models.CharField(max_length=8, choices=NotificationChannel.choices)
     language = models.CharField(max_length=8)

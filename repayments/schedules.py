@@ -23,6 +23,30 @@ SCHEDULES: tuple[ScheduleSpec, ...] = (
         name="refresh-delinquency",
         func="repayments.tasks.refresh_delinquency",
         cron="5 0 * * *",
-        description="Age open bills: overdue status and DPD (00:05 business time).",
+        description="Age open bills: overdue status, DPD, late fees (00:05 business time).",
+    ),
+    ScheduleSpec(
+        name="collection-run",
+        func="repayments.tasks.run_collection",
+        cron="*/5 * * * *",
+        description="Debit bills falling due (from 09:00) and retries that are due.",
+    ),
+    ScheduleSpec(
+        name="resolve-stale-attempts",
+        func="repayments.tasks.resolve_stale_attempts",
+        cron="*/2 * * * *",
+        description="Settle unknown or silent attempts by querying the gateway.",
+    ),
+    ScheduleSpec(
+        name="plan-reminders",
+        func="repayments.tasks.plan_reminders",
+        cron="0 7 * * *",
+        description="Plan the coming week's reminders per risk tier (07:00 business time).",
+    ),
+    ScheduleSpec(
+        name="send-reminders",
+        func="repayments.tasks.send_reminders",
+        cron="*/10 * * * *",
+        description="Send due reminders outside quiet hours, within the daily cap.",
     ),
 )

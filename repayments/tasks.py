@@ -1,9 +1,45 @@
-"""django-q2 tasks: thin wrappers that load fresh state and call one service."""
+"""django-q2 tasks: thin wrappers that take ids, load fresh rows and call one service.
+
+Every task is safe to run twice: the services claim rows with conditional
+updates or unique constraints before acting.
+"""
 
 from baitiao.business_time import business_today
+from repayments.services.collection import attempt_notify, attempts_resolve_stale, attempts_send, collection_run
 from repayments.services.delinquency import bills_refresh_delinquency
+from repayments.services.reminders import reminders_plan, reminders_send_due
 
 
 def refresh_delinquency() -> dict[str, int]:
-    """Daily 00:05 business time: age open bills to today (idempotent)."""
+    """Daily 00:05 business time: age open bills to today."""
     return bills_refresh_delinquency(as_of=business_today())
+
+
+def run_collection() -> dict[str, int]:
+    """Every 5 minutes: create due debits and retries, enqueue sending."""
+    return collection_run()
+
+
+def send_debits(attempt_ids: list[int]) -> dict[str, int]:
+    """Send a batch of pending attempts to the gateway."""
+    return attempts_send(attempt_ids=attempt_ids)
+
+
+def resolve_stale_attempts() -> dict[str, int]:
+    """Every 2 minutes: settle unknown/processing attempts by querying the gateway."""
+    return attempts_resolve_stale()
+
+
+def notify_attempt(attempt_id: int, event: str, channels: list[str]) -> int:
+    """Tell the customer about one attempt's result."""
+    return attempt_notify(attempt_id=attempt_id, event=event, channels=channels)
+
+
+def plan_reminders() -> int:
+    """Daily 07:00 business time: plan the next week's reminders."""
+    return reminders_plan(as_of=business_today())
+
+
+def send_reminders() -> dict[str, int]:
+    """Every 10 minutes: send the reminders that are due (quiet hours respected)."""
+    return reminders_send_due()

@@ -125,7 +125,7 @@ def map_holder(holder: UciHolder, *, customer_no: str, as_of: dt.date, currency:
         source: ``DataSource`` value recorded on the customer.
     """
     contact = synthetic_contact(customer_no, age_in_2005=holder.age, sex=holder.sex)
-    card = synthetic_card(customer_no, phone=contact.phone)
+    card = synthetic_card(customer_no, phone=contact.phone, low_funds=holder.pay_status[0] >= 1)
     score, tier = credit_score_and_tier(holder)
     customer = (
         customer_no,

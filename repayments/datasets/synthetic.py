@@ -84,13 +84,15 @@ def _debit_bins() -> tuple[BinInfo, ...]:
     )
 
 
-def synthetic_card(key: str, *, phone: str) -> SyntheticCard:
+def synthetic_card(key: str, *, phone: str, low_funds: bool = False) -> SyntheticCard:
     """A bound debit card for holder ``key``.
 
     The sandbox gateway decides outcomes from the token, like Stripe's test
-    tokens: ``sbx_ok_…`` debits normally; ``sbx_card_expired_…``,
-    ``sbx_card_closed_…`` and ``sbx_reserved_phone_mismatch_…`` fail with that
-    binding code. About 7 % of holders get a bad binding (``BAD_BINDING_SHARE``).
+    tokens: ``sbx_ok_…`` debits against a healthy balance; ``sbx_lowfunds_…``
+    (``low_funds``: holders behind on payments in the real data) has almost
+    nothing; ``sbx_card_expired_…``, ``sbx_card_closed_…`` and
+    ``sbx_reserved_phone_mismatch_…`` fail with that binding code. About 7 % of
+    holders get a bad binding (``BAD_BINDING_SHARE``).
     """
     rng = _rng(key, "card")
     roll = rng.randrange(100)
@@ -100,6 +102,8 @@ def synthetic_card(key: str, *, phone: str) -> SyntheticCard:
         if roll < threshold:
             scenario = name
             break
+    if scenario == "ok" and low_funds:
+        scenario = "lowfunds"
     info = rng.choice(_debit_bins())
     last4 = f"{rng.randrange(10**4):04d}"
     reserved_phone = phone

@@ -72,6 +72,10 @@ class BindChallenge:
     bind_request_id: str
     bin: str
     last4: str
+    # Filled by our side from the BIN table, so the binding can be recorded after confirmation.
+    bank_code: str = ""
+    bank_name: str = ""
+    card_type: str = "DC"
 
 
 @dataclass(frozen=True)

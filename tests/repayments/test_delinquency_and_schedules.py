@@ -74,5 +74,7 @@ def test_setup_schedules_is_idempotent_and_fires_in_business_time():
     call_command("setup_schedules")
     assert Schedule.objects.filter(name__in=[s.name for s in SCHEDULES]).count() == len(SCHEDULES)
     aging = Schedule.objects.get(name="refresh-delinquency")
-    # 00:05 Asia/Shanghai is 16:05 UTC the day before.
+    # 00:05 Asia/Shanghai is 16:05 UTC the day before; 07:00 is 23:00 UTC.
     assert (aging.next_run.astimezone(dt.UTC).hour, aging.next_run.minute) == (16, 5)
+    planning = Schedule.objects.get(name="plan-reminders")
+    assert (planning.next_run.astimezone(dt.UTC).hour, planning.next_run.minute) == (23, 0)

@@ -1,0 +1,1 @@
+"""Customer notifications: providers (email, SMS, push) and message templates."""

@@ -1,0 +1,461 @@
+"""Collection: auto-debits on the due date, results from the gateway, retries by failure family.
+
+The rules (``docs/repayment-engine.md``):
+
+* A bill is debited for what is still owed (amount due + unwaived late fee −
+  paid) from the customer's active binding: first on its due date from
+  ``settings.COLLECTION_START_HOUR`` business time, then whenever ``retry_at``
+  comes due.
+* At most one attempt per bill is in flight (a partial unique index); the
+  attempt number (``<bill_no>-A<n>``) is the idempotency key at the gateway, so
+  the same money is never debited twice, whoever runs a collection, twice or at once.
+* A timeout leaves the attempt ``unknown``; :func:`attempts_resolve_stale` asks
+  the gateway before anything else happens to that bill.
+* Results (answer or callback) are applied once: a replay changes nothing.
+* Remedies by family: binding → binding invalid, repair case, customer told on
+  every channel, no retry on that card; funds → retries after 1, 3, 5 days at
+  09:00; system → 5 min backoff doubling to a 2 h cap, 8 tries, then next morning;
+  other → once more next morning.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from accounts.models import User
+from accounts.services import audit_record
+from baitiao.business_time import business_datetime
+from baitiao.money import ZERO, format_money
+from repayments.gateway.client import DebitResult, GatewayError, GatewayTimeout, GatewayUnreachable, get_gateway
+from repayments.gateway.taxonomy import failure_family
+from repayments.models import (
+    IN_FLIGHT_ATTEMPT_STATUSES,
+    AttemptStatus,
+    Bill,
+    BillStatus,
+    BindingRepairCase,
+    CardBindingStatus,
+    FailureCode,
+    FailureFamily,
+    GatewayReviewItem,
+    Notification,
+    NotificationChannel,
+    NotificationEvent,
+    RepairCaseStatus,
+    RepaymentAttempt,
+    ReviewReason,
+)
+
+logger = logging.getLogger(__name__)
+
+SEND_BATCH = 50  # attempts per send task
+
+CREATE_ATTEMPTS = """
+    INSERT INTO repayments_repaymentattempt (attempt_no, bill_id, card_binding_id, channel, amount, status,
+        failure_code, failure_family, failure_message, gateway_reference, requested_at, created_at, updated_at)
+    SELECT b.bill_no || '-A' || (b.debit_attempts + 1), b.id, cb.id, %(channel)s,
+           b.amount_due + b.late_fee - b.late_fee_waived - b.amount_paid, %(pending)s, '', '', '', '',
+           %(now)s, %(now)s, %(now)s
+      FROM repayments_bill b
+      JOIN repayments_cardbinding cb ON cb.customer_id = b.customer_id AND cb.status = %(active)s
+     WHERE b.status IN (%(bill_pending)s, %(bill_overdue)s)
+       AND b.amount_due + b.late_fee - b.late_fee_waived - b.amount_paid > 0
+       AND ((b.debit_attempts = 0 AND b.retry_at IS NULL AND b.due_date <= %(first_debit_through)s)
+            OR b.retry_at <= %(now)s)
+       AND NOT EXISTS (SELECT 1 FROM repayments_repaymentattempt a
+                        WHERE a.bill_id = b.id AND a.status IN (%(pending)s, %(processing)s, %(unknown)s))
+     ORDER BY b.due_date, b.id
+     LIMIT %(limit)s
+    ON CONFLICT DO NOTHING
+    RETURNING id, bill_id
+"""
+
+
+def collection_run(*, now: dt.datetime | None = None, limit: int = 200_000) -> dict[str, int]:
+    """Create the attempts that are due and enqueue sending them (after commit).
+
+    Set-based: one INSERT … SELECT creates every attempt; a concurrent run
+    inserts nothing twice (``ON CONFLICT DO NOTHING`` on the attempt number and the
+    one-in-flight index).
+
+    Args:
+        now: the moment of the run (UTC aware); default ``timezone.now()``.
+        limit: most attempts created in one run.
+
+    Returns:
+        ``{"attempts": n, "tasks": m}``.
+    """
+    now = now or timezone.now()
+    local = timezone.localtime(now)
+    first_debit_through = local.date()
+    if local.hour < settings.COLLECTION_START_HOUR:
+        first_debit_through -= dt.timedelta(days=1)
+    params = {
+        "channel": "auto_debit",
+        "pending": AttemptStatus.PENDING,
+        "processing": AttemptStatus.PROCESSING,
+        "unknown": AttemptStatus.UNKNOWN,
+        "active": CardBindingStatus.ACTIVE,
+        "bill_pending": BillStatus.PENDING,
+        "bill_overdue": BillStatus.OVERDUE,
+        "now": now,
+        "first_debit_through": first_debit_through,
+        "limit": limit,
+    }
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(CREATE_ATTEMPTS, params)
+        created = cursor.fetchall()
+        attempt_ids = [row[0] for row in created]
+        if created:
+            cursor.execute(
+                "UPDATE repayments_bill SET debit_attempts = debit_attempts + 1, retry_at = NULL, updated_at = now()"
+                " WHERE id = ANY(%s)",
+                [[row[1] for row in created]],
+            )
+        batches = [attempt_ids[i : i + SEND_BATCH] for i in range(0, len(attempt_ids), SEND_BATCH)]
+        for batch in batches:
+            transaction.on_commit(lambda batch=batch: async_task("repayments.tasks.send_debits", batch))
+        if created:
+            audit_record(actor=None, action="collection.run", target_type="job", after={"attempts": len(created)})
+    return {"attempts": len(attempt_ids), "tasks": len(batches)}
+
+
+def attempts_send(*, attempt_ids: list[int]) -> dict[str, int]:
+    """Send each ``pending`` attempt to the gateway once.
+
+    The claim (``pending`` → ``processing``) is a conditional UPDATE committed
+    before the network call, so a replayed task or a second worker skips the
+    attempt; a worker that dies after the claim leaves a ``processing`` attempt
+    that :func:`attempts_resolve_stale` settles by ``query``.
+
+    Returns:
+        Counts per outcome: ``sent``, ``skipped``, ``unknown``, ``failed_now``.
+    """
+    counts = {"sent": 0, "skipped": 0, "unknown": 0, "failed_now": 0}
+    gateway = get_gateway()
+    for attempt_id in attempt_ids:
+        claimed = RepaymentAttempt.objects.filter(id=attempt_id, status=AttemptStatus.PENDING).update(
+            status=AttemptStatus.PROCESSING, updated_at=timezone.now()
+        )
+        if not claimed:
+            counts["skipped"] += 1
+            continue
+        attempt = RepaymentAttempt.objects.select_related("card_binding", "bill__credit_line").get(id=attempt_id)
+        try:
+            result = gateway.debit(
+                idempotency_key=attempt.attempt_no,
+                token=attempt.card_binding.gateway_token,
+                amount=attempt.amount,
+                currency=attempt.bill.credit_line.currency,
+            )
+        except (GatewayTimeout, GatewayUnreachable):
+            # Unknown until the gateway says otherwise: attempts_resolve_stale asks it
+            # later; nothing is retried before that, so money is never taken twice.
+            RepaymentAttempt.objects.filter(id=attempt_id, status=AttemptStatus.PROCESSING).update(
+                status=AttemptStatus.UNKNOWN, updated_at=timezone.now()
+            )
+            counts["unknown"] += 1
+            continue
+        except GatewayError as exc:
+            _review(ReviewReason.MALFORMED, attempt.attempt_no, {"error": exc.code, "message": str(exc)}, attempt)
+            RepaymentAttempt.objects.filter(id=attempt_id, status=AttemptStatus.PROCESSING).update(
+                status=AttemptStatus.UNKNOWN, updated_at=timezone.now()
+            )
+            counts["unknown"] += 1
+            continue
+        if result.status in ("succeeded", "failed"):
+            attempt_apply_result(result=result, source="send")
+        counts["sent"] += 1
+    return counts
+
+
+@dataclass(frozen=True)
+class ApplyOutcome:
+    applied: bool
+    reason: str  # "applied", "replay", "unknown_attempt", "amount_mismatch", "still_processing"
+
+
+def attempt_apply_result(*, result: DebitResult, source: str) -> ApplyOutcome:
+    """Apply the gateway's final word on one debit, exactly once.
+
+    Args:
+        result: ``succeeded`` or ``failed`` with code, amount (major units) and reference.
+        source: where it came from (``callback``, ``send``, ``query``), for the audit trail.
+
+    Returns:
+        Whether it changed anything, and why not. An unknown attempt or a
+        mismatched amount is recorded as a ``GatewayReviewItem`` and changes nothing.
+    """
+    if result.status not in ("succeeded", "failed"):
+        return ApplyOutcome(False, "still_processing")
+    with transaction.atomic():
+        attempt = (
+            RepaymentAttempt.objects.select_for_update(of=("self",))
+            .select_related("card_binding")
+            .filter(attempt_no=result.idempotency_key)
+            .first()
+        )
+        if attempt is None:
+            _review(ReviewReason.UNKNOWN_ATTEMPT, result.idempotency_key, _payload(result))
+            return ApplyOutcome(False, "unknown_attempt")
+        if attempt.status not in IN_FLIGHT_ATTEMPT_STATUSES:
+            return ApplyOutcome(False, "replay")
+        if result.amount is not None and result.amount != attempt.amount:
+            _review(ReviewReason.AMOUNT_MISMATCH, result.idempotency_key, _payload(result), attempt)
+            return ApplyOutcome(False, "amount_mismatch")
+        bill = (
+            Bill.objects.select_for_update(of=("self",))
+            .select_related("customer", "credit_line")
+            .get(id=attempt.bill_id)
+        )
+        now = timezone.now()
+        attempt.completed_at = now
+        attempt.gateway_reference = result.reference[:64]
+        if result.status == "succeeded":
+            attempt.status = AttemptStatus.SUCCEEDED
+            attempt.save(update_fields=["status", "completed_at", "gateway_reference", "updated_at"])
+            _apply_payment(bill, attempt.amount, now)
+            event = NotificationEvent.DEBIT_SUCCEEDED
+            channels = [NotificationChannel.IN_APP, NotificationChannel.SMS]
+        else:
+            family = failure_family(result.code)
+            attempt.status = AttemptStatus.FAILED
+            attempt.failure_code = result.code[:40] or FailureCode.OTHER
+            attempt.failure_family = family
+            attempt.failure_message = result.message[:255]
+            attempt.save(
+                update_fields=[
+                    "status",
+                    "completed_at",
+                    "gateway_reference",
+                    "failure_code",
+                    "failure_family",
+                    "failure_message",
+                    "updated_at",
+                ]
+            )
+            event, channels = _apply_failure(bill, attempt, family, now)
+        audit_record(
+            actor=None,
+            action=f"attempt.{attempt.status}",
+            target=attempt,
+            after={"source": source, "code": attempt.failure_code, "family": attempt.failure_family},
+        )
+        if event:
+            transaction.on_commit(lambda: async_task("repayments.tasks.notify_attempt", attempt.id, event, channels))
+    return ApplyOutcome(True, "applied")
+
+
+def _apply_payment(bill: Bill, amount: Decimal, now: dt.datetime) -> None:
+    bill.amount_paid += amount
+    bill.retry_at = None
+    fields = ["amount_paid", "retry_at", "updated_at"]
+    if bill.outstanding == ZERO:
+        bill.status, bill.closed_at = BillStatus.PAID, now
+        fields += ["status", "closed_at"]
+    bill.save(update_fields=fields)
+    # Principal repaid frees the line again; never above the limit.
+    line = bill.credit_line
+    line.available_credit = min(line.available_credit + amount, line.credit_limit)
+    line.save(update_fields=["available_credit", "updated_at"])
+
+
+def _next_morning(now: dt.datetime, days: int) -> dt.datetime:
+    day = timezone.localtime(now).date() + dt.timedelta(days=days)
+    return business_datetime(day, dt.time(settings.COLLECTION_START_HOUR, 0))
+
+
+def _consecutive_failures(bill: Bill, family: str) -> int:
+    """Failed attempts of ``family`` on ``bill`` since its last success (this one included)."""
+    count = 0
+    for status, fam in (
+        RepaymentAttempt.objects.filter(bill=bill)
+        .order_by("-requested_at", "-id")
+        .values_list("status", "failure_family")
+    ):
+        if status == AttemptStatus.SUCCEEDED or (status == AttemptStatus.FAILED and fam != family):
+            break
+        if status == AttemptStatus.FAILED:
+            count += 1
+    return count
+
+
+def retry_time(*, family: str, failures: int, now: dt.datetime) -> dt.datetime | None:
+    """When to try ``family`` again after ``failures`` consecutive failures (None: not automatically).
+
+    ``settings.RETRY_POLICY`` is modelled on Stripe's smart-retry defaults (a few
+    tries over days for declines) and Kill Bill's payment retry plugin (minutes
+    with backoff for gateway errors).
+    """
+    policy = settings.RETRY_POLICY.get(family, {})
+    if family == FailureFamily.SYSTEM:
+        if failures > policy["max_tries"]:
+            return _next_morning(now, 1)
+        minutes = min(policy["first_minutes"] * policy["factor"] ** (failures - 1), policy["cap_minutes"])
+        return now + dt.timedelta(minutes=minutes)
+    days = policy.get("days", [])
+    if failures <= len(days):
+        return _next_morning(now, days[failures - 1])
+    return None
+
+
+def _apply_failure(bill: Bill, attempt: RepaymentAttempt, family: str, now: dt.datetime):
+    failures = _consecutive_failures(bill, family)
+    event = None
+    channels: list[str] = []
+    if family == FailureFamily.BINDING:
+        bill.retry_at = None
+        binding = attempt.card_binding
+        if binding is not None and binding.status == CardBindingStatus.ACTIVE:
+            binding.status = CardBindingStatus.INVALID
+            binding.status_changed_at = now
+            binding.status_reason = f"{attempt.failure_code} on {attempt.attempt_no}"
+            binding.save(update_fields=["status", "status_changed_at", "status_reason", "updated_at"])
+        if binding is not None:
+            BindingRepairCase.objects.get_or_create(
+                card_binding=binding,
+                status=RepairCaseStatus.OPEN,
+                defaults={"customer_id": bill.customer_id, "attempt": attempt, "failure_code": attempt.failure_code},
+            )
+        # Tell the customer at once, on every channel that still works.
+        event, channels = (
+            NotificationEvent.DEBIT_FAILED_BINDING,
+            [
+                NotificationChannel.PUSH,
+                NotificationChannel.SMS,
+                NotificationChannel.EMAIL,
+                NotificationChannel.IN_APP,
+            ],
+        )
+    else:
+        bill.retry_at = retry_time(family=family, failures=failures, now=now)
+        if family == FailureFamily.FUNDS:
+            event, channels = (
+                NotificationEvent.DEBIT_FAILED_FUNDS,
+                [NotificationChannel.SMS, NotificationChannel.IN_APP],
+            )
+        elif family == FailureFamily.SYSTEM and failures == 1:
+            event, channels = NotificationEvent.DEBIT_FAILED_SYSTEM, [NotificationChannel.IN_APP]
+        elif family == FailureFamily.OTHER:
+            event, channels = NotificationEvent.DEBIT_FAILED_SYSTEM, [NotificationChannel.IN_APP]
+    bill.save(update_fields=["retry_at", "updated_at"])
+    return event, channels
+
+
+def attempt_notify(*, attempt_id: int, event: str, channels: list[str]) -> int:
+    """Send the customer the message for ``event`` about attempt ``attempt_id``; returns messages written."""
+    from repayments.services.notifications import notification_send
+
+    attempt = RepaymentAttempt.objects.select_related("bill__customer", "bill__credit_line", "card_binding").get(
+        id=attempt_id
+    )
+    bill = attempt.bill
+    if Notification.objects.filter(attempt=attempt, event=event).exists():
+        return 0  # a replayed task: the customer was told already
+    context = {
+        "amount": format_money(attempt.amount, bill.credit_line.currency),
+        "bill_no": bill.bill_no,
+        "last4": attempt.card_binding.last4 if attempt.card_binding else "",
+        "due_date": bill.due_date.isoformat(),
+        "reason": FailureCode(attempt.failure_code).label if attempt.failure_code in FailureCode.values else "",
+        "retry_date": timezone.localtime(bill.retry_at).date().isoformat() if bill.retry_at else "",
+    }
+    sent = notification_send(
+        customer=bill.customer,
+        event=event,
+        channels=channels,
+        fallback=False,
+        context=context,
+        bill=bill,
+        attempt=attempt,
+    )
+    return len(sent)
+
+
+def attempts_resolve_stale(*, now: dt.datetime | None = None, limit: int = 500) -> dict[str, int]:
+    """Settle attempts whose result never came: ask the gateway, never debit again.
+
+    * ``unknown`` / ``processing`` older than ``settings.ATTEMPT_RESOLVE_AFTER_SECONDS``:
+      ``query``; a final answer is applied; ``not_found`` means the debit never
+      reached the bank: failed ``not_delivered`` (system), retried by policy.
+    * ``pending`` older than that: the send task was lost; sent again.
+
+    Returns:
+        Counts: ``resolved``, ``not_found``, ``still_open``, ``resent``.
+    """
+    now = now or timezone.now()
+    cutoff = now - dt.timedelta(seconds=settings.ATTEMPT_RESOLVE_AFTER_SECONDS)
+    counts = {"resolved": 0, "not_found": 0, "still_open": 0, "resent": 0}
+    stale = RepaymentAttempt.objects.filter(
+        status__in=[AttemptStatus.UNKNOWN, AttemptStatus.PROCESSING], updated_at__lt=cutoff
+    ).values_list("id", "attempt_no", "amount")[:limit]
+    gateway = get_gateway()
+    for _attempt_id, attempt_no, amount in stale:
+        try:
+            result = gateway.query(idempotency_key=attempt_no)
+        except (GatewayTimeout, GatewayUnreachable, GatewayError):
+            counts["still_open"] += 1
+            continue
+        if result.status == "not_found":
+            result = DebitResult(attempt_no, "failed", amount, FailureCode.NOT_DELIVERED, "no record at the gateway")
+            counts["not_found"] += 1
+        if attempt_apply_result(result=result, source="query").applied:
+            counts["resolved"] += 1
+        else:
+            counts["still_open"] += 1
+    lost = list(
+        RepaymentAttempt.objects.filter(status=AttemptStatus.PENDING, updated_at__lt=cutoff).values_list(
+            "id", flat=True
+        )[:limit]
+    )
+    if lost:
+        attempts_send(attempt_ids=lost)
+        counts["resent"] = len(lost)
+    return counts
+
+
+def bills_retry_after_rebinding(*, customer_id: int, actor: User | None) -> int:
+    """Make the customer's open bills due for an immediate debit (a new binding is verified).
+
+    Returns:
+        How many bills were scheduled.
+    """
+    now = timezone.now()
+    scheduled = (
+        Bill.objects.open()
+        .filter(customer_id=customer_id, amount_paid__lt=F("amount_due") + F("late_fee") - F("late_fee_waived"))
+        .update(retry_at=now, updated_at=now)
+    )
+    audit_record(
+        actor=actor,
+        action="collection.retry_after_rebinding",
+        target_type="repayments.customer",
+        target_id=str(customer_id),
+        after={"bills": scheduled},
+    )
+    transaction.on_commit(lambda: async_task("repayments.tasks.run_collection"))
+    return scheduled
+
+
+def _payload(result: DebitResult) -> dict:
+    return {
+        "idempotency_key": result.idempotency_key,
+        "status": result.status,
+        "amount": str(result.amount) if result.amount is not None else None,
+        "code": result.code,
+        "reference": result.reference,
+    }
+
+
+def _review(reason: str, key: str, payload: dict, attempt: RepaymentAttempt | None = None) -> None:
+    logger.warning("gateway message refused (%s) for %s", reason, key)
+    GatewayReviewItem.objects.create(reason=reason, idempotency_key=key[:64], attempt=attempt, payload=payload)

@@ -1,0 +1,192 @@
+"""Risk-tiered reminders: planned set-based, sent in batches inside the send window.
+
+* Tier: the customer's risk tier, raised to ``high`` for a customer's first bill.
+* Cadence: ``settings.REMINDER_CADENCE`` gives the slots (days relative to the
+  due date) per tier; one reminder per bill per slot (a unique constraint).
+* Send time: ``settings.REMINDER_SEND_TIME`` business time on the slot's day.
+* Sending: never in quiet hours (``settings.REMINDER_QUIET_HOURS``, 21:00–08:00
+  business time: deferred to 08:00); at most ``settings.REMINDER_DAILY_CAP``
+  reminders per customer per business day (the rest move to the next day);
+  skipped once the bill is paid or extended; channels push → SMS → email, the
+  first that delivers wins.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from baitiao.business_time import business_datetime, days_past_due
+from baitiao.money import format_money
+from repayments.models import Bill, BillStatus, NotificationEvent, NotificationStatus, Reminder
+from repayments.models import Notification as NotificationModel
+
+PLAN = """
+    INSERT INTO repayments_reminder (customer_id, bill_id, offset_days, risk_tier, scheduled_at, status, skip_reason,
+        created_at, updated_at)
+    SELECT b.customer_id, b.id, slot.offset_days, tiered.tier,
+           ((b.due_date + slot.offset_days) + %(send_time)s::time) AT TIME ZONE %(tz)s,
+           'planned', '', now(), now()
+      FROM repayments_bill b
+      JOIN repayments_customer c ON c.id = b.customer_id
+      CROSS JOIN LATERAL (
+          SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM repayments_bill older
+                                        WHERE older.customer_id = b.customer_id AND older.period < b.period)
+                      THEN 'high' ELSE c.risk_tier END AS tier
+      ) AS tiered
+      JOIN (SELECT * FROM unnest(%(tiers)s::text[], %(offsets)s::int[]) AS t(tier, offset_days)) AS slot
+        ON slot.tier = tiered.tier
+     WHERE b.status IN ('pending', 'overdue')
+       AND b.amount_paid < b.amount_due + b.late_fee - b.late_fee_waived
+       AND b.due_date + slot.offset_days BETWEEN %(today)s AND %(horizon)s
+    ON CONFLICT (bill_id, offset_days) DO NOTHING
+"""
+
+
+def reminders_plan(*, as_of: dt.date, horizon_days: int = 7) -> int:
+    """Plan reminders whose slot day falls between ``as_of`` and ``as_of + horizon_days``.
+
+    One INSERT … SELECT over all open bills; re-running adds nothing.
+
+    Args:
+        as_of: business-time date (normally today).
+        horizon_days: how far ahead to plan.
+
+    Returns:
+        Reminders newly planned.
+    """
+    tiers, offsets = [], []
+    for tier, slots in settings.REMINDER_CADENCE.items():
+        for offset in slots:
+            tiers.append(tier)
+            offsets.append(offset)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            PLAN,
+            {
+                "send_time": settings.REMINDER_SEND_TIME,
+                "tz": settings.TIME_ZONE,
+                "tiers": tiers,
+                "offsets": offsets,
+                "today": as_of,
+                "horizon": as_of + dt.timedelta(days=horizon_days),
+            },
+        )
+        return cursor.rowcount
+
+
+def _parse(hhmm: str) -> dt.time:
+    hour, minute = hhmm.split(":")
+    return dt.time(int(hour), int(minute))
+
+
+def in_quiet_hours(moment: dt.datetime) -> bool:
+    """Whether ``moment`` falls in the quiet hours (business time; the window wraps midnight)."""
+    start, end = (_parse(t) for t in settings.REMINDER_QUIET_HOURS)
+    local = timezone.localtime(moment).time()
+    return local >= start or local < end
+
+
+def _next_window_start(moment: dt.datetime) -> dt.datetime:
+    start, end = (_parse(t) for t in settings.REMINDER_QUIET_HOURS)
+    local = timezone.localtime(moment)
+    day = local.date() if local.time() < end else local.date() + dt.timedelta(days=1)
+    return business_datetime(day, end)
+
+
+def _event_for(reminder: Reminder) -> str:
+    if reminder.offset_days < 0:
+        return NotificationEvent.REMINDER_BEFORE_DUE
+    if reminder.offset_days == 0:
+        return NotificationEvent.REMINDER_DUE_TODAY
+    return NotificationEvent.REMINDER_OVERDUE
+
+
+REMINDER_EVENTS = [
+    NotificationEvent.REMINDER_BEFORE_DUE,
+    NotificationEvent.REMINDER_DUE_TODAY,
+    NotificationEvent.REMINDER_OVERDUE,
+]
+
+
+def reminders_send_due(*, now: dt.datetime | None = None, batch: int = 500) -> dict[str, int]:
+    """Send the planned reminders that are due, one batch, each claimed with SKIP LOCKED.
+
+    Returns:
+        Counts: ``sent``, ``skipped``, ``deferred``.
+    """
+    from repayments.services.notifications import notification_send
+
+    now = now or timezone.now()
+    counts = {"sent": 0, "skipped": 0, "deferred": 0}
+    if in_quiet_hours(now):
+        return counts  # nothing goes out at night; the next run inside the window sends
+    today = timezone.localtime(now).date()
+    day_start = business_datetime(today, dt.time(0, 0))
+    with transaction.atomic():
+        due = list(
+            Reminder.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(status=Reminder.Status.PLANNED, scheduled_at__lte=now)
+            .select_related("bill__credit_line", "customer")
+            .order_by("scheduled_at")[:batch]
+        )
+        sent_today = dict(
+            NotificationModel.objects.filter(
+                customer_id__in={r.customer_id for r in due},
+                event__in=REMINDER_EVENTS,
+                status=NotificationStatus.SENT,
+                sent_at__gte=day_start,
+            )
+            .values_list("customer_id")
+            .annotate(n=Count("id"))
+        )
+        for reminder in due:
+            bill: Bill = reminder.bill
+            if bill.status not in (BillStatus.PENDING, BillStatus.OVERDUE) or bill.outstanding <= 0:
+                reason = "paid"
+            elif bill.due_date > bill.original_due_date:
+                reason = "extended"
+            else:
+                reason = ""
+            if reason:
+                reminder.status, reminder.skip_reason = Reminder.Status.SKIPPED, reason
+                reminder.save(update_fields=["status", "skip_reason", "updated_at"])
+                counts["skipped"] += 1
+                continue
+            if sent_today.get(reminder.customer_id, 0) >= settings.REMINDER_DAILY_CAP:
+                reminder.scheduled_at = _next_window_start(business_datetime(today, dt.time(23, 0)))
+                reminder.save(update_fields=["scheduled_at", "updated_at"])
+                counts["deferred"] += 1
+                continue
+            binding = bill.customer.card_bindings.filter(status="active").first()
+            context = {
+                "amount": format_money(bill.outstanding, bill.credit_line.currency),
+                "bill_no": bill.bill_no,
+                "last4": binding.last4 if binding else "",
+                "due_date": bill.due_date.isoformat(),
+                "dpd": days_past_due(bill.due_date, today),
+            }
+            sent = notification_send(
+                customer=reminder.customer,
+                event=_event_for(reminder),
+                channels=list(settings.REMINDER_CHANNELS),
+                fallback=True,
+                context=context,
+                bill=bill,
+                reminder=reminder,
+            )
+            delivered = any(n.status == NotificationStatus.SENT for n in sent)
+            reminder.status = Reminder.Status.SENT if delivered else Reminder.Status.SKIPPED
+            reminder.skip_reason = "" if delivered else "no channel delivered"
+            reminder.sent_at = now
+            reminder.save(update_fields=["status", "skip_reason", "sent_at", "updated_at"])
+            if delivered:
+                sent_today[reminder.customer_id] = sent_today.get(reminder.customer_id, 0) + 1
+                counts["sent"] += 1
+            else:
+                counts["skipped"] += 1
+    return counts

@@ -1,0 +1,164 @@
+"""Live helpers for engine tests: the sandbox bank and a django-q2 cluster as real processes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+from django.db import connection
+
+from repayments.models import Bill, CardBinding, Customer
+from tests.factories import BillFactory, CardBindingFactory, CreditLineFactory
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_database_url() -> str:
+    """A DATABASE_URL for the test database, for child processes (cluster)."""
+    cfg = connection.settings_dict
+    host = cfg["HOST"] or cfg.get("OPTIONS", {}).get("host", "")
+    if host.startswith("/"):
+        return f"postgres://{cfg['USER']}@/{cfg['NAME']}?host={host}"
+    password = f":{cfg['PASSWORD']}" if cfg.get("PASSWORD") else ""
+    return f"postgres://{cfg['USER']}{password}@{host}:{cfg['PORT'] or 5432}/{cfg['NAME']}"
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.2, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@dataclass
+class Sandbox:
+    url: str
+    process: subprocess.Popen
+
+    def outage(self, mode: str) -> None:
+        httpx.post(f"{self.url}/sandbox/outage", json={"mode": mode}, timeout=5).raise_for_status()
+
+    def state(self) -> dict:
+        return httpx.get(f"{self.url}/sandbox/state", timeout=5).json()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def start_sandbox(callback_url: str, *, duplicate_rate: float = 1.0, hold_seconds: float = 3.0) -> Sandbox:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "manage.py",
+            "sandbox_gateway",
+            "serve",
+            "--port",
+            str(port),
+            "--callback-url",
+            callback_url,
+            "--latency-ms",
+            "20",
+            "80",
+            "--duplicate-rate",
+            str(duplicate_rate),
+            "--hold-seconds",
+            str(hold_seconds),
+            "--seed",
+            "7",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DEBUG": "true"},
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def up():
+        try:
+            return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(up, timeout=20, what="sandbox bank")
+    return Sandbox(url=url, process=process)
+
+
+@dataclass
+class Cluster:
+    process: subprocess.Popen
+
+    def kill(self) -> None:
+        """SIGKILL the whole cluster, as a machine dying would."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def start_cluster(gateway_url: str, **env: str) -> Cluster:
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "qcluster"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DEBUG": "true",
+            "DATABASE_URL": test_database_url(),
+            "GATEWAY_URL": gateway_url,
+            "GATEWAY_TIMEOUT_MS": "1000",
+            **env,
+        },
+        start_new_session=True,
+    )
+    return Cluster(process=process)
+
+
+def customer_with_due_bill(
+    *, scenario: str = "ok", amount: str = "1234.56", due: dt.date, customer_no: str | None = None
+) -> tuple[Customer, Bill, CardBinding]:
+    """A customer whose bill is due on ``due``, with a binding whose token drives the sandbox outcome."""
+    line = CreditLineFactory(credit_limit=Decimal("50000.00"), available_credit=Decimal("40000.00"))
+    customer = line.customer
+    if customer_no:
+        customer.customer_no = customer_no
+        customer.save(update_fields=["customer_no"])
+    binding = CardBindingFactory(customer=customer, gateway_token=f"sbx_{scenario}_{customer.customer_no.lower()}")
+    bill = BillFactory(credit_line=line, due_date=due, amount_due=Decimal(amount), minimum_due=Decimal("10.00"))
+    return customer, bill, binding
+
+
+def truncate_domain() -> None:
+    """Start a live test from an empty domain (the session's UCI data would be debited too).
+
+    Transactional tests flush the database afterwards anyway; TRUNCATE is allowed
+    on the audit table (its trigger forbids UPDATE and DELETE of rows).
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE repayments_notification, repayments_reminder, repayments_gatewayreviewitem,"
+            " repayments_bindingrepaircase, repayments_repaymentattempt, repayments_bill,"
+            " repayments_cardbinding, repayments_creditline, repayments_customer, django_q_ormq CASCADE"
+        )

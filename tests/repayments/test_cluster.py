@@ -1,0 +1,96 @@
+"""The money loop on a live django-q2 cluster, the sandbox bank and our callback endpoint."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from baitiao.business_time import business_datetime
+from repayments.models import AttemptStatus, Bill, BillStatus, Notification, RepaymentAttempt
+from repayments.services.collection import attempts_resolve_stale, collection_run
+from tests.engine import customer_with_due_bill, start_cluster, start_sandbox, truncate_domain, wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TODAY = dt.date(2026, 11, 30)
+AT_NINE = business_datetime(TODAY, dt.time(9, 0))
+
+
+@pytest.fixture(autouse=True)
+def empty_domain(transactional_db):
+    truncate_domain()
+
+
+@pytest.fixture
+def sandbox(live_server, settings):
+    bank = start_sandbox(f"{live_server.url}/api/v1/gateway/callbacks/", hold_seconds=4)
+    settings.GATEWAY_URL = bank.url
+    settings.GATEWAY_TIMEOUT_SECONDS = 1.0
+    yield bank
+    bank.stop()
+
+
+@pytest.fixture
+def cluster_factory(sandbox):
+    started = []
+
+    def start():
+        cluster = start_cluster(sandbox.url)
+        started.append(cluster)
+        return cluster
+
+    yield start
+    for cluster in started:
+        cluster.stop()
+
+
+def unsettled() -> int:
+    return RepaymentAttempt.objects.exclude(status__in=[AttemptStatus.SUCCEEDED, AttemptStatus.FAILED]).count()
+
+
+def test_the_cluster_collects_due_bills_and_tells_binding_failures_within_a_minute(sandbox, cluster_factory):
+    for n in range(8):
+        customer_with_due_bill(due=TODAY, customer_no=f"OK-{n:02d}", amount=f"{100 + n}.25")
+    bad, _, _ = customer_with_due_bill(due=TODAY, customer_no="BAD-01", scenario="card_expired")
+    cluster_factory()
+    started = timezone.now()
+    assert collection_run(now=AT_NINE)["attempts"] == 9
+    wait_for(lambda: unsettled() == 0, timeout=60, what="every attempt settled by the cluster")
+    assert Bill.objects.filter(status=BillStatus.PAID).count() == 8
+    assert Bill.objects.get(customer__customer_no="OK-03").amount_paid == Decimal("103.25")
+    notice = wait_for(
+        lambda: Notification.objects.filter(customer=bad, event="debit_failed_binding", status="sent").first(),
+        timeout=60,
+        what="the binding-failure message",
+    )
+    assert notice.sent_at - started < dt.timedelta(minutes=1)
+    assert sandbox.state()["debits"] == {"succeeded": 8, "failed": 1}
+
+
+def test_killing_the_cluster_mid_debit_charges_nobody_twice(sandbox, cluster_factory):
+    for n in range(6):
+        customer_with_due_bill(due=TODAY, customer_no=f"K-{n:02d}", amount="42.00")
+    sandbox.outage("timeout")  # the bank holds every answer: workers are mid-debit
+    first = cluster_factory()
+    collection_run(now=AT_NINE)
+    wait_for(
+        lambda: RepaymentAttempt.objects.filter(status__in=[AttemptStatus.PROCESSING, AttemptStatus.UNKNOWN]).exists(),
+        what="a worker mid-debit",
+    )
+    first.kill()
+    sandbox.outage("off")
+    cluster_factory()
+    # What the dead workers left is settled by asking the bank, never by debiting again.
+    deadline = timezone.now() + dt.timedelta(seconds=60)
+    while unsettled() and timezone.now() < deadline:
+        attempts_resolve_stale(now=timezone.now() + dt.timedelta(hours=1))
+        collection_run(now=timezone.now() + dt.timedelta(hours=3))
+    wait_for(lambda: unsettled() == 0, timeout=60, what="all attempts settled")
+    wait_for(lambda: Bill.objects.filter(status=BillStatus.PAID).count() == 6, timeout=60, what="every bill paid")
+    for bill in Bill.objects.all():
+        assert bill.amount_paid == Decimal("42.00")
+        assert bill.attempts.filter(status=AttemptStatus.SUCCEEDED).count() == 1
+    assert sandbox.state()["debits"].get("succeeded") == 6

@@ -1,0 +1,291 @@
+"""The repayment engine against the live sandbox bank (its own process) and our live callback endpoint."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import time
+from decimal import Decimal
+
+import httpx
+import pytest
+from django.utils import timezone
+from django_q.conf import Conf
+
+from baitiao.business_time import business_datetime
+from repayments.gateway.signing import HEADER, sign
+from repayments.models import (
+    AttemptStatus,
+    BillStatus,
+    BindingRepairCase,
+    CardBindingStatus,
+    FailureFamily,
+    GatewayReviewItem,
+    Notification,
+    RepaymentAttempt,
+)
+from repayments.services.bindings import card_binding_confirm, card_binding_start
+from repayments.services.collection import attempts_resolve_stale, attempts_send, collection_run
+from tests.engine import customer_with_due_bill, start_sandbox, truncate_domain, wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TODAY = dt.date(2026, 11, 30)
+AT_NINE = business_datetime(TODAY, dt.time(9, 0))
+
+
+@pytest.fixture(autouse=True)
+def empty_domain(transactional_db):
+    truncate_domain()
+
+
+@pytest.fixture
+def sandbox(live_server, settings):
+    bank = start_sandbox(f"{live_server.url}/api/v1/gateway/callbacks/")
+    settings.GATEWAY_URL = bank.url
+    settings.GATEWAY_TIMEOUT_SECONDS = 1.0
+    yield bank
+    bank.stop()
+
+
+@pytest.fixture
+def silent_sandbox(settings):
+    """A bank whose callbacks never reach us: only ``query`` can tell the outcome."""
+    bank = start_sandbox("http://127.0.0.1:9/", hold_seconds=2)
+    settings.GATEWAY_URL = bank.url
+    settings.GATEWAY_TIMEOUT_SECONDS = 1.0
+    yield bank
+    bank.stop()
+
+
+@pytest.fixture
+def sync_queue(monkeypatch):
+    """django-q2's own synchronous mode: tasks run in-process when enqueued."""
+    monkeypatch.setattr(Conf, "SYNC", True)
+
+
+def send_all(now=AT_NINE) -> list[int]:
+    """Run a collection at ``now`` and send what it created (the sync queue may have sent it already)."""
+    collection_run(now=now)
+    ids = list(RepaymentAttempt.objects.filter(requested_at=now).values_list("id", flat=True))
+    attempts_send(attempt_ids=ids)
+    return ids
+
+
+def settled(attempt_id: int) -> RepaymentAttempt | None:
+    attempt = RepaymentAttempt.objects.get(id=attempt_id)
+    return attempt if attempt.status in (AttemptStatus.SUCCEEDED, AttemptStatus.FAILED) else None
+
+
+def test_a_due_bill_is_debited_and_paid_through_the_async_callback(sandbox):
+    _, bill, _ = customer_with_due_bill(due=TODAY, amount="1234.56")
+    [attempt_id] = send_all()
+    attempt = wait_for(lambda: settled(attempt_id), what="callback")
+    bill.refresh_from_db()
+    assert attempt.status == AttemptStatus.SUCCEEDED and attempt.gateway_reference.startswith("SBX")
+    assert isinstance(bill.amount_paid, Decimal) and bill.amount_paid == Decimal("1234.56")
+    assert bill.status == BillStatus.PAID and bill.closed_at is not None
+
+
+def test_nothing_is_debited_before_nine_on_the_due_date(sandbox):
+    customer_with_due_bill(due=TODAY)
+    assert collection_run(now=business_datetime(TODAY, dt.time(8, 59)))["attempts"] == 0
+    assert collection_run(now=AT_NINE)["attempts"] == 1
+
+
+def test_duplicate_callbacks_are_applied_once(sandbox):
+    # The sandbox delivers every callback twice in these tests (duplicate rate 1.0).
+    _, bill, _ = customer_with_due_bill(due=TODAY, amount="300.00")
+    [attempt_id] = send_all()
+    wait_for(lambda: settled(attempt_id), what="callback")
+    wait_for(lambda: sandbox.state()["callbacks_sent"] >= 2, what="the duplicate")
+    bill.refresh_from_db()
+    assert bill.amount_paid == Decimal("300.00")
+
+
+def test_concurrent_identical_callbacks_change_the_bill_once(sandbox, live_server, settings):
+    _, bill, _ = customer_with_due_bill(due=TODAY, amount="500.00")
+    sandbox.outage("timeout")  # keep the bank's own callback from arriving first
+    collection_run(now=AT_NINE)
+    attempt = RepaymentAttempt.objects.get()
+    RepaymentAttempt.objects.filter(id=attempt.id).update(status=AttemptStatus.PROCESSING)
+    body = json.dumps(
+        {"idempotency_key": attempt.attempt_no, "status": "succeeded", "amount": "500.00", "reference": "X1"}
+    ).encode()
+    results = []
+
+    def post():
+        response = httpx.post(
+            f"{live_server.url}/api/v1/gateway/callbacks/",
+            content=body,
+            headers={HEADER: sign(body, settings.GATEWAY_SECRET), "Content-Type": "application/json"},
+        )
+        results.append(response.json().get("result"))
+
+    threads = [threading.Thread(target=post) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    bill.refresh_from_db()
+    assert sorted(results) == ["applied"] + ["replay"] * 5
+    assert bill.amount_paid == Decimal("500.00")
+
+
+def test_two_concurrent_collection_runs_create_each_attempt_once(sandbox):
+    for n in range(20):
+        customer_with_due_bill(due=TODAY, customer_no=f"CC-{n:03d}")
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(collection_run(now=AT_NINE))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(r["attempts"] for r in results) == 20
+    assert RepaymentAttempt.objects.count() == 20
+    assert collection_run(now=AT_NINE)["attempts"] == 0  # nothing due while they are in flight
+
+
+def test_a_timeout_is_resolved_by_query_without_a_second_debit(silent_sandbox):
+    sandbox = silent_sandbox
+    _, bill, _ = customer_with_due_bill(due=TODAY, amount="800.00")
+    sandbox.outage("timeout")  # the bank processes the debit but answers too late
+    [attempt_id] = send_all()
+    assert RepaymentAttempt.objects.get(id=attempt_id).status == AttemptStatus.UNKNOWN
+    assert collection_run(now=AT_NINE + dt.timedelta(hours=1))["attempts"] == 0  # never a second debit
+    sandbox.outage("off")
+    wait_for(lambda: sandbox.state()["debits"] == {"succeeded": 1}, what="the bank to finish")
+    attempts_resolve_stale(now=timezone.now() + dt.timedelta(hours=1))
+    attempt = RepaymentAttempt.objects.get(id=attempt_id)
+    bill.refresh_from_db()
+    assert attempt.status == AttemptStatus.SUCCEEDED
+    assert bill.amount_paid == Decimal("800.00") and RepaymentAttempt.objects.count() == 1
+    assert sandbox.state()["debits"] == {"succeeded": 1}
+
+
+def test_a_worker_that_died_after_claiming_is_settled_and_retried(sandbox):
+    _, bill, _ = customer_with_due_bill(due=TODAY, amount="90.00")
+    collection_run(now=AT_NINE)
+    # The worker claimed the attempt and died before the bank heard of it.
+    RepaymentAttempt.objects.update(status=AttemptStatus.PROCESSING, updated_at=timezone.now() - dt.timedelta(hours=1))
+    attempts_resolve_stale()
+    first = RepaymentAttempt.objects.get()
+    bill.refresh_from_db()
+    assert (first.status, first.failure_code, first.failure_family) == ("failed", "not_delivered", "system")
+    assert bill.retry_at is not None
+    [retry_id] = send_all(now=bill.retry_at)
+    wait_for(lambda: settled(retry_id), what="retry callback")
+    bill.refresh_from_db()
+    assert bill.amount_paid == Decimal("90.00") and sandbox.state()["debits"] == {"succeeded": 1}
+
+
+def test_a_binding_failure_invalidates_the_card_opens_a_case_and_tells_the_customer(sandbox, sync_queue):
+    customer, bill, binding = customer_with_due_bill(due=TODAY, scenario="card_expired")
+    [attempt_id] = send_all()
+    attempt = wait_for(lambda: settled(attempt_id), what="callback")
+    binding.refresh_from_db()
+    bill.refresh_from_db()
+    assert (attempt.failure_code, attempt.failure_family) == ("card_expired", FailureFamily.BINDING)
+    assert binding.status == CardBindingStatus.INVALID and bill.retry_at is None
+    assert BindingRepairCase.objects.get(customer=customer).status == "open"
+    sent = wait_for(lambda: list(Notification.objects.filter(customer=customer, status="sent")), what="notice")
+    assert {n.channel for n in sent} >= {"sms", "in_app"}
+    assert all(customer.phone not in n.body and "0123" in n.body for n in sent)  # only the last four digits
+    assert collection_run(now=AT_NINE + dt.timedelta(days=1))["attempts"] == 0  # no retry on that card
+
+
+def test_rebinding_a_verified_card_retries_the_failed_bill_automatically(sandbox, sync_queue, agent):
+    customer, bill, old = customer_with_due_bill(due=TODAY, scenario="card_closed", amount="66.60")
+    [attempt_id] = send_all()
+    wait_for(lambda: settled(attempt_id), what="binding failure")
+    challenge = card_binding_start(
+        customer=customer, card_number="6222021234567890128", reserved_phone="13800138000", actor=agent
+    )
+    assert (challenge.bin, challenge.last4, challenge.bank_code) == ("622202", "0128", "ICBC")
+    new = card_binding_confirm(
+        customer=customer,
+        challenge=challenge,
+        sms_code="111111",
+        reserved_phone="13800138000",
+        actor=agent,
+        reason="customer called, new ICBC card",
+    )
+    old.refresh_from_db()
+    assert old.status == CardBindingStatus.REPLACED and new.status == CardBindingStatus.ACTIVE
+    assert BindingRepairCase.objects.get(customer=customer).status == "resolved"
+    # The sync queue ran the collection enqueued on commit; send what it created.
+    retry = wait_for(lambda: RepaymentAttempt.objects.filter(card_binding=new).first(), what="retry attempt")
+    if retry.status == AttemptStatus.PENDING:
+        attempts_send(attempt_ids=[retry.id])
+    wait_for(lambda: settled(retry.id), what="retry result")
+    bill.refresh_from_db()
+    assert bill.status == BillStatus.PAID and bill.amount_paid == Decimal("66.60")
+
+
+def test_insufficient_funds_retries_on_the_next_mornings(sandbox):
+    _, bill, _ = customer_with_due_bill(due=TODAY, scenario="lowfunds", amount="9999.99")
+    [attempt_id] = send_all()
+    attempt = wait_for(lambda: settled(attempt_id), what="callback")
+    bill.refresh_from_db()
+    assert (attempt.failure_code, attempt.failure_family) == ("insufficient_funds", "funds")
+    assert timezone.localtime(bill.retry_at) == business_datetime(TODAY + dt.timedelta(days=1), dt.time(9, 0))
+
+
+def test_a_system_outage_fails_with_system_codes_and_backs_off(sandbox):
+    _, bill, _ = customer_with_due_bill(due=TODAY)
+    sandbox.outage("error")
+    [attempt_id] = send_all()
+    attempt = RepaymentAttempt.objects.get(id=attempt_id)
+    bill.refresh_from_db()
+    assert attempt.failure_family == FailureFamily.SYSTEM
+    assert attempt.failure_code in ("bank_system_error", "channel_unavailable")
+    assert dt.timedelta(minutes=4) < bill.retry_at - attempt.completed_at <= dt.timedelta(minutes=5)
+
+
+def test_callbacks_with_a_bad_or_stale_signature_are_refused(live_server, settings):
+    customer_with_due_bill(due=TODAY)
+    collection_run(now=AT_NINE)
+    attempt = RepaymentAttempt.objects.get()
+    body = json.dumps({"idempotency_key": attempt.attempt_no, "status": "succeeded", "amount": "1234.56"}).encode()
+    url = f"{live_server.url}/api/v1/gateway/callbacks/"
+    forged = httpx.post(url, content=body, headers={HEADER: sign(body, "not-the-secret")})
+    stale = httpx.post(url, content=body, headers={HEADER: sign(body, settings.GATEWAY_SECRET, int(time.time()) - 900)})
+    missing = httpx.post(url, content=body)
+    assert [r.status_code for r in (forged, stale, missing)] == [403, 403, 403]
+    assert RepaymentAttempt.objects.get().status == AttemptStatus.PENDING
+
+
+def test_unknown_attempts_and_mismatched_amounts_are_kept_for_review(live_server, settings):
+    customer_with_due_bill(due=TODAY, amount="100.00")
+    collection_run(now=AT_NINE)
+    attempt = RepaymentAttempt.objects.get()
+    RepaymentAttempt.objects.update(status=AttemptStatus.PROCESSING)
+    url = f"{live_server.url}/api/v1/gateway/callbacks/"
+
+    def post(payload):
+        body = json.dumps(payload).encode()
+        return httpx.post(url, content=body, headers={HEADER: sign(body, settings.GATEWAY_SECRET)})
+
+    unknown = post({"idempotency_key": "NOPE-A1", "status": "succeeded", "amount": "100.00"})
+    mismatch = post({"idempotency_key": attempt.attempt_no, "status": "succeeded", "amount": "1000.00"})
+    malformed = post({"status": "succeeded"})
+    assert (unknown.status_code, unknown.json()["error"]) == (422, "unknown_attempt")
+    assert (mismatch.status_code, mismatch.json()["error"]) == (422, "amount_mismatch")
+    assert malformed.status_code == 400
+    assert sorted(GatewayReviewItem.objects.values_list("reason", flat=True)) == [
+        "amount_mismatch",
+        "malformed",
+        "unknown_attempt",
+    ]
+    assert RepaymentAttempt.objects.get().status == AttemptStatus.PROCESSING
+
+
+def test_an_unreachable_gateway_leaves_attempts_unknown_never_lost(settings):
+    settings.GATEWAY_URL = "http://127.0.0.1:9"  # nothing listens on the discard port
+    customer_with_due_bill(due=TODAY)
+    [attempt_id] = send_all()
+    assert RepaymentAttempt.objects.get(id=attempt_id).status == AttemptStatus.UNKNOWN
+    counts = attempts_resolve_stale(now=timezone.now() + dt.timedelta(hours=1))
+    assert counts["still_open"] == 1
+    assert RepaymentAttempt.objects.get(id=attempt_id).status == AttemptStatus.UNKNOWN
