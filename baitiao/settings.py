@@ -155,6 +155,9 @@ Q_CLUSTER = {
     "bulk": 10,
     "catch_up": False,
     "label": "Task queue",
+    # Customer messages have their own queue and cluster (Q_CLUSTER_NAME=notify), so a
+    # large collection run never delays "your debit failed" behind thousands of debits.
+    "ALT_CLUSTERS": {"notify": {"workers": env.int("Q_NOTIFY_WORKERS", default=1)}},
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
@@ -236,5 +239,5 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"pgserver": {"level": "WARNING"}},
+    "loggers": {"pgserver": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
 }

@@ -406,6 +406,7 @@ class ReviewReason(models.TextChoices):
     UNKNOWN_ATTEMPT = "unknown_attempt", _("Callback for an attempt we do not know")
     AMOUNT_MISMATCH = "amount_mismatch", _("Callback amount differs from the attempt")
     MALFORMED = "malformed", _("Malformed callback")
+    LATE_SUCCESS = "late_success", _("Bank reports success for an attempt we had closed as failed")
 
 
 class GatewayReviewItem(TimeStampedModel):

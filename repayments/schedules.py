@@ -16,6 +16,7 @@ class ScheduleSpec:
     func: str
     cron: str  # business time (Asia/Shanghai)
     description: str
+    run_when_created: bool = False  # fire once right away on a fresh install (make run's first start)
 
 
 SCHEDULES: tuple[ScheduleSpec, ...] = (
@@ -30,6 +31,7 @@ SCHEDULES: tuple[ScheduleSpec, ...] = (
         func="repayments.tasks.run_collection",
         cron="*/5 * * * *",
         description="Debit bills falling due (from 09:00) and retries that are due.",
+        run_when_created=True,
     ),
     ScheduleSpec(
         name="resolve-stale-attempts",
@@ -42,6 +44,7 @@ SCHEDULES: tuple[ScheduleSpec, ...] = (
         func="repayments.tasks.plan_reminders",
         cron="0 7 * * *",
         description="Plan the coming week's reminders per risk tier (07:00 business time).",
+        run_when_created=True,
     ),
     ScheduleSpec(
         name="send-reminders",

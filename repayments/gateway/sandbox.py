@@ -42,7 +42,7 @@ from repayments.gateway.signing import HEADER, SignatureError, sign, verify
 
 logger = logging.getLogger("repayments.sandbox")
 
-DAILY_LIMIT = Decimal("50000")  # per debit, in the currency's major unit
+DAILY_LIMIT = Decimal("200000")  # per debit, in the currency's major unit (NT$ scale)
 SMS_CODE = "111111"  # the fixed code of UnionPay's test environment
 BINDING_SCENARIOS = {
     "card_expired",
@@ -166,7 +166,7 @@ class SandboxBank:
         balance = self.balances.get(debit.token)
         if balance is None:
             seed = int(hashlib.sha256(debit.token.encode()).hexdigest()[:8], 16)
-            balance = Decimal(seed % 500) if scenario == "lowfunds" else Decimal(20_000 + seed % 200_000)
+            balance = Decimal(seed % 500) if scenario == "lowfunds" else Decimal(100_000 + seed % 1_000_000)
         if debit.amount > balance:
             self.balances[debit.token] = balance
             debit.status, debit.code, debit.message = "failed", "insufficient_funds", "余额不足 / insufficient funds"

@@ -1,7 +1,9 @@
 """Set-based loading of mapped holders: COPY into staging tables, then merge.
 
 Merging uses ``INSERT … SELECT … ON CONFLICT (natural key) DO NOTHING``, so a
-load that is run twice leaves every row as the first run wrote it.
+load that is run twice leaves every row as the first run wrote it. Foreign keys
+are resolved through per-chunk id tables filled by ``RETURNING``, so the cost of
+a chunk does not grow with the size of the domain tables.
 """
 
 from __future__ import annotations
@@ -34,53 +36,113 @@ _STAGING = {
         status text, requested_at timestamptz, completed_at timestamptz""",
 }
 
-_MERGE = [
-    """
-    INSERT INTO repayments_customer (customer_no, name, phone, phone_hash, phone_last4, national_id,
-        national_id_hash, national_id_last4, email, credit_score, risk_tier, is_synthetic, source,
-        source_ref, language, created_at, updated_at)
-    SELECT s.*, 'zh-hans', now(), now() FROM stage_customer s
-    ON CONFLICT (customer_no) DO NOTHING
+# Each step inserts what is new and records the ids of the rows it created in a
+# small temporary id table, so later steps join temp tables of one chunk instead
+# of the growing domain tables. A step that skipped conflicting rows (a re-run)
+# adds the existing ids with one lookup join (_EXISTING).
+_IDS = {
+    "ids_customer": "customer_no text PRIMARY KEY, id bigint",
+    "ids_credit_line": "customer_no text PRIMARY KEY, id bigint",
+    "ids_card_binding": "gateway_token text PRIMARY KEY, id bigint",
+    "ids_bill": "bill_no text PRIMARY KEY, id bigint",
+}
+
+_STEPS = [
+    (
+        "customers",
+        "stage_customer",
+        """
+    WITH ins AS (
+        INSERT INTO repayments_customer (customer_no, name, phone, phone_hash, phone_last4, national_id,
+            national_id_hash, national_id_last4, email, credit_score, risk_tier, is_synthetic, source,
+            source_ref, language, created_at, updated_at)
+        SELECT s.*, 'zh-hans', now(), now() FROM stage_customer s
+        ON CONFLICT (customer_no) DO NOTHING
+        RETURNING id, customer_no)
+    INSERT INTO ids_customer SELECT customer_no, id FROM ins
     """,
-    """
-    INSERT INTO repayments_creditline (customer_id, credit_limit, available_credit, currency, status,
-        created_at, updated_at)
-    SELECT c.id, s.credit_limit, s.available_credit, s.currency, s.status, now(), now()
-    FROM stage_credit_line s JOIN repayments_customer c USING (customer_no)
-    ON CONFLICT (customer_id) DO NOTHING
+        """
+    INSERT INTO ids_customer SELECT c.customer_no, c.id FROM stage_customer s
+      JOIN repayments_customer c USING (customer_no) ON CONFLICT DO NOTHING
     """,
-    """
-    INSERT INTO repayments_cardbinding (customer_id, gateway_token, bin, last4, bank_code, bank_name,
-        card_type, reserved_phone, reserved_phone_last4, status, status_reason, bound_at, is_synthetic,
-        created_at, updated_at)
-    SELECT c.id, s.gateway_token, s.bin, s.last4, s.bank_code, s.bank_name, s.card_type,
-        s.reserved_phone, s.reserved_phone_last4, s.status, '', s.bound_at, s.is_synthetic, now(), now()
-    FROM stage_card_binding s JOIN repayments_customer c USING (customer_no)
-    ON CONFLICT (gateway_token) DO NOTHING
+    ),
+    (
+        "credit_lines",
+        "stage_credit_line",
+        """
+    WITH ins AS (
+        INSERT INTO repayments_creditline (customer_id, credit_limit, available_credit, currency, status,
+            created_at, updated_at)
+        SELECT i.id, s.credit_limit, s.available_credit, s.currency, s.status, now(), now()
+        FROM stage_credit_line s JOIN ids_customer i USING (customer_no)
+        ON CONFLICT (customer_id) DO NOTHING
+        RETURNING id, customer_id)
+    INSERT INTO ids_credit_line SELECT i.customer_no, ins.id FROM ins JOIN ids_customer i ON i.id = ins.customer_id
     """,
-    """
-    INSERT INTO repayments_bill (bill_no, customer_id, credit_line_id, period, statement_date, due_date,
-        original_due_date, statement_balance, amount_due, minimum_due, amount_paid, late_fee, late_fee_waived,
-        status, dpd, dpd_as_of, debit_attempts, created_at, updated_at)
-    SELECT s.bill_no, c.id, l.id, s.period, s.statement_date, s.due_date, s.original_due_date,
-        s.statement_balance, s.amount_due, s.minimum_due, s.amount_paid, s.late_fee, 0, s.status, s.dpd,
-        s.dpd_as_of, 0, now(), now()
-    FROM stage_bill s
-    JOIN repayments_customer c USING (customer_no)
-    JOIN repayments_creditline l ON l.customer_id = c.id
-    ON CONFLICT (bill_no) DO NOTHING
+        """
+    INSERT INTO ids_credit_line SELECT i.customer_no, l.id FROM ids_customer i
+      JOIN repayments_creditline l ON l.customer_id = i.id ON CONFLICT DO NOTHING
     """,
-    """
+    ),
+    (
+        "card_bindings",
+        "stage_card_binding",
+        """
+    WITH ins AS (
+        INSERT INTO repayments_cardbinding (customer_id, gateway_token, bin, last4, bank_code, bank_name,
+            card_type, reserved_phone, reserved_phone_last4, status, status_reason, bound_at, is_synthetic,
+            created_at, updated_at)
+        SELECT i.id, s.gateway_token, s.bin, s.last4, s.bank_code, s.bank_name, s.card_type,
+            s.reserved_phone, s.reserved_phone_last4, s.status, '', s.bound_at, s.is_synthetic, now(), now()
+        FROM stage_card_binding s JOIN ids_customer i USING (customer_no)
+        ON CONFLICT (gateway_token) DO NOTHING
+        RETURNING id, gateway_token)
+    INSERT INTO ids_card_binding SELECT gateway_token, id FROM ins
+    """,
+        """
+    INSERT INTO ids_card_binding SELECT b.gateway_token, b.id FROM stage_card_binding s
+      JOIN repayments_cardbinding b USING (gateway_token) ON CONFLICT DO NOTHING
+    """,
+    ),
+    (
+        "bills",
+        "stage_bill",
+        """
+    WITH ins AS (
+        INSERT INTO repayments_bill (bill_no, customer_id, credit_line_id, period, statement_date, due_date,
+            original_due_date, statement_balance, amount_due, minimum_due, amount_paid, late_fee, late_fee_waived,
+            status, dpd, dpd_as_of, debit_attempts, created_at, updated_at)
+        SELECT s.bill_no, c.id, l.id, s.period, s.statement_date, s.due_date, s.original_due_date,
+            s.statement_balance, s.amount_due, s.minimum_due, s.amount_paid, s.late_fee, 0, s.status, s.dpd,
+            s.dpd_as_of, 0, now(), now()
+        FROM stage_bill s
+        JOIN ids_customer c USING (customer_no)
+        JOIN ids_credit_line l USING (customer_no)
+        ON CONFLICT (bill_no) DO NOTHING
+        RETURNING id, bill_no)
+    INSERT INTO ids_bill SELECT bill_no, id FROM ins
+    """,
+        """
+    INSERT INTO ids_bill SELECT b.bill_no, b.id FROM stage_bill s
+      JOIN repayments_bill b USING (bill_no) ON CONFLICT DO NOTHING
+    """,
+    ),
+    (
+        "attempts",
+        "stage_attempt",
+        """
     INSERT INTO repayments_repaymentattempt (attempt_no, bill_id, card_binding_id, channel, amount, status,
         failure_code, failure_family, failure_message, gateway_reference, requested_at, completed_at,
         created_at, updated_at)
     SELECT s.attempt_no, b.id, cb.id, s.channel, s.amount, s.status, '', '', '', '', s.requested_at,
         s.completed_at, now(), now()
     FROM stage_attempt s
-    JOIN repayments_bill b USING (bill_no)
-    LEFT JOIN repayments_cardbinding cb ON cb.gateway_token = s.gateway_token
+    JOIN ids_bill b USING (bill_no)
+    LEFT JOIN ids_card_binding cb USING (gateway_token)
     ON CONFLICT (attempt_no) DO NOTHING
     """,
+        None,
+    ),
 ]
 
 
@@ -109,12 +171,14 @@ def holders_bulk_merge(*, holders: Iterable[HolderRows]) -> dict[str, int]:
             with cursor.copy(f"COPY {table} FROM STDIN") as copy:  # noqa: S608 - fixed names
                 for row in table_rows:
                     copy.write_row(row)
-        for table in _STAGING:
-            cursor.execute(f"ANALYZE {table}")  # noqa: S608 - fixed names; temp tables have no stats
+        for table, columns in _IDS.items():
+            cursor.execute(f"CREATE TEMPORARY TABLE {table} ({columns}) ON COMMIT DROP")  # noqa: S608
         counts = {}
-        for name, sql in zip(("customers", "credit_lines", "card_bindings", "bills", "attempts"), _MERGE, strict=True):
-            cursor.execute(sql)
+        for name, stage, insert_new, add_existing in _STEPS:
+            cursor.execute(insert_new)
             counts[name] = cursor.rowcount
-        for table in _STAGING:
+            if add_existing and counts[name] < len(tables[stage]):
+                cursor.execute(add_existing)  # a re-run: some rows were there already
+        for table in (*_STAGING, *_IDS):
             cursor.execute(f"DROP TABLE {table}")  # noqa: S608 - fixed names
     return counts

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -58,6 +59,7 @@ from repayments.models import (
 logger = logging.getLogger(__name__)
 
 SEND_BATCH = 50  # attempts per send task
+NOTIFY_QUEUE = "notify"  # served by the cluster started with Q_CLUSTER_NAME=notify
 
 CREATE_ATTEMPTS = """
     INSERT INTO repayments_repaymentattempt (attempt_no, bill_id, card_binding_id, channel, amount, status,
@@ -73,7 +75,7 @@ CREATE_ATTEMPTS = """
             OR b.retry_at <= %(now)s)
        AND NOT EXISTS (SELECT 1 FROM repayments_repaymentattempt a
                         WHERE a.bill_id = b.id AND a.status IN (%(pending)s, %(processing)s, %(unknown)s))
-     ORDER BY b.due_date, b.id
+     ORDER BY b.due_date DESC, b.id  -- the current cycle first, then older overdue bills
      LIMIT %(limit)s
     ON CONFLICT DO NOTHING
     RETURNING id, bill_id
@@ -129,53 +131,71 @@ def collection_run(*, now: dt.datetime | None = None, limit: int = 200_000) -> d
     return {"attempts": len(attempt_ids), "tasks": len(batches)}
 
 
+SEND_CONCURRENCY = 8  # debits in flight at once from one task (each on its own DB connection)
+
+
 def attempts_send(*, attempt_ids: list[int]) -> dict[str, int]:
     """Send each ``pending`` attempt to the gateway once.
 
     The claim (``pending`` → ``processing``) is a conditional UPDATE committed
     before the network call, so a replayed task or a second worker skips the
     attempt; a worker that dies after the claim leaves a ``processing`` attempt
-    that :func:`attempts_resolve_stale` settles by ``query``.
+    that :func:`attempts_resolve_stale` settles by ``query``. Outside a
+    transaction, up to ``SEND_CONCURRENCY`` debits are in flight at once.
 
     Returns:
-        Counts per outcome: ``sent``, ``skipped``, ``unknown``, ``failed_now``.
+        Counts per outcome: ``sent``, ``skipped``, ``unknown``.
     """
-    counts = {"sent": 0, "skipped": 0, "unknown": 0, "failed_now": 0}
-    gateway = get_gateway()
-    for attempt_id in attempt_ids:
-        claimed = RepaymentAttempt.objects.filter(id=attempt_id, status=AttemptStatus.PENDING).update(
-            status=AttemptStatus.PROCESSING, updated_at=timezone.now()
-        )
-        if not claimed:
-            counts["skipped"] += 1
-            continue
-        attempt = RepaymentAttempt.objects.select_related("card_binding", "bill__credit_line").get(id=attempt_id)
-        try:
-            result = gateway.debit(
-                idempotency_key=attempt.attempt_no,
-                token=attempt.card_binding.gateway_token,
-                amount=attempt.amount,
-                currency=attempt.bill.credit_line.currency,
-            )
-        except (GatewayTimeout, GatewayUnreachable):
-            # Unknown until the gateway says otherwise: attempts_resolve_stale asks it
-            # later; nothing is retried before that, so money is never taken twice.
-            RepaymentAttempt.objects.filter(id=attempt_id, status=AttemptStatus.PROCESSING).update(
-                status=AttemptStatus.UNKNOWN, updated_at=timezone.now()
-            )
-            counts["unknown"] += 1
-            continue
-        except GatewayError as exc:
-            _review(ReviewReason.MALFORMED, attempt.attempt_no, {"error": exc.code, "message": str(exc)}, attempt)
-            RepaymentAttempt.objects.filter(id=attempt_id, status=AttemptStatus.PROCESSING).update(
-                status=AttemptStatus.UNKNOWN, updated_at=timezone.now()
-            )
-            counts["unknown"] += 1
-            continue
-        if result.status in ("succeeded", "failed"):
-            attempt_apply_result(result=result, source="send")
-        counts["sent"] += 1
+    counts = {"sent": 0, "skipped": 0, "unknown": 0}
+    if len(attempt_ids) > 1 and not connection.in_atomic_block:
+        with ThreadPoolExecutor(max_workers=SEND_CONCURRENCY) as pool:
+            outcomes = list(pool.map(_send_one_in_thread, attempt_ids))
+    else:
+        outcomes = [_send_one(attempt_id) for attempt_id in attempt_ids]
+    for outcome in outcomes:
+        counts[outcome] += 1
     return counts
+
+
+def _send_one_in_thread(attempt_id: int) -> str:
+    try:
+        return _send_one(attempt_id)
+    finally:
+        connection.close()  # this thread's own connection
+
+
+def _send_one(attempt_id: int) -> str:
+    claimed = RepaymentAttempt.objects.filter(id=attempt_id, status=AttemptStatus.PENDING).update(
+        status=AttemptStatus.PROCESSING, updated_at=timezone.now()
+    )
+    if not claimed:
+        return "skipped"
+    attempt = RepaymentAttempt.objects.select_related("card_binding", "bill__credit_line").get(id=attempt_id)
+    try:
+        result = get_gateway().debit(
+            idempotency_key=attempt.attempt_no,
+            token=attempt.card_binding.gateway_token,
+            amount=attempt.amount,
+            currency=attempt.bill.credit_line.currency,
+        )
+    except (GatewayTimeout, GatewayUnreachable):
+        # Unknown until the gateway says otherwise: attempts_resolve_stale asks it
+        # later; nothing is retried before that, so money is never taken twice.
+        _mark_unknown(attempt_id)
+        return "unknown"
+    except GatewayError as exc:
+        _review(ReviewReason.MALFORMED, attempt.attempt_no, {"error": exc.code, "message": str(exc)}, attempt)
+        _mark_unknown(attempt_id)
+        return "unknown"
+    if result.status in ("succeeded", "failed"):
+        attempt_apply_result(result=result, source="send")
+    return "sent"
+
+
+def _mark_unknown(attempt_id: int) -> None:
+    RepaymentAttempt.objects.filter(id=attempt_id, status=AttemptStatus.PROCESSING).update(
+        status=AttemptStatus.UNKNOWN, updated_at=timezone.now()
+    )
 
 
 @dataclass(frozen=True)
@@ -208,6 +228,19 @@ def attempt_apply_result(*, result: DebitResult, source: str) -> ApplyOutcome:
             _review(ReviewReason.UNKNOWN_ATTEMPT, result.idempotency_key, _payload(result))
             return ApplyOutcome(False, "unknown_attempt")
         if attempt.status not in IN_FLIGHT_ATTEMPT_STATUSES:
+            if attempt.status == AttemptStatus.FAILED and result.status == "succeeded":
+                # The bank took the money after all. Record it (it is the customer's
+                # money on our side now) and flag it: a retry may have collected too,
+                # and then the customer is owed a refund.
+                _review(ReviewReason.LATE_SUCCESS, result.idempotency_key, _payload(result), attempt)
+                bill = (
+                    Bill.objects.select_for_update(of=("self",)).select_related("credit_line").get(id=attempt.bill_id)
+                )
+                attempt.status, attempt.gateway_reference = AttemptStatus.SUCCEEDED, result.reference[:64]
+                attempt.save(update_fields=["status", "gateway_reference", "updated_at"])
+                _apply_payment(bill, attempt.amount, timezone.now())
+                audit_record(actor=None, action="attempt.late_success", target=attempt, after=_payload(result))
+                return ApplyOutcome(True, "late_success")
             return ApplyOutcome(False, "replay")
         if result.amount is not None and result.amount != attempt.amount:
             _review(ReviewReason.AMOUNT_MISMATCH, result.idempotency_key, _payload(result), attempt)
@@ -251,7 +284,9 @@ def attempt_apply_result(*, result: DebitResult, source: str) -> ApplyOutcome:
             after={"source": source, "code": attempt.failure_code, "family": attempt.failure_family},
         )
         if event:
-            transaction.on_commit(lambda: async_task("repayments.tasks.notify_attempt", attempt.id, event, channels))
+            transaction.on_commit(
+                lambda: async_task("repayments.tasks.notify_attempt", attempt.id, event, channels, cluster=NOTIFY_QUEUE)
+            )
     return ApplyOutcome(True, "applied")
 
 
@@ -397,12 +432,18 @@ def attempts_resolve_stale(*, now: dt.datetime | None = None, limit: int = 500) 
     counts = {"resolved": 0, "not_found": 0, "still_open": 0, "resent": 0}
     stale = RepaymentAttempt.objects.filter(
         status__in=[AttemptStatus.UNKNOWN, AttemptStatus.PROCESSING], updated_at__lt=cutoff
-    ).values_list("id", "attempt_no", "amount")[:limit]
+    ).values_list("id", "attempt_no", "amount", "updated_at")[:limit]
     gateway = get_gateway()
-    for _attempt_id, attempt_no, amount in stale:
+    # "Not found" proves nothing while our own request may still be on its way: only
+    # trust it once the last send is older than twice the client timeout (real clock).
+    in_flight_until = dt.timedelta(seconds=2 * settings.GATEWAY_TIMEOUT_SECONDS)
+    for _attempt_id, attempt_no, amount, touched in stale:
         try:
             result = gateway.query(idempotency_key=attempt_no)
         except (GatewayTimeout, GatewayUnreachable, GatewayError):
+            counts["still_open"] += 1
+            continue
+        if result.status == "not_found" and timezone.now() - touched < in_flight_until:
             counts["still_open"] += 1
             continue
         if result.status == "not_found":

@@ -40,6 +40,7 @@ def cluster_factory(sandbox):
     def start():
         cluster = start_cluster(sandbox.url)
         started.append(cluster)
+        started.append(start_cluster(sandbox.url, Q_CLUSTER_NAME="notify"))  # customer messages
         return cluster
 
     yield start

@@ -289,3 +289,24 @@ def test_an_unreachable_gateway_leaves_attempts_unknown_never_lost(settings):
     counts = attempts_resolve_stale(now=timezone.now() + dt.timedelta(hours=1))
     assert counts["still_open"] == 1
     assert RepaymentAttempt.objects.get(id=attempt_id).status == AttemptStatus.UNKNOWN
+
+
+def test_a_success_reported_after_we_closed_the_attempt_is_recorded_and_flagged(live_server, settings):
+    _, bill, _ = customer_with_due_bill(due=TODAY, amount="75.00")
+    collection_run(now=AT_NINE)
+    attempt = RepaymentAttempt.objects.get()
+    RepaymentAttempt.objects.update(
+        status=AttemptStatus.FAILED, failure_code="not_delivered", failure_family="system", completed_at=timezone.now()
+    )
+    body = json.dumps(
+        {"idempotency_key": attempt.attempt_no, "status": "succeeded", "amount": "75.00", "reference": "LATE1"}
+    ).encode()
+    response = httpx.post(
+        f"{live_server.url}/api/v1/gateway/callbacks/",
+        content=body,
+        headers={HEADER: sign(body, settings.GATEWAY_SECRET)},
+    )
+    assert response.json() == {"result": "applied"}
+    bill.refresh_from_db()
+    assert bill.amount_paid == Decimal("75.00") and bill.status == BillStatus.PAID
+    assert GatewayReviewItem.objects.get().reason == "late_success"

@@ -2,6 +2,7 @@
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 from django_q.models import Schedule
 
 from repayments.schedules import SCHEDULES
@@ -17,6 +18,9 @@ class Command(BaseCommand):
                 name=spec.name,
                 defaults={"func": spec.func, "schedule_type": Schedule.CRON, "cron": spec.cron, "repeats": -1},
             )
+            if created and spec.run_when_created:
+                schedule.next_run = timezone.now()  # the cluster runs it as soon as it starts
+                schedule.save(update_fields=["next_run"])
             if not created and (schedule.func, schedule.cron) != (spec.func, spec.cron):
                 schedule.func, schedule.cron, schedule.schedule_type = spec.func, spec.cron, Schedule.CRON
                 schedule.next_run = schedule.calculate_next_run()
