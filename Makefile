@@ -46,7 +46,8 @@ check-migrations: install
 	$(MANAGE) makemigrations --check --dry-run
 
 benchmarks: install
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/run.py --keep
+	$(BIN)/python benchmarks/engine.py
 
 db-stop: install
 	@$(BIN)/python -c "from pathlib import Path; from baitiao.embedded_db import stop_embedded_database as stop; print('stopped' if stop(Path('var')) else 'embedded PostgreSQL is not running')"

@@ -24,6 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache, partial
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 
@@ -33,6 +34,9 @@ from baitiao.pii import pii_encrypt, pii_hash
 from repayments.datasets.synthetic import synthetic_card, synthetic_contact
 from repayments.datasets.uci import UciHolder
 from repayments.models import AttemptStatus, BillStatus, CardBindingStatus, Channel, CreditLineStatus, RiskTier
+
+if TYPE_CHECKING:
+    from repayments.datasets.copyrows import EncodedChunk
 
 MINIMUM_DUE_PERCENT = 10  # minimum payment: 10 % of the amount due, as on Taiwanese cards in 2005
 DEBIT_TIME = dt.time(9, 0)  # historical auto-debits are dated 09:00 business time on the due date
@@ -210,17 +214,19 @@ def map_holder(holder: UciHolder, *, customer_no: str, as_of: dt.date, currency:
     return rows
 
 
-def _map_batch(batch: list[tuple[UciHolder, str]], **options) -> list[HolderRows]:
-    return [map_holder(holder, customer_no=customer_no, **options) for holder, customer_no in batch]
+def _encode_batch(batch: list[tuple[UciHolder, str]], **options) -> EncodedChunk:
+    from repayments.datasets.copyrows import encode_holders
+
+    return encode_holders(map_holder(holder, customer_no=customer_no, **options) for holder, customer_no in batch)
 
 
 def map_holders(
     holders: Iterable[tuple[UciHolder, str]], *, as_of: dt.date, currency: str, source: str, batch_size: int = 2000
-) -> Iterator[HolderRows]:
-    """:func:`map_holder` over ``(holder, customer_no)`` pairs on every core, in input order.
+) -> Iterator[EncodedChunk]:
+    """:func:`map_holder` over ``(holder, customer_no)`` pairs on every core, COPY-encoded, in input order.
 
     Mapping is CPU-bound (encryption dominates), so batches go to a fork-based
-    process pool; results come back in order.
+    process pool that returns COPY text (``repayments.datasets.copyrows``).
     """
     options = {"as_of": as_of, "currency": currency, "source": source}
     items = list(holders)
@@ -228,9 +234,8 @@ def map_holders(
     workers = min(os.cpu_count() or 1, len(batches))
     if workers <= 1:
         for batch in batches:
-            yield from _map_batch(batch, **options)
+            yield _encode_batch(batch, **options)
         return
     # fork: workers inherit settings and keys; they never touch the database.
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        for rows in pool.map(partial(_map_batch, **options), batches):
-            yield from rows
+        yield from pool.map(partial(_encode_batch, **options), batches)

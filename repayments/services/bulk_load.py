@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from django.db import connection, transaction
 
-from repayments.datasets.mapping import HolderRows
+from repayments.datasets.copyrows import EncodedChunk
 
 _STAGING = {
     "stage_customer": """
@@ -146,11 +146,12 @@ _STEPS = [
 ]
 
 
-def holders_bulk_merge(*, holders: Iterable[HolderRows]) -> dict[str, int]:
-    """COPY the rows of ``holders`` into temporary staging tables and merge them, in one transaction.
+def holders_bulk_merge(*, chunks: Iterable[EncodedChunk]) -> dict[str, int]:
+    """COPY encoded holders into temporary staging tables and merge them, in one transaction.
 
     Args:
-        holders: mapped holders (``repayments.datasets.mapping.map_holder``), keyed by natural keys.
+        chunks: COPY text per staging table (``repayments.datasets.copyrows.encode_holders``),
+            rows keyed by natural keys.
 
     Returns:
         The number of rows newly inserted per table (``customers``, ``credit_lines``,
@@ -159,25 +160,24 @@ def holders_bulk_merge(*, holders: Iterable[HolderRows]) -> dict[str, int]:
     with transaction.atomic(), connection.cursor() as cursor:
         for table, columns in _STAGING.items():
             cursor.execute(f"CREATE TEMPORARY TABLE {table} ({columns}) ON COMMIT DROP")  # noqa: S608
-        tables: dict[str, list[tuple]] = {name: [] for name in _STAGING}
-        for rows in holders:
-            tables["stage_customer"].append(rows.customer)
-            tables["stage_credit_line"].append(rows.credit_line)
-            tables["stage_card_binding"].append(rows.card_binding)
-            tables["stage_bill"].extend(rows.bills)
-            tables["stage_attempt"].extend(rows.attempts)
+        staged = dict.fromkeys(_STAGING, 0)
+        parts: dict[str, list[bytes]] = {table: [] for table in _STAGING}
+        for chunk in chunks:
+            for table, (count, data) in chunk.items():
+                staged[table] += count
+                parts[table].append(data)
         # One COPY at a time: the protocol allows a single COPY per connection.
-        for table, table_rows in tables.items():
+        for table, data in parts.items():
             with cursor.copy(f"COPY {table} FROM STDIN") as copy:  # noqa: S608 - fixed names
-                for row in table_rows:
-                    copy.write_row(row)
+                for block in data:
+                    copy.write(block)
         for table, columns in _IDS.items():
             cursor.execute(f"CREATE TEMPORARY TABLE {table} ({columns}) ON COMMIT DROP")  # noqa: S608
         counts = {}
         for name, stage, insert_new, add_existing in _STEPS:
             cursor.execute(insert_new)
             counts[name] = cursor.rowcount
-            if add_existing and counts[name] < len(tables[stage]):
+            if add_existing and counts[name] < staged[stage]:
                 cursor.execute(add_existing)  # a re-run: some rows were there already
         for table in (*_STAGING, *_IDS):
             cursor.execute(f"DROP TABLE {table}")  # noqa: S608 - fixed names

@@ -17,7 +17,8 @@ from django.db import connection, transaction
 
 from accounts.models import User
 from accounts.services import audit_record
-from repayments.datasets.mapping import HolderRows, map_holder, map_holders
+from repayments.datasets.copyrows import EncodedChunk, encode_holders
+from repayments.datasets.mapping import map_holder, map_holders
 from repayments.datasets.uci import DEFAULT_PATH, UciHolder, read_uci_holders
 from repayments.models import Customer, DataSource
 from repayments.services.bulk_load import holders_bulk_merge
@@ -49,7 +50,7 @@ def dataset_load_uci(*, path: Path | str = DEFAULT_PATH, as_of: dt.date, actor: 
     holders = read_uci_holders(path)
     with transaction.atomic():
         counts = holders_bulk_merge(
-            holders=map_holders(
+            chunks=map_holders(
                 ((h, f"UCI-{h.id:06d}") for h in holders), as_of=as_of, currency=UCI_CURRENCY, source=DataSource.UCI
             )
         )
@@ -103,10 +104,10 @@ def _resampled(templates: list[UciHolder], number: int, seed: int) -> UciHolder:
     )
 
 
-def _generated_batch(numbers: range, *, seed: int, as_of: dt.date) -> list[HolderRows]:
-    """Worker side of :func:`dataset_generate_load`: resample and map one batch."""
+def _generated_batch(numbers: range, *, seed: int, as_of: dt.date) -> EncodedChunk:
+    """Worker side of :func:`dataset_generate_load`: resample, map and COPY-encode one batch."""
     templates = read_uci_templates()
-    return [
+    return encode_holders(
         map_holder(
             _resampled(templates, number, seed),
             customer_no=f"{GENERATED_PREFIX}{number:07d}",
@@ -115,7 +116,7 @@ def _generated_batch(numbers: range, *, seed: int, as_of: dt.date) -> list[Holde
             source=DataSource.GENERATED,
         )
         for number in numbers
-    ]
+    )
 
 
 @lru_cache(maxsize=1)
@@ -183,10 +184,10 @@ def _generate(
         def write_oldest_chunk() -> None:
             nonlocal done
             futures = in_flight.popleft()
-            holders = [rows for future in futures for rows in future.result()]
+            chunks = [future.result() for future in futures]
             with transaction.atomic():
-                counts = holders_bulk_merge(holders=holders)
-            done += len(holders)
+                counts = holders_bulk_merge(chunks=chunks)
+            done += sum(chunk["stage_customer"][0] for chunk in chunks)
             for name, value in counts.items():
                 totals[name] = totals.get(name, 0) + value
             if progress:

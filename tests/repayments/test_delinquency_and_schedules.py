@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 from django_q.models import Schedule
 
 from repayments.models import BillStatus
@@ -77,4 +78,6 @@ def test_setup_schedules_is_idempotent_and_fires_in_business_time():
     # 00:05 Asia/Shanghai is 16:05 UTC the day before; 07:00 is 23:00 UTC.
     assert (aging.next_run.astimezone(dt.UTC).hour, aging.next_run.minute) == (16, 5)
     planning = Schedule.objects.get(name="plan-reminders")
-    assert (planning.next_run.astimezone(dt.UTC).hour, planning.next_run.minute) == (23, 0)
+    assert planning.next_run <= timezone.now()  # a fresh install plans reminders at once
+    following = planning.calculate_next_run()
+    assert (following.astimezone(dt.UTC).hour, following.minute) == (23, 0)  # then daily 07:00 Shanghai
