@@ -9,7 +9,7 @@ Debian's package of that name, for the callback benchmark):
 2. A collection run creating 100,000 attempts (set-based SQL), then sending a
    sample of them to a live sandbox bank, with the time split between our code
    and the time spent waiting on the sandbox.
-3. The gateway callback endpoint under gunicorn (2 workers × 4 threads), loaded
+3. The gateway callback endpoint under gunicorn (3 sync workers: 2 × cores − 1), loaded
    by wrk over loopback with signed callbacks (target: at least 300 requests/s).
 
 Everything runs on 127.0.0.1 only and stops by itself.
@@ -216,7 +216,7 @@ def main() -> None:
         f"({per:.1f} ms each: ours {ours:.1f} s, sandbox {collection['sandbox_seconds']:.1f} s) | measured |"
     )
     rps = f"{callbacks['rps']:.0f} req/s ({callbacks['non2xx']})"
-    print(f"| callback endpoint, gunicorn 2×4, wrk 16 connections | {rps} | ≥ 300 req/s |")
+    print(f"| callback endpoint, gunicorn 3 sync workers, wrk 16 connections | {rps} | ≥ 300 req/s |")
 
 
 if __name__ == "__main__":

@@ -35,16 +35,12 @@ def gateway_callback(request: HttpRequest) -> JsonResponse:
         logger.warning("gateway callback refused: %s", exc)
         return JsonResponse({"error": "bad_signature", "detail": str(exc)}, status=403)
     try:
-        data = json.loads(body)
-        amount = data.get("amount")
-        result = DebitResult(
-            idempotency_key=str(data["idempotency_key"]),
-            status=str(data["status"]),
-            amount=Decimal(str(amount)) if amount is not None else None,
-            code=str(data.get("code") or ""),
-            message=str(data.get("message") or ""),
-            reference=str(data.get("reference") or ""),
-        )
+        data = json.loads(body, parse_float=Decimal)  # amounts never pass through float
+        if data.get("status") == "succeeded" and data.get("amount") is None:
+            raise ValueError("a success must state its amount")
+        result = DebitResult.from_json(data)
+        if not result.idempotency_key:
+            raise ValueError("no idempotency_key")
     except (ValueError, KeyError, TypeError, InvalidOperation, AttributeError):
         GatewayReviewItem.objects.create(
             reason=ReviewReason.MALFORMED, payload={"raw": body.decode(errors="replace")[:2000]}

@@ -284,6 +284,7 @@ class AttemptStatus(models.TextChoices):
     UNKNOWN = "unknown", _("Unknown")  # timed out; resolve by query before any new attempt
     SUCCEEDED = "succeeded", _("Succeeded")
     FAILED = "failed", _("Failed")
+    CANCELLED = "cancelled", _("Cancelled before sending")  # the bill changed while it waited
 
 
 IN_FLIGHT_ATTEMPT_STATUSES = (AttemptStatus.PENDING, AttemptStatus.PROCESSING, AttemptStatus.UNKNOWN)

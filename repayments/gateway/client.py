@@ -51,6 +51,7 @@ class DebitResult:
     code: str = ""
     message: str = ""
     reference: str = ""
+    currency: str = ""  # ISO 4217, when the channel reports it
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> DebitResult:
@@ -62,6 +63,7 @@ class DebitResult:
             code=str(data.get("code") or ""),
             message=str(data.get("message") or ""),
             reference=str(data.get("reference") or ""),
+            currency=str(data.get("currency") or ""),
         )
 
 

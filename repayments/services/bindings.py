@@ -13,7 +13,7 @@ from accounts.models import User
 from accounts.services import audit_record
 from baitiao.masking import phone_digits
 from repayments.bins import BinInfo, bin_lookup
-from repayments.gateway.client import BindChallenge, GatewayError, get_gateway
+from repayments.gateway.client import BindChallenge, GatewayError, GatewayTimeout, GatewayUnreachable, get_gateway
 from repayments.models import BindingRepairCase, CardBinding, CardBindingStatus, Customer, RepairCaseStatus
 from repayments.services.collection import bills_retry_after_rebinding
 
@@ -96,6 +96,8 @@ def card_binding_start(*, customer: Customer, card_number: str, reserved_phone: 
     phone = mobile_check(reserved_phone)
     try:
         challenge = get_gateway().bind_card(card_number=check.digits, reserved_phone=phone)
+    except (GatewayTimeout, GatewayUnreachable):
+        raise BindingError("card_number", "The bank did not answer. Nothing was bound; please try again.") from None
     except GatewayError as exc:
         field = "reserved_phone" if exc.code == "reserved_phone_mismatch" else "card_number"
         raise BindingError(field, f"The bank refused the card: {exc.code}.") from exc
@@ -129,12 +131,14 @@ def card_binding_confirm(
     Raises:
         BindingError: wrong or expired SMS code.
     """
+    phone = mobile_check(reserved_phone)  # before the bank binds anything
     try:
         bound = get_gateway().confirm_binding(bind_request_id=challenge.bind_request_id, sms_code=sms_code)
+    except (GatewayTimeout, GatewayUnreachable):
+        raise BindingError("sms_code", "The bank did not answer. Please ask for a new code and try again.") from None
     except GatewayError as exc:
         raise BindingError("sms_code", f"The bank did not accept the code: {exc.code}.") from exc
     now = timezone.now()
-    phone = mobile_check(reserved_phone)
     with transaction.atomic():
         Customer.objects.select_for_update().get(pk=customer.pk)  # one repair at a time per customer
         old = list(

@@ -29,12 +29,13 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
+from django.db.models.functions import Least
 from django.utils import timezone
 from django_q.tasks import async_task
 
 from accounts.models import User
 from accounts.services import audit_record
-from baitiao.business_time import business_datetime
+from baitiao.business_time import business_datetime, business_today
 from baitiao.money import ZERO, format_money
 from repayments.gateway.client import DebitResult, GatewayError, GatewayTimeout, GatewayUnreachable, get_gateway
 from repayments.gateway.taxonomy import failure_family
@@ -44,7 +45,9 @@ from repayments.models import (
     Bill,
     BillStatus,
     BindingRepairCase,
+    CardBinding,
     CardBindingStatus,
+    CreditLine,
     FailureCode,
     FailureFamily,
     GatewayReviewItem,
@@ -165,12 +168,9 @@ def _send_one_in_thread(attempt_id: int) -> str:
 
 
 def _send_one(attempt_id: int) -> str:
-    claimed = RepaymentAttempt.objects.filter(id=attempt_id, status=AttemptStatus.PENDING).update(
-        status=AttemptStatus.PROCESSING, updated_at=timezone.now()
-    )
-    if not claimed:
+    attempt = _claim(attempt_id)
+    if attempt is None:
         return "skipped"
-    attempt = RepaymentAttempt.objects.select_related("card_binding", "bill__credit_line").get(id=attempt_id)
     try:
         result = get_gateway().debit(
             idempotency_key=attempt.attempt_no,
@@ -190,6 +190,41 @@ def _send_one(attempt_id: int) -> str:
     if result.status in ("succeeded", "failed"):
         attempt_apply_result(result=result, source="send")
     return "sent"
+
+
+@transaction.atomic
+def _claim(attempt_id: int) -> RepaymentAttempt | None:
+    """``pending`` → ``processing`` after re-checking the bill, under its row lock.
+
+    A bill paid, closed or reduced while the attempt waited in the queue, or a
+    binding no longer active, cancels the attempt instead of debiting stale money.
+    """
+    attempt = (
+        RepaymentAttempt.objects.select_for_update(of=("self",))
+        .select_related("card_binding", "bill__credit_line")
+        .filter(id=attempt_id, status=AttemptStatus.PENDING)
+        .first()
+    )
+    if attempt is None:
+        return None  # sent by another worker, or a replayed task
+    bill = Bill.objects.select_for_update().get(id=attempt.bill_id)
+    binding = attempt.card_binding
+    now = timezone.now()
+    if (
+        bill.status not in (BillStatus.PENDING, BillStatus.OVERDUE)
+        or bill.outstanding < attempt.amount
+        or binding is None
+        or binding.status != CardBindingStatus.ACTIVE
+    ):
+        attempt.status, attempt.completed_at = AttemptStatus.CANCELLED, now
+        attempt.save(update_fields=["status", "completed_at", "updated_at"])
+        if bill.status in (BillStatus.PENDING, BillStatus.OVERDUE) and bill.outstanding > ZERO:
+            bill.retry_at = now  # collect what is owed now, with the right amount and card
+            bill.save(update_fields=["retry_at", "updated_at"])
+        return None
+    attempt.status = AttemptStatus.PROCESSING
+    attempt.save(update_fields=["status", "updated_at"])
+    return attempt
 
 
 def _mark_unknown(attempt_id: int) -> None:
@@ -220,7 +255,7 @@ def attempt_apply_result(*, result: DebitResult, source: str) -> ApplyOutcome:
     with transaction.atomic():
         attempt = (
             RepaymentAttempt.objects.select_for_update(of=("self",))
-            .select_related("card_binding")
+            .select_related("card_binding", "bill__credit_line")
             .filter(attempt_no=result.idempotency_key)
             .first()
         )
@@ -228,7 +263,11 @@ def attempt_apply_result(*, result: DebitResult, source: str) -> ApplyOutcome:
             _review(ReviewReason.UNKNOWN_ATTEMPT, result.idempotency_key, _payload(result))
             return ApplyOutcome(False, "unknown_attempt")
         if attempt.status not in IN_FLIGHT_ATTEMPT_STATUSES:
-            if attempt.status == AttemptStatus.FAILED and result.status == "succeeded":
+            if (
+                attempt.status == AttemptStatus.FAILED
+                and result.status == "succeeded"
+                and result.amount == attempt.amount
+            ):
                 # The bank took the money after all. Record it (it is the customer's
                 # money on our side now) and flag it: a retry may have collected too,
                 # and then the customer is owed a refund.
@@ -242,7 +281,10 @@ def attempt_apply_result(*, result: DebitResult, source: str) -> ApplyOutcome:
                 audit_record(actor=None, action="attempt.late_success", target=attempt, after=_payload(result))
                 return ApplyOutcome(True, "late_success")
             return ApplyOutcome(False, "replay")
-        if result.amount is not None and result.amount != attempt.amount:
+        currency = attempt.bill.credit_line.currency
+        if (result.amount is not None and result.amount != attempt.amount) or (
+            result.currency and result.currency != currency
+        ):
             _review(ReviewReason.AMOUNT_MISMATCH, result.idempotency_key, _payload(result), attempt)
             return ApplyOutcome(False, "amount_mismatch")
         bill = (
@@ -291,17 +333,22 @@ def attempt_apply_result(*, result: DebitResult, source: str) -> ApplyOutcome:
 
 
 def _apply_payment(bill: Bill, amount: Decimal, now: dt.datetime) -> None:
+    """Book ``amount`` on the (locked) bill; free the line by the principal it repays."""
+    principal_before = max(bill.amount_due - bill.amount_paid, ZERO)
     bill.amount_paid += amount
-    bill.retry_at = None
     fields = ["amount_paid", "retry_at", "updated_at"]
     if bill.outstanding == ZERO:
-        bill.status, bill.closed_at = BillStatus.PAID, now
+        bill.status, bill.closed_at, bill.retry_at = BillStatus.PAID, now, None
         fields += ["status", "closed_at"]
+    else:
+        # Something is still owed (a late fee accrued after the amount was fixed).
+        bill.retry_at = _next_morning(now, 1)
     bill.save(update_fields=fields)
-    # Principal repaid frees the line again; never above the limit.
-    line = bill.credit_line
-    line.available_credit = min(line.available_credit + amount, line.credit_limit)
-    line.save(update_fields=["available_credit", "updated_at"])
+    # One UPDATE, so two payments of one customer at once cannot overwrite each other.
+    CreditLine.objects.filter(pk=bill.credit_line_id).update(
+        available_credit=Least(F("available_credit") + min(amount, principal_before), F("credit_limit")),
+        updated_at=now,
+    )
 
 
 def _next_morning(now: dt.datetime, days: int) -> dt.datetime:
@@ -309,23 +356,32 @@ def _next_morning(now: dt.datetime, days: int) -> dt.datetime:
     return business_datetime(day, dt.time(settings.COLLECTION_START_HOUR, 0))
 
 
-def _consecutive_failures(bill: Bill, family: str) -> int:
-    """Failed attempts of ``family`` on ``bill`` since its last success (this one included)."""
-    count = 0
-    for status, fam in (
+def _failure_streak(bill: Bill, family: str) -> tuple[int, dt.datetime | None]:
+    """Failed attempts of ``family`` on ``bill`` since its last success or other family
+    (this one included), and when the first of them completed."""
+    count, first = 0, None
+    rows = (
         RepaymentAttempt.objects.filter(bill=bill)
+        .exclude(status=AttemptStatus.CANCELLED)
         .order_by("-requested_at", "-id")
-        .values_list("status", "failure_family")
-    ):
+        .values_list("status", "failure_family", "completed_at")
+    )
+    for status, fam, completed_at in rows:
         if status == AttemptStatus.SUCCEEDED or (status == AttemptStatus.FAILED and fam != family):
             break
         if status == AttemptStatus.FAILED:
-            count += 1
-    return count
+            count, first = count + 1, completed_at
+    return count, first
 
 
-def retry_time(*, family: str, failures: int, now: dt.datetime) -> dt.datetime | None:
+def retry_time(
+    *, family: str, failures: int, now: dt.datetime, streak_started: dt.datetime | None = None
+) -> dt.datetime | None:
     """When to try ``family`` again after ``failures`` consecutive failures (None: not automatically).
+
+    System failures back off from ``now``; day-based retries (funds, other) count
+    their days from ``streak_started``, the first failure of the streak (UTC),
+    so funds retries fall 1, 3 and 5 days after the first decline.
 
     ``settings.RETRY_POLICY`` is modelled on Stripe's smart-retry defaults (a few
     tries over days for declines) and Kill Bill's payment retry plugin (minutes
@@ -339,40 +395,59 @@ def retry_time(*, family: str, failures: int, now: dt.datetime) -> dt.datetime |
         return now + dt.timedelta(minutes=minutes)
     days = policy.get("days", [])
     if failures <= len(days):
-        return _next_morning(now, days[failures - 1])
+        return max(_next_morning(streak_started or now, days[failures - 1]), now)
     return None
 
 
 def _apply_failure(bill: Bill, attempt: RepaymentAttempt, family: str, now: dt.datetime):
-    failures = _consecutive_failures(bill, family)
+    failures, streak_started = _failure_streak(bill, family)
     event = None
     channels: list[str] = []
     if family == FailureFamily.BINDING:
-        bill.retry_at = None
-        binding = attempt.card_binding
-        if binding is not None and binding.status == CardBindingStatus.ACTIVE:
-            binding.status = CardBindingStatus.INVALID
-            binding.status_changed_at = now
-            binding.status_reason = f"{attempt.failure_code} on {attempt.attempt_no}"
-            binding.save(update_fields=["status", "status_changed_at", "status_reason", "updated_at"])
-        if binding is not None:
-            BindingRepairCase.objects.get_or_create(
-                card_binding=binding,
-                status=RepairCaseStatus.OPEN,
-                defaults={"customer_id": bill.customer_id, "attempt": attempt, "failure_code": attempt.failure_code},
-            )
-        # Tell the customer at once, on every channel that still works.
-        event, channels = (
-            NotificationEvent.DEBIT_FAILED_BINDING,
-            [
+        binding = (
+            CardBinding.objects.select_for_update().filter(pk=attempt.card_binding_id).first()
+            if attempt.card_binding_id
+            else None
+        )
+        reverified = (
+            binding is not None and binding.status_changed_at and binding.status_changed_at > attempt.requested_at
+        )
+        has_other_card = (
+            CardBinding.objects.filter(customer_id=bill.customer_id, status=CardBindingStatus.ACTIVE)
+            .exclude(pk=attempt.card_binding_id)
+            .exists()
+        )
+        if has_other_card or (reverified and binding.status == CardBindingStatus.ACTIVE):
+            # The customer re-bound while this attempt was in flight: retry on the
+            # card that is active now; no repair case, no "bind a new card" message.
+            bill.retry_at = now
+        else:
+            bill.retry_at = None
+            if binding is not None and binding.status == CardBindingStatus.ACTIVE:
+                binding.status = CardBindingStatus.INVALID
+                binding.status_changed_at = now
+                binding.status_reason = f"{attempt.failure_code} on {attempt.attempt_no}"
+                binding.save(update_fields=["status", "status_changed_at", "status_reason", "updated_at"])
+            if binding is not None:
+                BindingRepairCase.objects.get_or_create(
+                    card_binding=binding,
+                    status=RepairCaseStatus.OPEN,
+                    defaults={
+                        "customer_id": bill.customer_id,
+                        "attempt": attempt,
+                        "failure_code": attempt.failure_code,
+                    },
+                )
+            # Tell the customer at once, on every channel that still works.
+            event = NotificationEvent.DEBIT_FAILED_BINDING
+            channels = [
                 NotificationChannel.PUSH,
                 NotificationChannel.SMS,
                 NotificationChannel.EMAIL,
                 NotificationChannel.IN_APP,
-            ],
-        )
+            ]
     else:
-        bill.retry_at = retry_time(family=family, failures=failures, now=now)
+        bill.retry_at = retry_time(family=family, failures=failures, now=now, streak_started=streak_started)
         if family == FailureFamily.FUNDS:
             event, channels = (
                 NotificationEvent.DEBIT_FAILED_FUNDS,
@@ -473,7 +548,11 @@ def bills_retry_after_rebinding(*, customer_id: int, actor: User | None) -> int:
     now = timezone.now()
     scheduled = (
         Bill.objects.open()
-        .filter(customer_id=customer_id, amount_paid__lt=F("amount_due") + F("late_fee") - F("late_fee_waived"))
+        .filter(
+            customer_id=customer_id,
+            due_date__lte=business_today(),  # failed or overdue bills; later ones wait for their due date
+            amount_paid__lt=F("amount_due") + F("late_fee") - F("late_fee_waived"),
+        )
         .update(retry_at=now, updated_at=now)
     )
     audit_record(

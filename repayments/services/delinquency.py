@@ -3,7 +3,8 @@
 Late-fee rule (``settings.LATE_FEE_DAILY_RATE``, ``settings.LATE_FEE_CAP_PERCENT``):
 ``late_fee = min(round_half_up(unpaid amount due × daily rate × DPD, 2),
 round_half_up(amount due × cap % / 100, 2))`` where unpaid amount due is
-``max(amount_due − amount_paid, 0)``. The default daily rate, 0.05 %, is the
+``max(amount_due − amount_paid, 0)``; a fee already paid (``amount_paid`` above
+``amount_due``) or waived is never taken back. The default daily rate, 0.05 %, is the
 overdue charge JD Baitiao publishes (违约金 每日 0.05 %); the cap keeps the total
 at 10 % of the bill. PostgreSQL's ``round(numeric, 2)`` rounds half away from
 zero, which is half-up for these non-negative amounts.
@@ -57,12 +58,13 @@ AGE = """
          WHERE status = %(overdue)s
     )
     UPDATE repayments_bill AS b
-       SET dpd = aged.dpd, late_fee = GREATEST(aged.fee, b.late_fee_waived), dpd_as_of = %(as_of)s,
+       SET dpd = aged.dpd, late_fee = GREATEST(aged.fee, b.late_fee_waived, b.amount_paid - b.amount_due),
+           dpd_as_of = %(as_of)s,
            updated_at = now()
       FROM aged
      WHERE b.id = aged.id
        AND (b.dpd, b.late_fee, b.dpd_as_of)
-           IS DISTINCT FROM (aged.dpd, GREATEST(aged.fee, b.late_fee_waived), %(as_of)s)
+           IS DISTINCT FROM (aged.dpd, GREATEST(aged.fee, b.late_fee_waived, b.amount_paid - b.amount_due), %(as_of)s)
 """
 
 

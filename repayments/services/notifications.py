@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any
 
@@ -52,6 +53,7 @@ def notification_send(
     bill: Bill | None = None,
     reminder: Reminder | None = None,
     attempt: RepaymentAttempt | None = None,
+    now: dt.datetime | None = None,
 ) -> list[Notification]:
     """Send one message on ``channels`` and record each try as a ``Notification``.
 
@@ -65,6 +67,7 @@ def notification_send(
         context: template values: ``amount`` (formatted with currency), ``bill_no``,
             ``last4``, ``due_date``, ``dpd``, ``reason``, ``retry_date``.
         bill / reminder / attempt: what the message is about, for the customer's history.
+        now: the sending moment (UTC); default ``timezone.now()``.
 
     Returns:
         The notifications written, sent and failed.
@@ -93,7 +96,7 @@ def notification_send(
                 status=status,
                 provider_reference=reference,
                 error=error,
-                sent_at=timezone.now(),
+                sent_at=now or timezone.now(),
             )
         )
         if fallback and status == NotificationStatus.SENT:

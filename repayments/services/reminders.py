@@ -14,10 +14,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count
 from django.utils import timezone
 
 from baitiao.business_time import business_datetime, days_past_due
@@ -106,6 +106,8 @@ def _event_for(reminder: Reminder) -> str:
     return NotificationEvent.REMINDER_OVERDUE
 
 
+REMINDER_LOCK_SPACE = 7_001  # first key of pg_advisory_xact_lock(space, customer_id)
+
 REMINDER_EVENTS = [
     NotificationEvent.REMINDER_BEFORE_DUE,
     NotificationEvent.REMINDER_DUE_TODAY,
@@ -113,80 +115,99 @@ REMINDER_EVENTS = [
 ]
 
 
-def reminders_send_due(*, now: dt.datetime | None = None, batch: int = 500) -> dict[str, int]:
-    """Send the planned reminders that are due, one batch, each claimed with SKIP LOCKED.
+def reminders_send_due(
+    *, now: dt.datetime | None = None, batch: int = 500, budget_seconds: float = 240
+) -> dict[str, int]:
+    """Send the planned reminders that are due, until none is left or the time budget is spent.
+
+    Each reminder is claimed, checked, sent and recorded in its own short
+    transaction (``SKIP LOCKED``), under a per-customer advisory lock so that two
+    runs at once cannot both pass the daily cap. A crash between the provider's
+    acceptance and the commit can send one message twice (at-least-once), never
+    lose the record of one that committed.
 
     Returns:
         Counts: ``sent``, ``skipped``, ``deferred``.
     """
-    from repayments.services.notifications import notification_send
-
     now = now or timezone.now()
     counts = {"sent": 0, "skipped": 0, "deferred": 0}
     if in_quiet_hours(now):
         return counts  # nothing goes out at night; the next run inside the window sends
-    today = timezone.localtime(now).date()
-    day_start = business_datetime(today, dt.time(0, 0))
-    with transaction.atomic():
+    deadline = time.monotonic() + budget_seconds
+    while time.monotonic() < deadline:
         due = list(
-            Reminder.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(status=Reminder.Status.PLANNED, scheduled_at__lte=now)
-            .select_related("bill__credit_line", "customer")
-            .order_by("scheduled_at")[:batch]
+            Reminder.objects.filter(status=Reminder.Status.PLANNED, scheduled_at__lte=now)
+            .order_by("scheduled_at")
+            .values_list("id", flat=True)[:batch]
         )
-        sent_today = dict(
-            NotificationModel.objects.filter(
-                customer_id__in={r.customer_id for r in due},
-                event__in=REMINDER_EVENTS,
-                status=NotificationStatus.SENT,
-                sent_at__gte=day_start,
-            )
-            .values_list("customer_id")
-            .annotate(n=Count("id"))
-        )
-        for reminder in due:
-            bill: Bill = reminder.bill
-            if bill.status not in (BillStatus.PENDING, BillStatus.OVERDUE) or bill.outstanding <= 0:
-                reason = "paid"
-            elif bill.due_date > bill.original_due_date:
-                reason = "extended"
-            else:
-                reason = ""
-            if reason:
-                reminder.status, reminder.skip_reason = Reminder.Status.SKIPPED, reason
-                reminder.save(update_fields=["status", "skip_reason", "updated_at"])
-                counts["skipped"] += 1
-                continue
-            if sent_today.get(reminder.customer_id, 0) >= settings.REMINDER_DAILY_CAP:
-                reminder.scheduled_at = _next_window_start(business_datetime(today, dt.time(23, 0)))
-                reminder.save(update_fields=["scheduled_at", "updated_at"])
-                counts["deferred"] += 1
-                continue
-            binding = bill.customer.card_bindings.filter(status="active").first()
-            context = {
-                "amount": format_money(bill.outstanding, bill.credit_line.currency),
-                "bill_no": bill.bill_no,
-                "last4": binding.last4 if binding else "",
-                "due_date": bill.due_date.isoformat(),
-                "dpd": days_past_due(bill.due_date, today),
-            }
-            sent = notification_send(
-                customer=reminder.customer,
-                event=_event_for(reminder),
-                channels=list(settings.REMINDER_CHANNELS),
-                fallback=True,
-                context=context,
-                bill=bill,
-                reminder=reminder,
-            )
-            delivered = any(n.status == NotificationStatus.SENT for n in sent)
-            reminder.status = Reminder.Status.SENT if delivered else Reminder.Status.SKIPPED
-            reminder.skip_reason = "" if delivered else "no channel delivered"
-            reminder.sent_at = now
-            reminder.save(update_fields=["status", "skip_reason", "sent_at", "updated_at"])
-            if delivered:
-                sent_today[reminder.customer_id] = sent_today.get(reminder.customer_id, 0) + 1
-                counts["sent"] += 1
-            else:
-                counts["skipped"] += 1
+        if not due:
+            break
+        for reminder_id in due:
+            outcome = _send_one(reminder_id, now)
+            if outcome:
+                counts[outcome] += 1
+            if time.monotonic() >= deadline:
+                break
     return counts
+
+
+@transaction.atomic
+def _send_one(reminder_id: int, now: dt.datetime) -> str | None:
+    from repayments.services.notifications import notification_send
+
+    reminder = (
+        Reminder.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("bill__credit_line", "customer")
+        .filter(id=reminder_id, status=Reminder.Status.PLANNED)
+        .first()
+    )
+    if reminder is None:
+        return None  # another run has it
+    bill: Bill = reminder.bill
+    if bill.status not in (BillStatus.PENDING, BillStatus.OVERDUE) or bill.outstanding <= 0:
+        reason = "paid"
+    elif bill.due_date > bill.original_due_date:
+        reason = "extended"
+    else:
+        reason = ""
+    if reason:
+        reminder.status, reminder.skip_reason = Reminder.Status.SKIPPED, reason
+        reminder.save(update_fields=["status", "skip_reason", "updated_at"])
+        return "skipped"
+    today = timezone.localtime(now).date()
+    with connection.cursor() as cursor:  # one customer's cap is checked by one run at a time
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [REMINDER_LOCK_SPACE, reminder.customer_id])
+    sent_today = NotificationModel.objects.filter(
+        customer_id=reminder.customer_id,
+        event__in=REMINDER_EVENTS,
+        status=NotificationStatus.SENT,
+        sent_at__gte=business_datetime(today, dt.time(0, 0)),
+    ).count()
+    if sent_today >= settings.REMINDER_DAILY_CAP:
+        reminder.scheduled_at = _next_window_start(business_datetime(today, dt.time(23, 0)))
+        reminder.save(update_fields=["scheduled_at", "updated_at"])
+        return "deferred"
+    binding = bill.customer.card_bindings.filter(status="active").first()
+    context = {
+        "amount": format_money(bill.outstanding, bill.credit_line.currency),
+        "bill_no": bill.bill_no,
+        "last4": binding.last4 if binding else "",
+        "due_date": bill.due_date.isoformat(),
+        "dpd": days_past_due(bill.due_date, today),
+    }
+    sent = notification_send(
+        customer=reminder.customer,
+        event=_event_for(reminder),
+        channels=list(settings.REMINDER_CHANNELS),
+        fallback=True,
+        context=context,
+        bill=bill,
+        reminder=reminder,
+        now=now,
+    )
+    delivered = any(n.status == NotificationStatus.SENT for n in sent)
+    reminder.status = Reminder.Status.SENT if delivered else Reminder.Status.SKIPPED
+    reminder.skip_reason = "" if delivered else "no channel delivered"
+    reminder.sent_at = now
+    reminder.save(update_fields=["status", "skip_reason", "sent_at", "updated_at"])
+    return "sent" if delivered else "skipped"

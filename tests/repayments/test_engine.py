@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
+from django.db import connection, transaction
 from django.utils import timezone
 from django_q.conf import Conf
 
@@ -17,6 +18,7 @@ from baitiao.business_time import business_datetime
 from repayments.gateway.signing import HEADER, sign
 from repayments.models import (
     AttemptStatus,
+    Bill,
     BillStatus,
     BindingRepairCase,
     CardBindingStatus,
@@ -28,6 +30,7 @@ from repayments.models import (
 from repayments.services.bindings import card_binding_confirm, card_binding_start
 from repayments.services.collection import attempts_resolve_stale, attempts_send, collection_run
 from tests.engine import customer_with_due_bill, start_sandbox, truncate_domain, wait_for
+from tests.factories import BillFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -136,15 +139,28 @@ def test_concurrent_identical_callbacks_change_the_bill_once(sandbox, live_serve
 def test_two_concurrent_collection_runs_create_each_attempt_once(sandbox):
     for n in range(20):
         customer_with_due_bill(due=TODAY, customer_no=f"CC-{n:03d}")
-    results = []
-    threads = [threading.Thread(target=lambda: results.append(collection_run(now=AT_NINE))) for _ in range(2)]
+    inserted, results = threading.Event(), {}
+
+    def first_run_holding_its_transaction():
+        with transaction.atomic():
+            results["first"] = collection_run(now=AT_NINE)
+            inserted.set()
+            time.sleep(1.5)  # the second run starts while these rows are uncommitted
+        connection.close()
+
+    def second_run():
+        inserted.wait(10)
+        results["second"] = collection_run(now=AT_NINE)
+        connection.close()
+
+    threads = [threading.Thread(target=first_run_holding_its_transaction), threading.Thread(target=second_run)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sum(r["attempts"] for r in results) == 20
+    assert (results["first"]["attempts"], results["second"]["attempts"]) == (20, 0)
     assert RepaymentAttempt.objects.count() == 20
-    assert collection_run(now=AT_NINE)["attempts"] == 0  # nothing due while they are in flight
+    assert set(Bill.objects.values_list("debit_attempts", flat=True)) == {1}
 
 
 def test_a_timeout_is_resolved_by_query_without_a_second_debit(silent_sandbox):
@@ -310,3 +326,61 @@ def test_a_success_reported_after_we_closed_the_attempt_is_recorded_and_flagged(
     bill.refresh_from_db()
     assert bill.amount_paid == Decimal("75.00") and bill.status == BillStatus.PAID
     assert GatewayReviewItem.objects.get().reason == "late_success"
+
+
+def test_rebinding_retries_only_bills_that_are_due(sandbox, sync_queue, agent):
+    customer, bill, _ = customer_with_due_bill(due=TODAY, scenario="card_closed", amount="10.00")
+    later = BillFactory(
+        credit_line=bill.credit_line, due_date=TODAY + dt.timedelta(days=20), amount_due="20.00", minimum_due="2.00"
+    )
+    [attempt_id] = send_all()
+    wait_for(lambda: settled(attempt_id), what="binding failure")
+    challenge = card_binding_start(
+        customer=customer, card_number="6222021234567890128", reserved_phone="13800138000", actor=agent
+    )
+    card_binding_confirm(
+        customer=customer, challenge=challenge, sms_code="111111", reserved_phone="13800138000", actor=agent, reason="x"
+    )
+    later.refresh_from_db()
+    assert later.retry_at is None and not later.attempts.exists()
+
+
+def test_an_attempt_whose_bill_was_paid_while_queued_is_cancelled_not_sent(sandbox):
+    _, bill, _ = customer_with_due_bill(due=TODAY, amount="55.00")
+    collection_run(now=AT_NINE)
+    Bill.objects.filter(id=bill.id).update(amount_paid=Decimal("55.00"), status=BillStatus.PAID)
+    attempt = RepaymentAttempt.objects.get()
+    assert attempts_send(attempt_ids=[attempt.id]) == {"sent": 0, "skipped": 1, "unknown": 0}
+    attempt.refresh_from_db()
+    assert attempt.status == AttemptStatus.CANCELLED and sandbox.state()["debits"] == {}
+
+
+def test_a_card_failure_arriving_after_a_rebinding_retries_on_the_new_card(sandbox, agent):
+    customer, bill, old = customer_with_due_bill(due=TODAY, scenario="card_expired", amount="12.00")
+    sandbox.outage("timeout")
+    [attempt_id] = send_all()  # in flight on the old card
+    challenge = card_binding_start(
+        customer=customer, card_number="6222021234567890128", reserved_phone="13800138000", actor=agent
+    )
+    card_binding_confirm(
+        customer=customer, challenge=challenge, sms_code="111111", reserved_phone="13800138000", actor=agent, reason="x"
+    )
+    wait_for(lambda: settled(attempt_id), timeout=20, what="the old card's late failure")
+    bill.refresh_from_db()
+    assert bill.retry_at is not None  # retried on the new card, not given up
+    assert not BindingRepairCase.objects.filter(status="open").exists()
+    assert not Notification.objects.filter(event="debit_failed_binding").exists()
+
+
+def test_a_success_callback_without_an_amount_is_refused(live_server, settings):
+    customer_with_due_bill(due=TODAY)
+    collection_run(now=AT_NINE)
+    attempt = RepaymentAttempt.objects.get()
+    body = json.dumps({"idempotency_key": attempt.attempt_no, "status": "succeeded"}).encode()
+    response = httpx.post(
+        f"{live_server.url}/api/v1/gateway/callbacks/",
+        content=body,
+        headers={HEADER: sign(body, settings.GATEWAY_SECRET)},
+    )
+    assert response.status_code == 400
+    assert RepaymentAttempt.objects.get().status == AttemptStatus.PENDING

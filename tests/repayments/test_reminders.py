@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from hashlib import sha256
 
 import pytest
 from django.utils import timezone
@@ -97,8 +98,11 @@ def test_no_reminder_once_paid_or_extended():
 
 def test_channels_fall_back_from_push_to_sms():
     bill = customer_bill(tier=RiskTier.HIGH, first_bill=False, due=AS_OF)
+    # A customer number the sandbox push provider knows no app installation for.
+    no_app = next(f"NOAPP-{n}" for n in range(100) if int(sha256(f"NOAPP-{n}".encode()).hexdigest()[:4], 16) % 10 >= 6)
+    bill.customer.customer_no = no_app
+    bill.customer.save(update_fields=["customer_no"])
     reminders_plan(as_of=AS_OF)
     reminders_send_due(now=business_datetime(AS_OF, dt.time(10, 5)))
-    channels = list(Notification.objects.filter(bill=bill).order_by("id").values_list("channel", "status"))
-    # Push is tried first; when the customer has no app it fails and SMS delivers.
-    assert channels in ([("push", "sent")], [("push", "failed"), ("sms", "sent")])
+    channels = list(Notification.objects.filter(bill=bill).order_by("id").values_list("channel", "status", "error"))
+    assert channels == [("push", "failed", "no_device"), ("sms", "sent", "")]

@@ -44,8 +44,11 @@ def test_system_failures_beyond_the_tries_wait_for_the_next_morning():
     assert timezone.localtime(retry_time(family="system", failures=9, now=NOW)).date() == dt.date(2026, 12, 1)
 
 
-def test_funds_failures_retry_after_one_three_five_days_then_stop():
-    mornings = [retry_time(family="funds", failures=n, now=NOW) for n in (1, 2, 3)]
+def test_funds_failures_retry_one_three_five_days_after_the_first_decline():
+    first = retry_time(family="funds", failures=1, now=NOW, streak_started=NOW)
+    second = retry_time(family="funds", failures=2, now=first, streak_started=NOW)
+    third = retry_time(family="funds", failures=3, now=second, streak_started=NOW)
+    mornings = [first, second, third]
     assert [timezone.localtime(m).date().day for m in mornings] == [1, 3, 5]
     assert all(timezone.localtime(m).hour == 9 for m in mornings)
     assert retry_time(family="funds", failures=4, now=NOW) is None
