@@ -16,10 +16,14 @@ from pathlib import Path
 import httpx
 from django.db import connection
 
+from baitiao.business_time import business_datetime
 from repayments.models import Bill, CardBinding, Customer
 from tests.factories import BillFactory, CardBindingFactory, CreditLineFactory
 
 ROOT = Path(__file__).resolve().parent.parent
+# The business day the engine tests run on, and its first debit time.
+TODAY = dt.date(2026, 11, 30)
+AT_NINE = business_datetime(TODAY, dt.time(9, 0))
 
 
 def free_port() -> int:

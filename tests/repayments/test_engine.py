@@ -29,27 +29,15 @@ from repayments.models import (
 )
 from repayments.services.bindings import card_binding_confirm, card_binding_start
 from repayments.services.collection import attempts_resolve_stale, attempts_send, collection_run
-from tests.engine import customer_with_due_bill, start_sandbox, truncate_domain, wait_for
+from tests.engine import AT_NINE, TODAY, customer_with_due_bill, start_sandbox, wait_for
 from tests.factories import BillFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-TODAY = dt.date(2026, 11, 30)
-AT_NINE = business_datetime(TODAY, dt.time(9, 0))
-
-
-@pytest.fixture(autouse=True)
-def empty_domain(transactional_db):
-    truncate_domain()
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("empty_domain")]
 
 
 @pytest.fixture
-def sandbox(live_server, settings):
-    bank = start_sandbox(f"{live_server.url}/api/v1/gateway/callbacks/")
-    settings.GATEWAY_URL = bank.url
-    settings.GATEWAY_TIMEOUT_SECONDS = 1.0
-    yield bank
-    bank.stop()
+def sandbox(live_bank):
+    return live_bank()
 
 
 @pytest.fixture
