@@ -48,6 +48,8 @@ check-migrations: install
 benchmarks: install
 	$(BIN)/python benchmarks/run.py --keep
 	$(BIN)/python benchmarks/engine.py
+	$(BIN)/python benchmarks/console.py
+	$(BIN)/python benchmarks/imports.py
 
 db-stop: install
 	@$(BIN)/python -c "from pathlib import Path; from baitiao.embedded_db import stop_embedded_database as stop; print('stopped' if stop(Path('var')) else 'embedded PostgreSQL is not running')"

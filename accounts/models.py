@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pgtrigger
 from django.contrib.auth.models import AbstractUser
+from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 
 
@@ -18,10 +21,19 @@ class User(AbstractUser):
         verbose_name = _("staff user")
         verbose_name_plural = _("staff users")
 
-    @property
+    @cached_property
     def role_names(self) -> list[str]:
-        """Names of the role groups this user holds, sorted."""
-        return sorted(group.name for group in self.groups.all())
+        """Names of the role groups this user holds, sorted: for display only.
+
+        Cached for a minute (the top bar shows it on every page); permission checks
+        never use it, they read the groups' permissions afresh on each request.
+        """
+        key = f"accounts:role_names:{self.pk}"
+        names = cache.get(key)
+        if names is None:
+            names = sorted(group.name for group in self.groups.all())
+            cache.set(key, names, 60)
+        return names
 
 
 class AuditEvent(models.Model):
@@ -44,6 +56,8 @@ class AuditEvent(models.Model):
     action = models.CharField(max_length=64, db_index=True)  # dotted: "customer.reveal"
     target_type = models.CharField(max_length=64, blank=True)
     target_id = models.CharField(max_length=64, blank=True)
+    # The customer the action concerns, so a customer's page and the auditor can find it.
+    customer_no = models.CharField(max_length=32, blank=True, db_default="")
     reason = models.TextField(blank=True)
     # DjangoJSONEncoder writes Decimal amounts and dates as strings.
     before = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
@@ -59,6 +73,9 @@ class AuditEvent(models.Model):
         indexes = [
             models.Index(fields=["target_type", "target_id", "-occurred_at"], name="audit_target_idx"),
             models.Index(fields=["actor", "-occurred_at"], name="audit_actor_idx"),
+            models.Index(
+                fields=["customer_no", "-occurred_at"], name="audit_customer_idx", condition=~Q(customer_no="")
+            ),
         ]
         permissions = [
             ("view_audit_trail", "Can view the audit trail"),

@@ -34,6 +34,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "repayments.request_extension",
         "repayments.request_waiver",
         "repayments.retry_debit",
+        "repayments.work_cases",
     ],
     SUPERVISOR: [
         *_READ_DOMAIN,
@@ -44,6 +45,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "repayments.request_waiver",
         "repayments.approve_waiver",
         "repayments.retry_debit",
+        "repayments.work_cases",
         "repayments.view_dashboard",
     ],
     ANALYST: [

@@ -18,6 +18,8 @@ def audit_record(
     target: models.Model | None = None,
     target_type: str = "",
     target_id: str = "",
+    customer: models.Model | None = None,
+    customer_no: str = "",
     reason: str = "",
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
@@ -33,6 +35,9 @@ def audit_record(
         actor: the staff user, or ``None`` for the system (jobs, loaders).
         action: dotted verb, e.g. ``"customer.reveal"``, ``"dataset.load"``.
         target: the model instance acted on; sets ``target_type`` (``app.model``) and ``target_id``.
+        customer: the ``repayments.Customer`` the action concerns (the target itself when
+            it is one); stored as its ``customer_no``.
+        customer_no: the same, when only the number is at hand.
         reason: the reason the actor gave (required by the calling service where policy says so).
         before / after: JSON-serialisable snapshots of the changed fields only; never
             clear personal data.
@@ -41,12 +46,15 @@ def audit_record(
     if target is not None:
         target_type = target._meta.label_lower
         target_id = str(target.pk)
+        if customer is None and target._meta.label_lower == "repayments.customer":
+            customer = target
     return AuditEvent.objects.create(
         actor=actor,
         actor_label=actor.get_username() if actor else SYSTEM_ACTOR,
         action=action,
         target_type=target_type,
         target_id=target_id,
+        customer_no=getattr(customer, "customer_no", "") or customer_no,
         reason=reason,
         before=before,
         after=after,

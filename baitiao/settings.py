@@ -6,6 +6,7 @@ Every variable is documented in ``.env.example``. A ``.env`` file next to
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from pathlib import Path
 
@@ -61,6 +62,9 @@ INSTALLED_APPS = [
     "django_q",
     "import_export",
     "pgtrigger",
+    "axes",
+    "csp",
+    "django_htmx",
     "accounts",
     "repayments",
 ]
@@ -72,9 +76,42 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.middleware.IdleTimeoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a lockout into the lockout response.
+    "axes.middleware.AxesMiddleware",
 ]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses logins while locked out
+    "accounts.backends.RoleModelBackend",  # ModelBackend with one permission query
+]
+# Login throttling (django-axes): 5 failures for one username from one address
+# lock that pair out for 15 minutes; a success resets the count.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
+AXES_IPWARE_PROXY_COUNT = env.int("PROXY_COUNT", default=0)
+
+# Content-Security-Policy (django-csp): only our own scripts and styles; htmx
+# is served from our static files, never a CDN.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'none'"],
+        "object-src": ["'none'"],
+    },
+}
 
 ROOT_URLCONF = "baitiao.urls"
 WSGI_APPLICATION = "baitiao.wsgi.application"
@@ -135,9 +172,15 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 SESSION_COOKIE_AGE = env.int("SESSION_IDLE_SECONDS", default=30 * 60)
-SESSION_SAVE_EVERY_REQUEST = True  # idle timeout: every request extends the session
+# Idle timeout: a request extends the session, written at most once a minute
+# (accounts.middleware.IdleTimeoutMiddleware) rather than on every request.
+SESSION_REFRESH_SECONDS = 60
 SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+CSRF_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -219,6 +262,18 @@ REMINDER_SEND_TIME = "10:00"
 REMINDER_QUIET_HOURS = ("21:00", "08:00")  # no reminders from 21:00 to 08:00 business time
 REMINDER_DAILY_CAP = env.int("REMINDER_DAILY_CAP", default=2)
 REMINDER_CHANNELS = ["push", "sms", "email"]  # fallback order
+
+# Extensions and waivers (repayments/services/extensions.py, docs/console.md).
+# An agent's own authority; anything beyond it waits for a supervisor who is not
+# the requester (maker-checker).
+EXTENSION_POLICY = {
+    "agent_max_days": env.int("EXTENSION_AGENT_MAX_DAYS", default=7),  # calendar days per extension
+    "agent_max_per_bill": 1,  # extensions of one bill an agent may grant
+    "agent_max_per_customer": 2,  # per customer in the trailing window below
+    "window_days": 365,  # the trailing window: 12 months
+    "max_days": 90,  # nobody extends further in one go (database check)
+}
+WAIVER_AGENT_LIMIT = Decimal(env.str("WAIVER_AGENT_LIMIT", default="100.00"))  # yuan, per waiver
 
 # Customer email: files under var/mail in development, SMTP in production.
 if DEBUG:

@@ -17,6 +17,7 @@ from django.contrib import admin
 from accounts.admin_base import AuditedModelAdmin
 from baitiao.masking import mask_card, mask_email, mask_name, mask_national_id, mask_phone
 from baitiao.pii import pii_hash
+from repayments.imports.admin import AnalystImportExportMixin
 from repayments.models import (
     Bill,
     BindingRepairCase,
@@ -31,7 +32,8 @@ from repayments.models import (
 
 
 @admin.register(Customer)
-class CustomerAdmin(AuditedModelAdmin):
+class CustomerAdmin(AnalystImportExportMixin, AuditedModelAdmin):
+    analyst_resource = "customers"
     list_display = ("customer_no", "masked_name", "masked_phone", "risk_tier", "credit_score", "source")
     list_filter = ("risk_tier", "source", "is_synthetic")
     search_fields = ("=customer_no",)
@@ -78,8 +80,10 @@ class CustomerAdmin(AuditedModelAdmin):
 
 
 @admin.register(CreditLine)
-class CreditLineAdmin(AuditedModelAdmin):
+class CreditLineAdmin(AnalystImportExportMixin, AuditedModelAdmin):
     """Status (freeze / close) is editable with a reason; money moves only through services."""
+
+    analyst_resource = "credit-lines"
 
     list_display = ("customer", "currency", "credit_limit", "available_credit", "status")
     readonly_fields = ("customer", "credit_limit", "available_credit", "currency", "status_changed_at")
@@ -94,7 +98,8 @@ class CreditLineAdmin(AuditedModelAdmin):
 
 
 @admin.register(CardBinding)
-class CardBindingAdmin(AuditedModelAdmin):
+class CardBindingAdmin(AnalystImportExportMixin, AuditedModelAdmin):
+    analyst_resource = "card-bindings"
     list_display = ("customer", "card", "bank_name", "card_type", "status", "status_changed_at")
     list_filter = ("status", "card_type", "bank_code")
     list_select_related = ("customer",)
@@ -129,7 +134,8 @@ class CardBindingAdmin(AuditedModelAdmin):
 
 
 @admin.register(Bill)
-class BillAdmin(AuditedModelAdmin):
+class BillAdmin(AnalystImportExportMixin, AuditedModelAdmin):
+    analyst_resource = "bills"
     list_display = (
         "bill_no",
         "customer",
@@ -155,7 +161,8 @@ class BillAdmin(AuditedModelAdmin):
 
 
 @admin.register(RepaymentAttempt)
-class RepaymentAttemptAdmin(AuditedModelAdmin):
+class RepaymentAttemptAdmin(AnalystImportExportMixin, AuditedModelAdmin):
+    analyst_resource = "repayment-attempts"
     list_display = (
         "attempt_no",
         "bill",
@@ -207,7 +214,7 @@ class ReminderAdmin(ReadOnlyAdmin):
     list_display = ("bill", "offset_days", "risk_tier", "scheduled_at", "status", "skip_reason")
     list_filter = ("status", "risk_tier", "offset_days")
     list_select_related = ("bill",)
-    search_fields = ("=bill__bill_no", "=customer__customer_no")
+    search_fields = ("=bill__bill_no", "=bill__customer__customer_no")
 
 
 @admin.register(Notification)
@@ -216,3 +223,42 @@ class NotificationAdmin(ReadOnlyAdmin):
     list_filter = ("channel", "event", "status")
     list_select_related = ("customer",)
     search_fields = ("=customer__customer_no",)
+
+
+# Casework of the agent console: written only through the console's services
+# (maker-checker, audit), so the back office only reads it.
+from repayments.models import BureauSuppression, CustomerNote, Extension, Waiver  # noqa: E402
+
+
+@admin.register(Extension)
+class ExtensionAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "bill", "days", "reason", "status", "requested_by", "decided_by", "by_policy")
+    list_filter = ("status", "reason", "by_policy")
+    list_select_related = ("bill", "requested_by", "decided_by")
+    search_fields = ("=bill__bill_no", "=customer__customer_no")
+    raw_id_fields = ("bill", "customer")
+
+
+@admin.register(Waiver)
+class WaiverAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "bill", "amount", "reason", "status", "requested_by", "decided_by", "by_policy")
+    list_filter = ("status", "reason", "by_policy")
+    list_select_related = ("bill", "requested_by", "decided_by")
+    search_fields = ("=bill__bill_no", "=customer__customer_no")
+    raw_id_fields = ("bill", "customer")
+
+
+@admin.register(BureauSuppression)
+class BureauSuppressionAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "bill", "suppress_until", "reason")
+    list_select_related = ("bill",)
+    search_fields = ("=bill__bill_no",)
+    raw_id_fields = ("bill", "extension")
+
+
+@admin.register(CustomerNote)
+class CustomerNoteAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "customer", "author")
+    list_select_related = ("customer", "author")
+    search_fields = ("=customer__customer_no",)
+    raw_id_fields = ("customer", "bill")

@@ -61,3 +61,10 @@ def bin_lookup(card_number: str) -> BinInfo | None:
         if info is not None:
             return info
     return None
+
+
+@lru_cache(maxsize=1)
+def bank_choices() -> list[tuple[str, str]]:
+    """``(bank_code, bank_name)`` of every issuer in the BIN table, by name (for filters)."""
+    banks = {info.bank_code: info.bank_name for info in bin_table()}
+    return sorted(banks.items(), key=lambda item: item[1])

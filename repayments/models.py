@@ -160,6 +160,13 @@ class CardBinding(TimeStampedModel):
         return f"{self.bank_name or self.bin} ****{self.last4}"
 
 
+class FailureFamily(models.TextChoices):
+    BINDING = "binding", _("Binding (customer information)")
+    SYSTEM = "system", _("System (ours or the bank's)")
+    FUNDS = "funds", _("Funds")
+    OTHER = "other", _("Other")
+
+
 class BillStatus(models.TextChoices):
     PENDING = "pending", _("Pending")  # issued, not yet collected; due date may be today
     OVERDUE = "overdue", _("Overdue")
@@ -214,6 +221,14 @@ class Bill(TimeStampedModel):
     closed_at = models.DateTimeField(null=True, blank=True)
     debit_attempts = models.PositiveSmallIntegerField(default=0)  # auto-debit attempts made on this bill
     retry_at = models.DateTimeField(null=True, blank=True)  # UTC; next automatic debit, None = not planned
+    # The latest failed attempt's family and code, kept here so the worklist reads one table.
+    # Database defaults, so the bulk loaders' COPY need not name these columns.
+    last_failure_family = models.CharField(max_length=8, choices=FailureFamily.choices, blank=True, db_default="")
+    last_failure_code = models.CharField(max_length=40, blank=True, db_default="")
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="assigned_bills"
+    )
 
     objects = BillQuerySet.as_manager()
 
@@ -254,12 +269,20 @@ class Bill(TimeStampedModel):
             models.Index(fields=["due_date"], name="bill_pending_due_idx", condition=Q(status="pending")),
             models.Index(fields=["customer", "-period"], name="bill_customer_period_idx"),
             models.Index(fields=["retry_at"], name="bill_retry_at_idx", condition=Q(retry_at__isnull=False)),
+            # Worklist: open bills whose latest debit failed, by family.
+            models.Index(
+                fields=["last_failure_family", "-last_failure_at"],
+                name="bill_open_failure_idx",
+                condition=Q(status__in=["pending", "overdue"]) & ~Q(last_failure_family=""),
+            ),
+            models.Index(fields=["assigned_to"], name="bill_assignee_idx", condition=Q(assigned_to__isnull=False)),
         ]
         permissions = [
             ("request_extension", "Can request a repayment extension"),
             ("approve_extension", "Can approve a repayment extension"),
             ("request_waiver", "Can request a late-fee waiver"),
             ("approve_waiver", "Can approve a late-fee waiver"),
+            ("work_cases", "Can claim worklist items and add notes"),
         ]
 
     def __str__(self) -> str:
@@ -304,13 +327,6 @@ class FailureCode(models.TextChoices):
     BANK_SYSTEM_ERROR = "bank_system_error", _("Bank system error")
     CHANNEL_UNAVAILABLE = "channel_unavailable", _("Channel unavailable")
     NOT_DELIVERED = "not_delivered", _("Request never reached the gateway")
-    OTHER = "other", _("Other")
-
-
-class FailureFamily(models.TextChoices):
-    BINDING = "binding", _("Binding (customer information)")
-    SYSTEM = "system", _("System (ours or the bank's)")
-    FUNDS = "funds", _("Funds")
     OTHER = "other", _("Other")
 
 
@@ -457,8 +473,16 @@ class Reminder(TimeStampedModel):
         SENT = "sent", _("Sent")
         SKIPPED = "skipped", _("Skipped")
 
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="reminders")
-    bill = models.ForeignKey(Bill, on_delete=models.PROTECT, related_name="reminders")
+    # Planning writes millions of rows a day (benchmarks/RESULTS.md), so this table
+    # is kept lean: the customer is the bill's (no column of its own); no index of
+    # its own on bill_id (the unique (bill, offset_days) index leads with it); and no
+    # database foreign key: Django makes it DEFERRABLE INITIALLY DEFERRED, and its
+    # per-row check at commit took 24 of 49 s for 3.3 M rows. Rows are only ever
+    # written by reminders_plan's INSERT … SELECT from existing bills, and bills are
+    # never deleted (PROTECT here and on every other reference).
+    bill = models.ForeignKey(
+        Bill, on_delete=models.PROTECT, related_name="reminders", db_index=False, db_constraint=False
+    )
     offset_days = models.SmallIntegerField()  # relative to the due date: -7 … +3
     risk_tier = models.CharField(max_length=8, choices=RiskTier.choices)
     scheduled_at = models.DateTimeField()  # UTC; inside the send window in business time
@@ -505,3 +529,175 @@ class Notification(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.channel} {self.event} {self.customer_id}"
+
+
+class ApprovalStatus(models.TextChoices):
+    PENDING = "pending", _("Awaiting approval")
+    APPROVED = "approved", _("Approved")  # and applied to the bill
+    REJECTED = "rejected", _("Rejected")
+
+
+class ExtensionReason(models.TextChoices):
+    SYSTEM_FAULT = "system_fault", _("System fault")
+    BINDING_REPAIR_PENDING = "binding_repair_pending", _("Binding repair pending")
+    HARDSHIP = "hardship", _("Hardship")
+    AGENT_ERROR = "agent_error", _("Agent error")
+    OTHER = "other", _("Other")
+
+
+class Extension(TimeStampedModel):
+    """A repayment extension (展期) of one bill: the due date moves by ``days``.
+
+    Within the agent policy (``settings.EXTENSION_POLICY``) it is approved on
+    request; otherwise it waits for a supervisor who is not the requester.
+    """
+
+    bill = models.ForeignKey(Bill, on_delete=models.PROTECT, related_name="extensions")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="extensions")
+    days = models.PositiveSmallIntegerField()  # calendar days added to the due date
+    reason = models.CharField(max_length=24, choices=ExtensionReason.choices)
+    note = models.TextField(blank=True)
+    status = models.CharField(max_length=8, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True)
+    by_policy = models.BooleanField(default=False, help_text=_("Within the agent policy: approved on request."))
+    due_date_before = models.DateField(null=True, blank=True)  # set when applied
+    due_date_after = models.DateField(null=True, blank=True)
+    late_fee_waived = models.DecimalField(**MONEY, default=0)  # in the bill's currency; system faults only
+    request_token = models.UUIDField(unique=True)  # one per form: a double submit finds the first
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(days__gte=1, days__lte=90), name="extension_days_range"),
+            # Two agents extending the same bill at once: one request survives.
+            models.UniqueConstraint(
+                fields=["bill"], condition=Q(status="pending"), name="extension_one_pending_per_bill"
+            ),
+            models.CheckConstraint(
+                condition=Q(status="pending") | Q(decided_at__isnull=False), name="extension_decided_has_time"
+            ),
+            # Maker-checker: whoever approves is never the requester (NULL = approved by policy).
+            models.CheckConstraint(
+                condition=~Q(decided_by=models.F("requested_by")), name="extension_approver_not_requester"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["created_at"], name="extension_pending_idx", condition=Q(status="pending")),
+            models.Index(fields=["customer", "-created_at"], name="extension_customer_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bill_id} +{self.days}d {self.status}"
+
+
+class Waiver(TimeStampedModel):
+    """A late-fee waiver (减免) on one bill; above ``settings.WAIVER_AGENT_LIMIT`` it needs approval."""
+
+    bill = models.ForeignKey(Bill, on_delete=models.PROTECT, related_name="waivers")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="waivers")
+    amount = models.DecimalField(**MONEY)  # in the bill's currency; part or all of the unwaived late fee
+    reason = models.CharField(max_length=24, choices=ExtensionReason.choices)
+    note = models.TextField(blank=True)
+    status = models.CharField(max_length=8, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True)
+    by_policy = models.BooleanField(default=False, help_text=_("Under the agent limit: applied on request."))
+    request_token = models.UUIDField(unique=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="waiver_amount_positive"),
+            models.UniqueConstraint(fields=["bill"], condition=Q(status="pending"), name="waiver_one_pending_per_bill"),
+            models.CheckConstraint(
+                condition=~Q(decided_by=models.F("requested_by")), name="waiver_approver_not_requester"
+            ),
+            models.CheckConstraint(
+                condition=Q(status="pending") | Q(decided_at__isnull=False), name="waiver_decided_has_time"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["created_at"], name="waiver_pending_idx", condition=Q(status="pending")),
+            models.Index(fields=["customer", "-created_at"], name="waiver_customer_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bill_id} -{self.amount} {self.status}"
+
+
+class BureauSuppression(TimeStampedModel):
+    """Do not report this bill's lateness to the credit bureau (征信) up to ``suppress_until``.
+
+    Written when an extension is applied: a customer given more time is not late.
+    """
+
+    bill = models.ForeignKey(Bill, on_delete=models.PROTECT, related_name="bureau_suppressions")
+    extension = models.OneToOneField(Extension, on_delete=models.PROTECT, related_name="bureau_suppression")
+    suppress_until = models.DateField()  # business date, inclusive
+    reason = models.CharField(max_length=24, choices=ExtensionReason.choices)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.bill_id} until {self.suppress_until}"
+
+
+class CustomerNote(TimeStampedModel):
+    """A free-text note an agent leaves on a customer; never edited, never deleted."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="notes")
+    bill = models.ForeignKey(Bill, on_delete=models.PROTECT, null=True, blank=True, related_name="notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    body = models.TextField()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["customer", "-created_at"], name="note_customer_idx")]
+
+    def __str__(self) -> str:
+        return f"note {self.customer_id}"
+
+
+class ImportJobStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    APPLIED = "applied", _("Applied")
+    PREVIEWED = "previewed", _("Previewed (dry run)")
+    REJECTED = "rejected", _("Rejected")
+    FAILED = "failed", _("Failed")
+
+
+class ImportJob(TimeStampedModel):
+    """One analyst upload (issue #6): the file, its options, progress and the outcome.
+
+    Large files run on the queue; the console polls ``rows_done`` / ``rows_total``.
+    """
+
+    resource = models.CharField(max_length=24)  # repayments.imports.columns.RESOURCES
+    filename = models.CharField(max_length=255)
+    content = models.BinaryField()  # the uploaded bytes; cleared once the job finishes
+    options = models.JSONField(default=dict)  # dry_run, encoding, header_row, skip_footer, apply_valid_rows
+    status = models.CharField(max_length=10, choices=ImportJobStatus.choices, default=ImportJobStatus.QUEUED)
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_done = models.PositiveIntegerField(default=0)
+    summary = models.JSONField(default=dict, blank=True)  # counts and notes, never cell values
+    error_report = models.BinaryField(blank=True, default=b"")  # CSV: row, column, value, message
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["created_by", "-created_at"], name="import_job_creator_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.resource} {self.filename} {self.status}"

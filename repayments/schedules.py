@@ -27,6 +27,12 @@ SCHEDULES: tuple[ScheduleSpec, ...] = (
         description="Age open bills: overdue status, DPD, late fees (00:05 business time).",
     ),
     ScheduleSpec(
+        name="first-debits",
+        func="repayments.tasks.run_collection",
+        cron="0 9 * * *",
+        description="Start the due date's first debits at 09:00 business time (01:00 UTC) sharp.",
+    ),
+    ScheduleSpec(
         name="collection-run",
         func="repayments.tasks.run_collection",
         cron="*/5 * * * *",

@@ -43,3 +43,10 @@ def plan_reminders() -> int:
 def send_reminders() -> dict[str, int]:
     """Every 10 minutes: send the reminders that are due (quiet hours respected)."""
     return reminders_send_due()
+
+
+def run_import_job(job_id: int) -> str:
+    """Queued analyst import (issue #6): run one ImportJob; a second run does nothing."""
+    from repayments.services.imports import import_job_run
+
+    return import_job_run(job_id=job_id)

@@ -9,6 +9,7 @@ from django.contrib.auth.models import Group
 
 from accounts.models import User
 from accounts.roles import ADMIN, AGENT, ANALYST, AUDITOR, SUPERVISOR
+from tests.engine import start_sandbox, truncate_domain
 
 # The business date every dataset test is pinned to (the numbers in docs/dataset.md).
 UCI_AS_OF = dt.date(2026, 11, 15)
@@ -55,3 +56,26 @@ def auditor(db) -> User:
 @pytest.fixture
 def admin_user(db) -> User:
     return _persona(ADMIN)
+
+
+@pytest.fixture
+def empty_domain(transactional_db):
+    """Live tests start without the session's UCI data (it would be debited too)."""
+    truncate_domain()
+
+
+@pytest.fixture
+def live_bank(live_server, settings):
+    """Start the sandbox bank calling back our live server; ``live_bank(hold_seconds=…)``."""
+    banks = []
+
+    def start(**options):
+        bank = start_sandbox(f"{live_server.url}/api/v1/gateway/callbacks/", **options)
+        settings.GATEWAY_URL = bank.url
+        settings.GATEWAY_TIMEOUT_SECONDS = 1.0
+        banks.append(bank)
+        return bank
+
+    yield start
+    for bank in banks:
+        bank.stop()

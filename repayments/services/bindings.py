@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from stdnum import luhn
 from stdnum.exceptions import ValidationError as StdnumValidationError
 
@@ -16,14 +17,11 @@ from repayments.bins import BinInfo, bin_lookup
 from repayments.gateway.client import BindChallenge, GatewayError, GatewayTimeout, GatewayUnreachable, get_gateway
 from repayments.models import BindingRepairCase, CardBinding, CardBindingStatus, Customer, RepairCaseStatus
 from repayments.services.collection import bills_retry_after_rebinding
+from repayments.services.errors import RuleViolation
 
 
-class BindingError(ValueError):
+class BindingError(RuleViolation):
     """A card or phone the agent typed is refused; ``field`` names the form field."""
-
-    def __init__(self, field: str, message: str) -> None:
-        self.field = field
-        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -44,21 +42,24 @@ def card_number_check(raw: str) -> CardCheck:
     """
     text = raw.strip().replace(" ", "").replace("-", "")
     if "e+" in text.lower() or "." in text:
-        raise BindingError("card_number", "This looks like a number damaged by a spreadsheet (e.g. 6.22848E+18).")
+        raise BindingError("card_number", _("This looks like a number damaged by a spreadsheet (e.g. 6.22848E+18)."))
     if not text.isdigit():
-        raise BindingError("card_number", "A card number has digits only.")
+        raise BindingError("card_number", _("A card number has digits only."))
     if not 12 <= len(text) <= 19:
-        raise BindingError("card_number", f"A card number has 12 to 19 digits, not {len(text)}.")
+        raise BindingError("card_number", _("A card number has 12 to 19 digits, not %(count)s.") % {"count": len(text)})
     from repayments.gateway.sandbox import TEST_CARDS
 
     if text not in TEST_CARDS:
         try:
             luhn.validate(text)
         except StdnumValidationError:
-            raise BindingError("card_number", "The check digit is wrong (Luhn): a digit was mistyped.") from None
+            raise BindingError("card_number", _("The check digit is wrong (Luhn): a digit was mistyped.")) from None
     issuer = bin_lookup(text)
     if issuer is None:
-        raise BindingError("card_number", f"No bank issues {len(text)}-digit cards starting {text[:6]}.")
+        raise BindingError(
+            "card_number",
+            _("No bank issues %(count)s-digit cards starting %(prefix)s.") % {"count": len(text), "prefix": text[:6]},
+        )
     return CardCheck(digits=text, issuer=issuer)
 
 
@@ -73,14 +74,14 @@ def mobile_check(raw: str) -> str:
     try:
         number = phonenumbers.parse(raw, "CN")
     except phonenumbers.NumberParseException:
-        raise BindingError("reserved_phone", "Not a phone number.") from None
+        raise BindingError("reserved_phone", _("Not a phone number.")) from None
     if number.country_code != 86 or not phonenumbers.is_valid_number(number):
-        raise BindingError("reserved_phone", "Not a valid mainland China mobile number.")
+        raise BindingError("reserved_phone", _("Not a valid mainland China mobile number."))
     if phonenumbers.number_type(number) not in (
         phonenumbers.PhoneNumberType.MOBILE,
         phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
     ):
-        raise BindingError("reserved_phone", "The reserved phone must be a mobile number.")
+        raise BindingError("reserved_phone", _("The reserved phone must be a mobile number."))
     return phone_digits(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
 
@@ -97,10 +98,10 @@ def card_binding_start(*, customer: Customer, card_number: str, reserved_phone: 
     try:
         challenge = get_gateway().bind_card(card_number=check.digits, reserved_phone=phone)
     except (GatewayTimeout, GatewayUnreachable):
-        raise BindingError("card_number", "The bank did not answer. Nothing was bound; please try again.") from None
+        raise BindingError("card_number", _("The bank did not answer. Nothing was bound; please try again.")) from None
     except GatewayError as exc:
         field = "reserved_phone" if exc.code == "reserved_phone_mismatch" else "card_number"
-        raise BindingError(field, f"The bank refused the card: {exc.code}.") from exc
+        raise BindingError(field, _("The bank refused the card: %(code)s.") % {"code": exc.code}) from exc
     audit_record(
         actor=actor,
         action="binding.start",
@@ -135,9 +136,9 @@ def card_binding_confirm(
     try:
         bound = get_gateway().confirm_binding(bind_request_id=challenge.bind_request_id, sms_code=sms_code)
     except (GatewayTimeout, GatewayUnreachable):
-        raise BindingError("sms_code", "The bank did not answer. Please ask for a new code and try again.") from None
+        raise BindingError("sms_code", _("The bank did not answer. Please ask for a new code and try again.")) from None
     except GatewayError as exc:
-        raise BindingError("sms_code", f"The bank did not accept the code: {exc.code}.") from exc
+        raise BindingError("sms_code", _("The bank did not accept the code: %(code)s.") % {"code": exc.code}) from exc
     now = timezone.now()
     with transaction.atomic():
         Customer.objects.select_for_update().get(pk=customer.pk)  # one repair at a time per customer
@@ -149,7 +150,7 @@ def card_binding_confirm(
         CardBinding.objects.filter(pk__in=[b.pk for b in old]).update(
             status=CardBindingStatus.REPLACED, status_changed_at=now, status_reason="replaced by a verified card"
         )
-        binding, _ = CardBinding.objects.get_or_create(
+        binding, _created = CardBinding.objects.get_or_create(
             gateway_token=bound.token,
             defaults={
                 "customer": customer,
@@ -164,7 +165,7 @@ def card_binding_confirm(
             },
         )
         if binding.customer_id != customer.pk:
-            raise BindingError("card_number", "This card is already bound to another customer.")
+            raise BindingError("card_number", _("This card is already bound to another customer."))
         if binding.status != CardBindingStatus.ACTIVE:  # the customer re-bound a card used before
             binding.status, binding.status_changed_at, binding.status_reason = CardBindingStatus.ACTIVE, now, "re-bound"
             binding.save(update_fields=["status", "status_changed_at", "status_reason", "updated_at"])
@@ -175,6 +176,7 @@ def card_binding_confirm(
             actor=actor,
             action="binding.replace",
             target=binding,
+            customer=customer,
             reason=reason,
             before={"bindings": [f"{b.bin}…{b.last4} {b.status}" for b in old]},
             after={"binding": f"{binding.bin}…{binding.last4}", "bank": binding.bank_code},

@@ -1,10 +1,12 @@
-"""Template filters for the console: money with its currency."""
+"""Template filters for the console: money with its currency, masked cards, failure codes."""
 
 from decimal import Decimal
 
 from django import template
 
+from baitiao.masking import mask_card, mask_name, mask_phone
 from baitiao.money import format_money
+from repayments.models import FailureCode
 
 register = template.Library()
 
@@ -15,3 +17,36 @@ def money(amount: Decimal | None, currency: str = "") -> str:
     if amount is None:
         return "—"
     return format_money(amount, currency).strip()
+
+
+@register.filter
+def card_mask(last4: str, bin_: str = "") -> str:
+    """``{{ binding.last4|card_mask:binding.bin }}`` → ``622848 **** **** 1234``."""
+    return mask_card(last4, bin_)
+
+
+@register.filter
+def failure_label(code: str) -> str:
+    """A gateway failure code in the reader's language; unknown bank codes as they came."""
+    if not code:
+        return ""
+    try:
+        return str(FailureCode(code).label)
+    except ValueError:
+        return code
+
+
+@register.filter(name="mask_name")
+def mask_name_filter(value: str) -> str:
+    return mask_name(value or "")
+
+
+@register.filter(name="mask_phone")
+def mask_phone_filter(value: str) -> str:
+    return mask_phone(value or "")
+
+
+@register.filter
+def sub(left: Decimal, right: Decimal) -> Decimal:
+    """``{{ bill.late_fee|sub:bill.late_fee_waived }}``: exact Decimal subtraction."""
+    return left - right

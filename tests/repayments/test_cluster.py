@@ -82,3 +82,31 @@ def test_killing_the_cluster_mid_debit_charges_nobody_twice(sandbox, cluster_fac
         assert bill.amount_paid == Decimal("42.00")
         assert bill.attempts.filter(status=AttemptStatus.SUCCEEDED).count() == 1
     assert sandbox.state()["debits"].get("succeeded") == 6
+
+
+def test_the_live_cluster_runs_the_nine_oclock_schedule_and_books_the_next_at_nine_shanghai(sandbox, cluster_factory):
+    """The 09:00 business-time schedule, as the cluster's scheduler evaluates it (01:00 UTC)."""
+    from django.core.management import call_command
+    from django_q.models import Schedule
+
+    call_command("setup_schedules")
+    # Due yesterday: debitable whatever the wall clock says (first debits wait for 09:00 on the due date).
+    customer_with_due_bill(due=timezone.localdate() - dt.timedelta(days=1), customer_no="NINE-01", amount="88.80")
+    Schedule.objects.exclude(name="first-debits").update(next_run=timezone.now() + dt.timedelta(days=2))
+    due_now = timezone.now() - dt.timedelta(seconds=1)
+    Schedule.objects.filter(name="first-debits").update(next_run=due_now)
+    cluster_factory()
+    schedule = wait_for(
+        lambda: Schedule.objects.filter(name="first-debits", next_run__gt=due_now).first(),
+        timeout=60,
+        what="the cluster's scheduler to run first-debits",
+    )
+    following = schedule.next_run.astimezone(dt.UTC)
+    assert (following.hour, following.minute) == (1, 0)  # 09:00 Asia/Shanghai
+    assert timezone.localtime(schedule.next_run).hour == 9
+    assert dt.timedelta(0) < schedule.next_run - timezone.now() <= dt.timedelta(days=1)
+    wait_for(
+        lambda: Bill.objects.filter(customer__customer_no="NINE-01", status=BillStatus.PAID).exists(),
+        timeout=60,
+        what="the 09:00 run to debit the bill due today",
+    )

@@ -372,3 +372,40 @@ def test_a_success_callback_without_an_amount_is_refused(live_server, settings):
     )
     assert response.status_code == 400
     assert RepaymentAttempt.objects.get().status == AttemptStatus.PENDING
+
+
+def test_money_stays_exact_decimal_from_bill_to_gateway_to_booking(live_server, settings):
+    """Decimal money throughout: amounts no binary float can hold, end to end.
+
+    The bill owes 0.10 + 0.20 (float: 0.30000000000000004) plus a late fee and a
+    waiver; the debit asks the sandbox for exactly what is owed, the signed
+    callback carries it back as a JSON *number*, and the booking is exact.
+    """
+    from repayments.services.delinquency import bills_refresh_delinquency
+
+    customer, bill, _ = customer_with_due_bill(due=TODAY - dt.timedelta(days=10), amount="1234.57")
+    Bill.objects.filter(pk=bill.pk).update(amount_paid=Decimal("0.10") + Decimal("0.20"))
+    bills_refresh_delinquency(as_of=TODAY)  # 10 days past due: 0.05 % a day of the unpaid 1,234.27
+    bill.refresh_from_db()
+    assert bill.late_fee == Decimal("6.17")  # 1234.27 × 0.0005 × 10 = 6.17135, half-up to cents
+    Bill.objects.filter(pk=bill.pk).update(late_fee_waived=Decimal("0.01"))
+    bill.refresh_from_db()
+    owed = bill.amount_due + bill.late_fee - bill.late_fee_waived - bill.amount_paid
+    collection_run(now=AT_NINE)
+    attempt = RepaymentAttempt.objects.get(bill=bill)
+    assert (type(attempt.amount), attempt.amount) == (Decimal, owed)
+    RepaymentAttempt.objects.filter(pk=attempt.pk).update(status=AttemptStatus.PROCESSING)
+    body = f'{{"idempotency_key": "{attempt.attempt_no}", "status": "succeeded", "amount": {owed}}}'.encode()
+    response = httpx.post(
+        f"{live_server.url}/api/v1/gateway/callbacks/",
+        content=body,
+        headers={HEADER: sign(body, settings.GATEWAY_SECRET)},
+    )
+    assert response.status_code == 200
+    bill.refresh_from_db()
+    assert bill.amount_paid == Decimal("0.30") + owed
+    assert (bill.status, bill.outstanding) == (BillStatus.PAID, Decimal("0.00"))
+    with pytest.raises(TypeError):
+        from baitiao.money import to_money
+
+        to_money(0.1 + 0.2)

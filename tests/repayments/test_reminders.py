@@ -70,7 +70,6 @@ def test_the_daily_cap_defers_the_third_reminder_to_the_next_morning(settings):
         BillFactory(credit_line=line, due_date=AS_OF + dt.timedelta(days=n * 31), bill_no=f"CAP-{n}")
     for bill in line.bills.all():
         Reminder.objects.create(
-            customer=line.customer,
             bill=bill,
             offset_days=-1,
             risk_tier="high",

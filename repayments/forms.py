@@ -1,0 +1,73 @@
+"""Console forms: they parse and check shape; the services decide the rules."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from django import forms
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+
+from repayments.models import ExtensionReason
+from repayments.services.casework import REVEALABLE_FIELDS
+
+
+class OnceForm(forms.Form):
+    """A form carrying a one-time token (double submits) and the bill version it was drawn for (stale pages)."""
+
+    request_token = forms.UUIDField(widget=forms.HiddenInput, initial=uuid.uuid4)
+    bill_version = forms.CharField(widget=forms.HiddenInput, required=False)
+
+
+class ExtensionForm(OnceForm):
+    days = forms.IntegerField(
+        label=_("Days"),
+        min_value=1,
+        max_value=settings.EXTENSION_POLICY["max_days"],
+        help_text=_("Calendar days added to the due date. Up to 7 days, once per bill, needs no approval."),
+    )
+    reason = forms.ChoiceField(label=_("Reason"), choices=ExtensionReason.choices)
+    note = forms.CharField(label=_("Note"), widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=2000)
+
+
+class WaiverForm(OnceForm):
+    amount = forms.DecimalField(label=_("Amount to waive"), max_digits=14, decimal_places=2, min_value=Decimal("0.01"))
+    reason = forms.ChoiceField(label=_("Reason"), choices=ExtensionReason.choices)
+    note = forms.CharField(label=_("Note"), widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=2000)
+
+
+class DecisionForm(forms.Form):
+    decision = forms.ChoiceField(choices=[("approve", _("Approve")), ("reject", _("Reject"))])
+    note = forms.CharField(label=_("Note"), required=False, max_length=2000)
+
+
+class RevealForm(forms.Form):
+    field = forms.ChoiceField(choices=[(name, name) for name in REVEALABLE_FIELDS], widget=forms.HiddenInput)
+    reason = forms.CharField(label=_("Reason"), min_length=5, max_length=500)
+
+
+class NoteForm(forms.Form):
+    body = forms.CharField(label=_("Note"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
+
+
+class BindingStartForm(forms.Form):
+    """The new card as the customer reads it out. Never stored, never logged."""
+
+    card_number = forms.CharField(
+        label=_("New card number"),
+        max_length=40,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "inputmode": "numeric", "spellcheck": "false"}),
+    )
+    reserved_phone = forms.CharField(
+        label=_("Reserved phone at the bank"),
+        max_length=20,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "inputmode": "tel"}),
+    )
+
+
+class BindingConfirmForm(forms.Form):
+    sms_code = forms.CharField(
+        label=_("SMS code"), max_length=8, widget=forms.TextInput(attrs={"autocomplete": "one-time-code"})
+    )
+    reason = forms.CharField(label=_("Reason"), max_length=500, initial=_("Customer asked to bind a new card"))

@@ -1,0 +1,78 @@
+"""The error report: one line per refused cell, numbered as the spreadsheet shows it."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One refused cell (or row, or file).
+
+    ``row`` is the spreadsheet's row number (the header is row 1, the first data
+    row 2), ``None`` for the whole file; ``column`` is the English column name
+    (``""`` for the whole row); ``value`` is the raw cell text as read.
+    """
+
+    row: int | None
+    column: str
+    value: str
+    message: str
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        where = "file" if self.row is None else f"row {self.row}"
+        if self.column:
+            where += f", column {self.column}"
+        shown = f" (value {self.value!r})" if self.value else ""
+        return f"{where}{shown}: {self.message}"
+
+
+def _mask_middle(value: str) -> str:
+    """First character and last four kept: enough to find the cell, not enough to reuse it."""
+    from baitiao.masking import mask_national_id
+
+    return mask_national_id(value)
+
+
+def masked_value(column: str, value: str) -> str:
+    """The raw cell as the report may show it: personal columns masked (``docs/csv.md``).
+
+    Reports are stored (``ImportJob.error_report``) and downloaded, so they follow the
+    export rule: names, phones, IDs and card numbers are masked.
+    """
+    from baitiao.masking import mask_name
+
+    if not value or column not in PERSONAL_COLUMNS:
+        return value
+    return mask_name(value) if column == "name" else _mask_middle(value)
+
+
+PERSONAL_COLUMNS = frozenset({"name", "phone", "national_id", "reserved_phone", "card_number"})
+
+
+class FileRefused(ValueError):
+    """The file cannot be read as a table for this resource; ``problems`` say why."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+def problems_csv(problems: Iterable[Problem]) -> bytes:
+    """The report as CSV (UTF-8 with BOM so Excel opens the Chinese text): row, column, value, message."""
+    from repayments.imports.safety import neutralize
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["row", "column", "value", "message"])
+    for problem in problems:
+        writer.writerow(
+            ["" if problem.row is None else problem.row, problem.column, neutralize(problem.value), problem.message]
+        )
+    return buffer.getvalue().encode("utf-8-sig")

@@ -1,0 +1,837 @@
+"""django-import-export resources for the five analyst files, keyed by natural keys.
+
+The same classes serve the admin (preview, row errors), the CLI and the console
+(both through ``repayments.services.imports``). Each one:
+
+* parses every cell with ``repayments.imports.cells`` (errors name the column);
+* reports a key that appears twice in the file on every row that has it;
+* resolves ``customer_no`` / ``bill_no`` to rows it loaded in bulk before the
+  first row (no query per row);
+* checks the rules the database would refuse, so an error names the cell instead
+  of a constraint, and raises them together per row;
+* masks personal data when exporting unless built with ``unmask=True``
+  (``repayments.services.exports`` checks the permission and audits).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from django.core.exceptions import ValidationError
+from django.db.models import F, Sum
+from django.utils import timezone
+from import_export import fields, resources, widgets
+
+from baitiao.masking import mask_name, mask_national_id, mask_phone
+from baitiao.money import ZERO
+from baitiao.pii import pii_hash
+from repayments.bins import bin_table
+from repayments.gateway.taxonomy import failure_family
+from repayments.imports import cells
+from repayments.imports.cells import CellError
+from repayments.imports.columns import (
+    ATTEMPT_STATUS_WORDS,
+    BILL_STATUS_WORDS,
+    BINDING_STATUS_WORDS,
+    CHANNEL_WORDS,
+    CREDIT_LINE_STATUS_WORDS,
+    RISK_TIER_WORDS,
+)
+from repayments.imports.report import PERSONAL_COLUMNS, masked_value
+from repayments.models import (
+    IN_FLIGHT_ATTEMPT_STATUSES,
+    OPEN_BILL_STATUSES,
+    AttemptStatus,
+    Bill,
+    BillStatus,
+    CardBinding,
+    CardBindingStatus,
+    CreditLine,
+    CreditLineStatus,
+    Customer,
+    DataSource,
+    RepaymentAttempt,
+)
+
+_LOOKUP_CHUNK = 5000
+
+
+class Parsed(widgets.Widget):
+    """A widget that parses with one of ``repayments.imports.cells`` and renders as text.
+
+    Args:
+        parse: ``text -> value``; raises ``CellError`` (a ``ValueError``).
+        optional: an empty cell gives ``None`` (the field then keeps its value).
+    """
+
+    def __init__(self, parse: Callable[[str], Any], *, optional: bool = False) -> None:
+        super().__init__(coerce_to_string=True)
+        self.parse = parse
+        self.optional = optional
+
+    def clean(self, value, row=None, **kwargs):
+        text = "" if value is None else str(value)
+        if self.optional and not cells.normalize(text):
+            return None
+        return self.parse(text)
+
+    def render(self, value, obj=None, **kwargs):
+        return render_cell(value)
+
+
+def render_cell(value: object) -> str:
+    """A value as export text: dates ISO, money with two places, ``None`` empty."""
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def _field(name: str, parse: Callable[[str], Any], *, attribute: str | None = None, optional: bool = False):
+    return fields.Field(
+        attribute=attribute or name,
+        column_name=name,
+        widget=Parsed(parse, optional=optional),
+        saves_null_values=False,  # an empty optional cell keeps the current value
+    )
+
+
+def _key_field(name: str, attribute: str):
+    """A natural-key reference (``customer_no`` of a bill): exported through the relation,
+    resolved on import by the resource from its bulk-loaded cache."""
+    return fields.Field(attribute=attribute, column_name=name, readonly=True)
+
+
+def _chunks(values: list[str]) -> Iterable[list[str]]:
+    for start in range(0, len(values), _LOOKUP_CHUNK):
+        yield values[start : start + _LOOKUP_CHUNK]
+
+
+def _code(row: dict, column: str) -> str | None:
+    try:
+        return cells.parse_code(row.get(column))
+    except CellError:
+        return None
+
+
+class NaturalKeyResource(resources.ModelResource):
+    """Base of the analyst resources: row problems found across the file, bulk lookups,
+    errors keyed by column name.
+
+    Args:
+        actor: the staff user importing/exporting (for audit and ``bound_at``), optional.
+        unmask: export personal data in clear (the export service checks permission).
+    """
+
+    resource_name: ClassVar[str]
+    key_column: ClassVar[str]
+    # Other column sets that must be unique within one file (besides the key).
+    unique_in_file: ClassVar[tuple[tuple[str, ...], ...]] = ()
+
+    def __init__(self, *, actor=None, unmask: bool = False, progress=None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.actor = actor
+        self.unmask = unmask
+        self.progress = progress  # callable(done_rows, total_rows), or None
+        self.sheet_rows: list[int] = []
+        self.row_problems: dict[int, dict[str, list[str]]] = defaultdict(dict)
+        self.existing: dict[str, Any] = {}
+        self.now = timezone.now()
+
+    # -- file-wide preparation -------------------------------------------------
+    def before_import(self, dataset, **kwargs):
+        self.sheet_rows = list(getattr(dataset, "sheet_rows", None) or range(2, len(dataset) + 2))
+        self.row_problems = defaultdict(dict)
+        rows = [dict(zip(dataset.headers, values, strict=False)) for values in dataset]
+        for columns in ((self.key_column,), *self.unique_in_file):
+            self._flag_repeats(rows, columns)
+        self.prepare(rows)
+
+    def _flag_repeats(self, rows: list[dict], columns: tuple[str, ...]) -> None:
+        seen: dict[tuple, list[int]] = defaultdict(list)
+        for number, row in enumerate(rows, start=1):
+            if any(column not in row for column in columns):
+                return
+            values = tuple(cells.normalize(row[column]) for column in columns)
+            if all(values):
+                seen[values].append(number)
+        for values, numbers in seen.items():
+            if len(numbers) < 2:
+                continue
+            if columns != (self.key_column,) and len({_code(rows[n - 1], self.key_column) for n in numbers}) == 1:
+                continue  # the same key repeated: already reported on the key column
+            sheet = [self.sheet_rows[n - 1] for n in numbers]
+            what = " + ".join(f"{c} {v}" for c, v in zip(columns, values, strict=True))
+            for number in numbers:
+                others = ", ".join(str(s) for s in sheet if s != self.sheet_rows[number - 1])
+                self.add_problem(
+                    number,
+                    columns[-1],
+                    f"{what} appears more than once in this file (also on row {others}); each must be on one row only.",
+                )
+
+    def after_import_row(self, row, row_result, **kwargs):
+        number = kwargs.get("row_number", 0)
+        if self.progress is not None and (number % 1000 == 0 or number == len(self.sheet_rows)):
+            self.progress(number, len(self.sheet_rows))
+
+    def add_problem(self, number: int, column: str, message: str) -> None:
+        self.row_problems[number].setdefault(column, []).append(message)
+
+    def prepare(self, rows: list[dict]) -> None:
+        """Load existing rows and referenced rows for the whole file (override)."""
+
+    def sheet_row(self, number: int) -> int:
+        """The spreadsheet row of data row ``number`` (1-based)."""
+        return self.sheet_rows[number - 1] if 0 < number <= len(self.sheet_rows) else number + 1
+
+    # -- per row ------------------------------------------------------------------
+    def get_instance(self, instance_loader, row):
+        key = _code(row, self.key_column)
+        return self.existing.get(key) if key else None
+
+    def import_instance(self, instance, row, **kwargs):
+        errors: dict[str, list[str]] = {}
+        try:
+            super().import_instance(instance, row, **kwargs)
+        except ValidationError as exc:
+            column_of = {f.attribute: f.column_name for f in self.fields.values()}
+            for attribute, messages in exc.message_dict.items():
+                errors.setdefault(column_of.get(attribute, attribute), []).extend(messages)
+        for column, messages in self.row_problems.get(kwargs.get("row_number", 0), {}).items():
+            errors.setdefault(column, []).extend(messages)
+        self.complete(instance, row, errors, new=instance.pk is None)
+        # The admin preview lists the values of refused rows: personal ones masked (the
+        # instance already holds what it needs).
+        for column in PERSONAL_COLUMNS.intersection(row):
+            row[column] = masked_value(column, cells.normalize(row[column]))
+        if errors:
+            raise ValidationError(errors)
+
+    def complete(self, instance, row: dict, errors: dict[str, list[str]], *, new: bool) -> None:
+        """Resolve references and check cross-field rules; add messages to ``errors`` (override)."""
+
+    @staticmethod
+    def error(errors: dict[str, list[str]], column: str, message: str) -> None:
+        errors.setdefault(column, []).append(message)
+
+    def before_save_instance(self, instance, row, **kwargs):
+        instance.updated_at = self.now  # bulk_update does not run auto_now
+
+    def get_bulk_update_fields(self):
+        return self.model_update_fields
+
+    model_update_fields: ClassVar[list[str]] = []
+
+
+def _customers_by_no(numbers: Iterable[str], *, with_line: bool = False) -> dict[str, Customer]:
+    found: dict[str, Customer] = {}
+    query = Customer.objects.only("id", "customer_no")
+    if with_line:
+        query = Customer.objects.select_related("credit_line").only(
+            "id", "customer_no", "credit_line__id", "credit_line__currency"
+        )
+    for chunk in _chunks(sorted(set(numbers))):
+        found.update({c.customer_no: c for c in query.filter(customer_no__in=chunk)})
+    return found
+
+
+class CustomerResource(NaturalKeyResource):
+    resource_name = "customers"
+    key_column = "customer_no"
+
+    customer_no = _field("customer_no", lambda v: cells.parse_code(v, what="customer_no", max_length=32))
+    name = _field("name", cells.plain_text, optional=True)
+    phone = _field("phone", cells.parse_mobile, optional=True)
+    national_id = _field("national_id", cells.parse_national_id, optional=True)
+    credit_score = _field(
+        "credit_score", lambda v: cells.parse_int(v, what="credit score", low=350, high=950), optional=True
+    )
+    risk_tier = _field(
+        "risk_tier", lambda v: cells.parse_choice(v, what="risk tier", words=RISK_TIER_WORDS), optional=True
+    )
+
+    model_update_fields = [
+        "name",
+        "phone",
+        "phone_hash",
+        "phone_last4",
+        "national_id",
+        "national_id_hash",
+        "national_id_last4",
+        "credit_score",
+        "risk_tier",
+        "updated_at",
+    ]
+
+    class Meta:
+        model = Customer
+        fields = ("customer_no", "name", "phone", "national_id", "credit_score", "risk_tier")
+        import_id_fields = ("customer_no",)
+        use_bulk = True
+        batch_size = 2000
+        skip_diff = True
+        clean_model_instances = False
+
+    def prepare(self, rows):
+        numbers = [n for n in (_code(r, "customer_no") for r in rows) if n]
+        self.existing = {}
+        for chunk in _chunks(sorted(set(numbers))):
+            self.existing.update({c.customer_no: c for c in Customer.objects.filter(customer_no__in=chunk)})
+
+    def complete(self, instance, row, errors, *, new):
+        if instance.phone and "phone" not in errors:
+            instance.phone_hash, instance.phone_last4 = pii_hash(instance.phone), instance.phone[-4:]
+        if instance.national_id and "national_id" not in errors:
+            instance.national_id_hash = pii_hash(instance.national_id)
+            instance.national_id_last4 = instance.national_id[-4:]
+        if new:
+            instance.source = DataSource.IMPORT
+
+    def dehydrate_name(self, customer: Customer) -> str:
+        return customer.name if self.unmask else mask_name(customer.name)
+
+    def dehydrate_phone(self, customer: Customer) -> str:
+        return customer.phone if self.unmask else mask_phone(customer.phone) if customer.phone else ""
+
+    def dehydrate_national_id(self, customer: Customer) -> str:
+        return customer.national_id if self.unmask else mask_national_id(customer.national_id)
+
+
+class CreditLineResource(NaturalKeyResource):
+    resource_name = "credit-lines"
+    key_column = "customer_no"
+
+    customer_no = _key_field("customer_no", "customer__customer_no")
+    limit = _field("limit", lambda v: cells.parse_amount(v, what="limit"), attribute="credit_limit")
+    currency = _field("currency", lambda v: _currency(v), optional=True)
+    status = _field(
+        "status",
+        lambda v: cells.parse_choice(v, what="status", words=CREDIT_LINE_STATUS_WORDS),
+        optional=True,
+    )
+
+    model_update_fields = ["credit_limit", "available_credit", "currency", "status", "status_changed_at", "updated_at"]
+
+    class Meta:
+        model = CreditLine
+        fields = ("customer_no", "limit", "currency", "status")
+        import_id_fields = ("customer_no",)
+        use_bulk = True
+        batch_size = 2000
+        skip_diff = True
+        clean_model_instances = False
+
+    def get_queryset(self):
+        return CreditLine.objects.select_related("customer")
+
+    def prepare(self, rows):
+        numbers = [n for n in (_code(r, "customer_no") for r in rows) if n]
+        self.customers = _customers_by_no(numbers)
+        ids = [c.pk for c in self.customers.values()]
+        self.existing = {}
+        self.owed: dict[int, Decimal] = {}
+        for chunk in _chunks(ids):
+            for line in CreditLine.objects.select_related("customer").filter(customer_id__in=chunk):
+                self.existing[line.customer.customer_no] = line
+            self.owed.update(
+                Bill.objects.filter(customer_id__in=chunk, status__in=OPEN_BILL_STATUSES)
+                .values("customer_id")
+                .annotate(owed=Sum(F("amount_due") + F("late_fee") - F("late_fee_waived") - F("amount_paid")))
+                .values_list("customer_id", "owed")
+            )
+
+    def complete(self, instance, row, errors, *, new):
+        number = _code(row, "customer_no")
+        customer = self.customers.get(number) if number else None
+        if customer is None:
+            self.error(errors, "customer_no", _no_customer(row))
+            return
+        if new:
+            instance.customer = customer
+            instance.currency = instance.currency or "CNY"
+            instance.status = instance.status or CreditLineStatus.ACTIVE
+        if "limit" not in errors and instance.credit_limit is not None:
+            owed = max(self.owed.get(customer.pk) or ZERO, ZERO)
+            instance.available_credit = min(max(instance.credit_limit - owed, ZERO), instance.credit_limit)
+        if not new and instance.tracker_status != instance.status:
+            instance.status_changed_at = self.now
+
+    def after_init_instance(self, instance, new, row, **kwargs):
+        instance.tracker_status = instance.status
+
+
+def _currency(raw: str) -> str:
+    text = cells.normalize(raw).upper()
+    if len(text) != 3 or not text.isalpha() or not text.isascii():
+        raise CellError(f"The currency {text!r} is not a three-letter ISO 4217 code (CNY, TWD).")
+    return text
+
+
+def _no_customer(row: dict) -> str:
+    raw = cells.normalize(row.get("customer_no"))
+    if not raw:
+        return "The customer_no is empty."
+    return f"No customer has customer_no {raw!r}; import the customer first."
+
+
+def _bin_bank(bin_: str) -> tuple[str, str, str] | None:
+    """(bank name, bank code, card type) of the longest listed prefix of ``bin_``, any card length."""
+    best = None
+    for info in bin_table():
+        if bin_.startswith(info.bin) and (best is None or len(info.bin) > len(best.bin)):
+            best = info
+    return (best.bank_name, best.bank_code, best.card_type) if best else None
+
+
+class CardBindingResource(NaturalKeyResource):
+    """Card bindings by gateway token; a full card number is checked and refused (never stored).
+
+    The gateway binds a card only with the SMS code the customer receives
+    (``card_binding_start`` / ``card_binding_confirm``), so a file cannot bind a
+    new card: it can record bindings the gateway already made.
+    """
+
+    resource_name = "card-bindings"
+    key_column = "gateway_token"
+
+    customer_no = _key_field("customer_no", "customer__customer_no")
+    card_number = fields.Field(column_name="card_number", readonly=True)
+    gateway_token = _field(
+        "gateway_token", lambda v: cells.parse_code(v, what="gateway_token", max_length=64), optional=True
+    )
+    bin = _field("bin", lambda v: cells.parse_digits(v, what="BIN", lengths=(3, 10)), optional=True)
+    last4 = _field("last4", lambda v: cells.parse_digits(v, what="last four digits", lengths=(4, 4)), optional=True)
+    bank_name = _field("bank_name", cells.plain_text, optional=True)
+    reserved_phone = _field("reserved_phone", lambda v: cells.parse_mobile(v, what="reserved phone"), optional=True)
+    status = _field("status", lambda v: cells.parse_choice(v, what="status", words=BINDING_STATUS_WORDS), optional=True)
+
+    class Meta:
+        model = CardBinding
+        fields = (
+            "customer_no",
+            "card_number",
+            "gateway_token",
+            "bin",
+            "last4",
+            "bank_name",
+            "reserved_phone",
+            "status",
+        )
+        import_id_fields = ("gateway_token",)
+        use_bulk = False  # rows may retire and add a customer's active card in order
+        skip_diff = True
+        clean_model_instances = False
+
+    def get_queryset(self):
+        return CardBinding.objects.select_related("customer")
+
+    def get_export_fields(self, selected_fields=None):
+        return [f for f in super().get_export_fields(selected_fields) if f.column_name != "card_number"]
+
+    def before_import(self, dataset, **kwargs):
+        if "gateway_token" not in dataset.headers:  # a card-number file: each row is refused below
+            dataset.append_col([""] * len(dataset), header="gateway_token")
+        super().before_import(dataset, **kwargs)
+
+    def prepare(self, rows):
+        self.customers = _customers_by_no(n for n in (_code(r, "customer_no") for r in rows) if n)
+        tokens = [t for t in (_code(r, "gateway_token") for r in rows) if t]
+        self.existing = {}
+        for chunk in _chunks(sorted(set(tokens))):
+            self.existing.update(
+                {
+                    b.gateway_token: b
+                    for b in CardBinding.objects.select_related("customer").filter(gateway_token__in=chunk)
+                }
+            )
+        # The active card of each customer in the database, and the file's final word per token.
+        ids = [c.pk for c in self.customers.values()]
+        self.active: dict[int, CardBinding] = {}
+        for chunk in _chunks(ids):
+            self.active.update(
+                {b.customer_id: b for b in CardBinding.objects.filter(customer_id__in=chunk, status="active")}
+            )
+        self.file_status = {}
+        for row in rows:
+            token = _code(row, "gateway_token")
+            if token:
+                word = cells.normalize(row.get("status"))
+                self.file_status[token] = BINDING_STATUS_WORDS.get(word.lower(), "active" if not word else word)
+        active_rows: dict[int, list[int]] = defaultdict(list)
+        for number, row in enumerate(rows, start=1):
+            token, customer = _code(row, "gateway_token"), self.customers.get(_code(row, "customer_no") or "")
+            if token and customer and self.file_status.get(token) == "active":
+                active_rows[customer.pk].append(number)
+        for numbers in active_rows.values():
+            if len(numbers) > 1:
+                for number in numbers:
+                    others = ", ".join(str(self.sheet_row(n)) for n in numbers if n != number)
+                    self.add_problem(
+                        number, "status", f"A customer has one active card; row {others} also makes one active."
+                    )
+
+    def complete(self, instance, row, errors, *, new):
+        card_number = cells.normalize(row.get("card_number"))
+        if card_number:
+            from repayments.services.bindings import BindingError, card_number_check
+
+            try:
+                card_number_check(card_number)
+            except BindingError as exc:
+                self.error(errors, "card_number", str(exc))
+            else:
+                self.error(
+                    errors,
+                    "card_number",
+                    "A card number cannot be bound from a file: the bank sends the customer an SMS code to confirm. "
+                    "Bind the card in the console, or import the gateway_token, bin and last4 the gateway returned.",
+                )
+            return
+        number = _code(row, "customer_no")
+        customer = self.customers.get(number) if number else None
+        if customer is None:
+            self.error(errors, "customer_no", _no_customer(row))
+            return
+        if not cells.normalize(row.get("gateway_token")) and "gateway_token" not in errors:
+            self.error(
+                errors, "gateway_token", "Give the gateway_token (with bin and last4) of a card the gateway bound."
+            )
+            return
+        if new:
+            instance.customer = customer
+            instance.bound_at = self.now
+            for column in ("bin", "last4"):
+                if not getattr(instance, column) and column not in errors:
+                    self.error(errors, column, f"The {column} is required for a new binding.")
+            instance.status = instance.status or CardBindingStatus.ACTIVE
+        elif instance.customer_id != customer.pk:
+            self.error(
+                errors,
+                "customer_no",
+                f"Token {instance.gateway_token} is bound to customer {instance.customer.customer_no}, not {number}.",
+            )
+        if instance.bin and "bin" not in errors:
+            issuer = _bin_bank(instance.bin)
+            if issuer:
+                instance.bank_name = instance.bank_name or issuer[0]
+                instance.bank_code = instance.bank_code or issuer[1]
+                instance.card_type = issuer[2] if new else instance.card_type
+        if instance.reserved_phone and "reserved_phone" not in errors:
+            instance.reserved_phone_last4 = instance.reserved_phone[-4:]
+        current = self.active.get(customer.pk)
+        if (
+            instance.status == CardBindingStatus.ACTIVE
+            and current is not None
+            and current.gateway_token != instance.gateway_token
+            and self.file_status.get(current.gateway_token, "active") == "active"
+        ):
+            self.error(
+                errors,
+                "status",
+                f"Customer {number} already has an active card ****{current.last4}; "
+                "add a row setting that card to replaced or invalid above this one.",
+            )
+        if not new and "status" not in errors and instance.status != instance.tracker_status:
+            instance.status_changed_at = self.now
+
+    def after_init_instance(self, instance, new, row, **kwargs):
+        instance.tracker_status = instance.status
+
+    def dehydrate_reserved_phone(self, binding: CardBinding) -> str:
+        if not binding.reserved_phone:
+            return ""
+        return binding.reserved_phone if self.unmask else mask_phone(binding.reserved_phone)
+
+    def dehydrate_card_number(self, binding: CardBinding) -> str:
+        return ""
+
+
+class BillResource(NaturalKeyResource):
+    resource_name = "bills"
+    key_column = "bill_no"
+    unique_in_file = (("customer_no", "period"),)
+
+    bill_no = _field("bill_no", lambda v: cells.parse_code(v, what="bill_no", max_length=40))
+    customer_no = _key_field("customer_no", "customer__customer_no")
+    period = _field("period", cells.parse_period)
+    statement_date = _field("statement_date", lambda v: cells.parse_date(v, what="statement date"))
+    due_date = _field("due_date", lambda v: cells.parse_date(v, what="due date"))
+    statement_balance = _field(
+        "statement_balance",
+        lambda v: cells.parse_amount(v, what="statement balance", allow_negative=True),
+        optional=True,
+    )
+    amount_due = _field("amount_due", lambda v: cells.parse_amount(v, what="amount due"))
+    minimum_due = _field("minimum_due", lambda v: cells.parse_amount(v, what="minimum due"))
+    amount_paid = _field("amount_paid", lambda v: cells.parse_amount(v, what="amount paid"), optional=True)
+    status = _field("status", lambda v: cells.parse_choice(v, what="status", words=BILL_STATUS_WORDS), optional=True)
+
+    model_update_fields = [
+        "period",
+        "statement_date",
+        "due_date",
+        "original_due_date",
+        "statement_balance",
+        "amount_due",
+        "minimum_due",
+        "amount_paid",
+        "status",
+        "updated_at",
+    ]
+
+    class Meta:
+        model = Bill
+        fields = (
+            "bill_no",
+            "customer_no",
+            "period",
+            "statement_date",
+            "due_date",
+            "statement_balance",
+            "amount_due",
+            "minimum_due",
+            "amount_paid",
+            "status",
+        )
+        import_id_fields = ("bill_no",)
+        use_bulk = True
+        batch_size = 2000
+        skip_diff = True
+        clean_model_instances = False
+
+    def get_queryset(self):
+        return Bill.objects.select_related("customer")
+
+    def prepare(self, rows):
+        self.customers = _customers_by_no((n for n in (_code(r, "customer_no") for r in rows) if n), with_line=True)
+        numbers = [n for n in (_code(r, "bill_no") for r in rows) if n]
+        self.existing = {}
+        for chunk in _chunks(sorted(set(numbers))):
+            self.existing.update(
+                {b.bill_no: b for b in Bill.objects.select_related("customer").filter(bill_no__in=chunk)}
+            )
+        # (customer, period) -> bill_no already in the database, for the one-bill-per-period rule.
+        self.periods: dict[tuple[int, dt.date], str] = {}
+        ids = [c.pk for c in self.customers.values()]
+        for chunk in _chunks(ids):
+            for customer_id, period, bill_no in Bill.objects.filter(customer_id__in=chunk).values_list(
+                "customer_id", "period", "bill_no"
+            ):
+                self.periods[(customer_id, period)] = bill_no
+        self.new_lines: dict[int, CreditLine] = {}
+
+    def after_init_instance(self, instance, new, row, **kwargs):
+        instance.file_due_before = None if new else (instance.due_date, instance.original_due_date)
+
+    def complete(self, instance, row, errors, *, new):
+        number = _code(row, "customer_no")
+        customer = self.customers.get(number) if number else None
+        if customer is None:
+            self.error(errors, "customer_no", _no_customer(row))
+        elif new:
+            instance.customer = customer
+        elif instance.customer_id != customer.pk:
+            self.error(
+                errors, "customer_no", f"Bill {instance.bill_no} belongs to customer {instance.customer.customer_no}."
+            )
+        if new:
+            instance.status = instance.status or BillStatus.PENDING
+            if instance.amount_paid is None:
+                instance.amount_paid = ZERO
+        if instance.statement_balance is None and instance.amount_due is not None:
+            instance.statement_balance = instance.amount_due
+        dates_ok = not {"statement_date", "due_date"} & errors.keys()
+        if dates_ok and instance.due_date < instance.statement_date:
+            self.error(
+                errors,
+                "due_date",
+                f"The due date {instance.due_date} is before the statement date {instance.statement_date}.",
+            )
+        amounts_ok = not {"statement_balance", "amount_due", "minimum_due"} & errors.keys()
+        if amounts_ok:
+            if instance.amount_due != max(instance.statement_balance, ZERO):
+                self.error(
+                    errors,
+                    "amount_due",
+                    f"The amount due {instance.amount_due} must equal the statement balance "
+                    f"{instance.statement_balance} (or 0.00 when the balance is negative).",
+                )
+            if instance.minimum_due > instance.amount_due:
+                self.error(
+                    errors,
+                    "minimum_due",
+                    f"The minimum due {instance.minimum_due} is above the amount due {instance.amount_due}.",
+                )
+        if customer is not None and "period" not in errors:
+            other = self.periods.get((customer.pk, instance.period))
+            if other and other != instance.bill_no:
+                self.error(errors, "period", f"Customer {number} already has bill {other} for {instance.period:%Y-%m}.")
+        if dates_ok:
+            self._due_dates(instance, new)
+
+    @staticmethod
+    def _due_dates(bill: Bill, new: bool) -> None:
+        """The file's due date is the statement's; an approved extension on an existing bill stays."""
+        file_due = bill.due_date
+        if new or bill.file_due_before is None:
+            bill.original_due_date = file_due
+            return
+        old_due, old_original = bill.file_due_before
+        extended = old_due > old_original
+        bill.original_due_date = file_due
+        bill.due_date = old_due if extended and old_due >= file_due else file_due
+
+    def before_save_instance(self, instance, row, **kwargs):
+        super().before_save_instance(instance, row, **kwargs)
+        if instance.credit_line_id is None:
+            instance.credit_line = self._credit_line(instance.customer)
+
+    def _credit_line(self, customer: Customer) -> CreditLine:
+        """The customer's credit line; a customer without one gets a zero-limit line
+        (reported in the import summary) until a credit-lines file sets the limit."""
+        try:
+            return customer.credit_line
+        except CreditLine.DoesNotExist:
+            pass
+        line = self.new_lines.get(customer.pk)
+        if line is None:
+            line = CreditLine.objects.create(
+                customer=customer, credit_limit=ZERO, available_credit=ZERO, currency="CNY"
+            )
+            self.new_lines[customer.pk] = line
+        return line
+
+
+class RepaymentAttemptResource(NaturalKeyResource):
+    """Repayment attempts as the bank reported them. Importing an attempt records it;
+    it does not move money on the bill (``amount_paid`` comes with the bills file)."""
+
+    resource_name = "repayment-attempts"
+    key_column = "attempt_no"
+
+    attempt_no = _field("attempt_no", lambda v: cells.parse_code(v, what="attempt_no", max_length=64))
+    bill_no = _key_field("bill_no", "bill__bill_no")
+    channel = _field("channel", lambda v: cells.parse_choice(v, what="channel", words=CHANNEL_WORDS), optional=True)
+    amount = _field("amount", lambda v: cells.parse_amount(v, what="amount"))
+    status = _field("status", lambda v: cells.parse_choice(v, what="status", words=ATTEMPT_STATUS_WORDS))
+    failure_code = _field("failure_code", lambda v: cells.parse_code(v, what="failure code"), optional=True)
+    requested_at = _field("requested_at", lambda v: cells.parse_datetime(v, what="requested time"))
+    completed_at = _field("completed_at", lambda v: cells.parse_datetime(v, what="completed time"), optional=True)
+
+    model_update_fields = [
+        "channel",
+        "amount",
+        "status",
+        "failure_code",
+        "failure_family",
+        "requested_at",
+        "completed_at",
+        "updated_at",
+    ]
+
+    class Meta:
+        model = RepaymentAttempt
+        fields = (
+            "attempt_no",
+            "bill_no",
+            "channel",
+            "amount",
+            "status",
+            "failure_code",
+            "requested_at",
+            "completed_at",
+        )
+        import_id_fields = ("attempt_no",)
+        use_bulk = True
+        batch_size = 2000
+        skip_diff = True
+        clean_model_instances = False
+
+    def get_queryset(self):
+        return RepaymentAttempt.objects.select_related("bill")
+
+    def prepare(self, rows):
+        bill_numbers = sorted({n for n in (_code(r, "bill_no") for r in rows) if n})
+        self.bills: dict[str, Bill] = {}
+        for chunk in _chunks(bill_numbers):
+            self.bills.update({b.bill_no: b for b in Bill.objects.only("id", "bill_no").filter(bill_no__in=chunk)})
+        numbers = sorted({n for n in (_code(r, "attempt_no") for r in rows) if n})
+        self.existing = {}
+        for chunk in _chunks(numbers):
+            self.existing.update(
+                {a.attempt_no: a for a in RepaymentAttempt.objects.select_related("bill").filter(attempt_no__in=chunk)}
+            )
+        self.in_flight: dict[int, str] = {}
+        ids = [b.pk for b in self.bills.values()]
+        for chunk in _chunks(ids):
+            self.in_flight.update(
+                RepaymentAttempt.objects.filter(bill_id__in=chunk, status__in=IN_FLIGHT_ATTEMPT_STATUSES).values_list(
+                    "bill_id", "attempt_no"
+                )
+            )
+        in_flight_rows: dict[str, list[int]] = defaultdict(list)
+        for number, row in enumerate(rows, start=1):
+            status = ATTEMPT_STATUS_WORDS.get(cells.normalize(row.get("status")).lower())
+            bill_no = _code(row, "bill_no")
+            if bill_no and status in IN_FLIGHT_ATTEMPT_STATUSES:
+                in_flight_rows[bill_no].append(number)
+        for numbers in in_flight_rows.values():
+            if len(numbers) > 1:
+                for number in numbers:
+                    others = ", ".join(str(self.sheet_row(n)) for n in numbers if n != number)
+                    self.add_problem(
+                        number, "status", f"A bill has at most one attempt in flight; row {others} is another."
+                    )
+
+    def complete(self, instance, row, errors, *, new):
+        bill_no = _code(row, "bill_no")
+        bill = self.bills.get(bill_no) if bill_no else None
+        if bill is None:
+            raw = cells.normalize(row.get("bill_no"))
+            self.error(errors, "bill_no", f"No bill has bill_no {raw!r}; import the bill first." if raw else "Empty.")
+        elif new:
+            instance.bill = bill
+        elif instance.bill_id != bill.pk:
+            self.error(errors, "bill_no", f"Attempt {instance.attempt_no} belongs to bill {instance.bill.bill_no}.")
+        if new:
+            instance.channel = instance.channel or "auto_debit"
+        if "amount" not in errors and instance.amount is not None and instance.amount <= 0:
+            self.error(errors, "amount", "The amount of an attempt must be above zero.")
+        if "status" in errors:
+            return
+        instance.failure_family = failure_family(instance.failure_code) if instance.failure_code else ""
+        if instance.status == AttemptStatus.FAILED and not instance.failure_code and "failure_code" not in errors:
+            self.error(errors, "failure_code", "A failed attempt needs the bank's failure code.")
+        finished = instance.status in (AttemptStatus.SUCCEEDED, AttemptStatus.FAILED)
+        if finished and not instance.completed_at and "completed_at" not in errors:
+            self.error(errors, "completed_at", "A succeeded or failed attempt needs the time it completed.")
+        if (
+            instance.completed_at
+            and instance.requested_at
+            and not {"completed_at", "requested_at"} & errors.keys()
+            and instance.completed_at < instance.requested_at
+        ):
+            self.error(errors, "completed_at", "The attempt completed before it was requested.")
+        if bill is not None and instance.status in IN_FLIGHT_ATTEMPT_STATUSES:
+            other = self.in_flight.get(bill.pk)
+            if other and other != instance.attempt_no:
+                self.error(errors, "status", f"Bill {bill_no} already has attempt {other} in flight.")
+
+
+RESOURCE_CLASSES: dict[str, type[NaturalKeyResource]] = {
+    "customers": CustomerResource,
+    "credit-lines": CreditLineResource,
+    "card-bindings": CardBindingResource,
+    "bills": BillResource,
+    "repayment-attempts": RepaymentAttemptResource,
+}

@@ -1,0 +1,65 @@
+"""``manage.py import_data RESOURCE FILE``: import an analyst CSV/XLSX file (docs/csv.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from repayments.imports.columns import RESOURCES
+
+
+class Command(BaseCommand):
+    help = (
+        "Import customers, credit-lines, card-bindings, bills or repayment-attempts from CSV/XLSX. "
+        "All rows or none; exit status 0 when applied (or a clean dry run), 1 with a row-by-row report."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("resource", choices=sorted(RESOURCES))
+        parser.add_argument("file", type=Path)
+        parser.add_argument("--dry-run", action="store_true", help="validate and report; write nothing")
+        parser.add_argument("--encoding", default="auto", help="auto (UTF-8, then GB18030) or a codec: utf-8, gbk…")
+        parser.add_argument("--header-row", type=int, default=None, help="spreadsheet row holding the headers")
+        parser.add_argument("--skip-footer", action="store_true", help="skip a 合计/Total row and all rows below")
+        parser.add_argument("--apply-valid-rows", action="store_true", help="apply the valid rows; report the others")
+        parser.add_argument("--error-report", type=Path, help="also write the problems to this CSV file")
+        parser.add_argument("--actor", help="username recorded in the audit trail (default: system)")
+        parser.add_argument("--fast-path", choices=["auto", "on", "off"], default="auto")
+
+    def handle(self, *args, **options):
+        from accounts.models import User
+        from repayments.services.imports import data_import
+
+        path: Path = options["file"]
+        if not path.is_file():
+            raise CommandError(f"{path}: no such file")
+        actor = None
+        if options["actor"]:
+            actor = User.objects.filter(username=options["actor"]).first()
+            if actor is None or not actor.has_perm("repayments.import_data"):
+                raise CommandError(f"{options['actor']}: no such user with the import permission")
+        outcome = data_import(
+            resource=options["resource"],
+            content=path.read_bytes(),
+            actor=actor,
+            filename=path.name,
+            dry_run=options["dry_run"],
+            encoding=options["encoding"],
+            header_row=options["header_row"],
+            skip_footer=options["skip_footer"],
+            apply_valid_rows=options["apply_valid_rows"],
+            fast_path={"auto": None, "on": True, "off": False}[options["fast_path"]],
+        )
+        for note in outcome.notes:
+            self.stdout.write(note)
+        for problem in outcome.problems:
+            self.stderr.write(f"{path.name}: {problem}")
+        if options["error_report"] and outcome.problems:
+            options["error_report"].write_bytes(outcome.error_report())
+        self.stdout.write(
+            f"{outcome.status}: {outcome.rows} rows ({outcome.encoding}), {outcome.created} created, "
+            f"{outcome.updated} updated, {len(outcome.problems)} problems"
+        )
+        if outcome.problems or not (outcome.applied or outcome.dry_run):
+            raise SystemExit(1)

@@ -1,0 +1,178 @@
+"""Reads for the console's search, customer view and approvals inbox."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from django.db.models import DateField, DecimalField, Exists, F, IntegerField, OuterRef, Q, QuerySet, Value
+from django.utils.translation import gettext as _
+
+from accounts.models import AuditEvent, User
+from baitiao.masking import phone_digits
+from baitiao.pii import pii_hash
+from repayments.models import (
+    ApprovalStatus,
+    Bill,
+    BindingRepairCase,
+    CardBinding,
+    Customer,
+    CustomerNote,
+    Extension,
+    ExtensionReason,
+    Notification,
+    RepairCaseStatus,
+    RepaymentAttempt,
+    Waiver,
+)
+
+SEARCH_LIMIT = 50
+BILL_LIMIT = 24  # two years of monthly bills
+TIMELINE_LIMIT = 50
+
+
+@dataclass
+class SearchResult:
+    customers: list[Customer]
+    how: str  # what the query was taken to be, shown to the agent
+
+
+def customer_search(query: str) -> SearchResult:
+    """Find customers by customer_no, bill_no, full phone (keyed hash) or last four digits.
+
+    * a full mainland mobile number (11 digits, with or without +86/spaces): exact, via ``phone_hash``;
+    * four characters (digits, or three digits and X): last four of phone, card or national ID;
+    * an 18-character resident ID: exact, via ``national_id_hash``;
+    * anything else: customer_no, then bill_no, exactly.
+
+    Never a scan of encrypted columns: every branch reads an index.
+    """
+    raw = query.strip()
+    if not raw:
+        return SearchResult([], "")
+    base = Customer.objects.select_related("credit_line").order_by("customer_no")
+    digits = phone_digits(raw) if re.fullmatch(r"[+\d\s()-]{11,20}", raw) else ""
+    if len(digits) == 11 and digits.startswith("1"):
+        return SearchResult(list(base.filter(phone_hash=pii_hash(digits))[:SEARCH_LIMIT]), _("phone"))
+    if re.fullmatch(r"\d{17}[\dXx]", raw):
+        return SearchResult(list(base.filter(national_id_hash=pii_hash(raw.upper()))[:SEARCH_LIMIT]), _("national ID"))
+    if re.fullmatch(r"\d{3}[\dXx]", raw):
+        last4 = raw.upper()
+        cards = CardBinding.objects.filter(last4=last4).values("customer_id")
+        found = base.filter(Q(phone_last4=last4) | Q(national_id_last4=last4) | Q(id__in=cards))
+        return SearchResult(list(found[:SEARCH_LIMIT]), _("last four digits"))
+    by_no = list(base.filter(customer_no=raw)[:1])
+    if by_no:
+        return SearchResult(by_no, _("customer number"))
+    bill = Bill.objects.filter(bill_no=raw).values("customer_id").first()
+    if bill:
+        return SearchResult(list(base.filter(id=bill["customer_id"])), _("bill number"))
+    return SearchResult([], _("customer or bill number"))
+
+
+def customer_detail(customer_no: str) -> dict:
+    """Everything the customer view shows, in a fixed number of queries (about ten).
+
+    Raises:
+        Customer.DoesNotExist: no such customer.
+    """
+    customer = Customer.objects.select_related("credit_line").get(customer_no=customer_no)
+    bills = list(
+        Bill.objects.filter(customer=customer)
+        .with_bucket()
+        .select_related("assigned_to")
+        .order_by("-period")[:BILL_LIMIT]
+    )
+    casework = customer_casework(customer)
+    return {
+        "customer": customer,
+        "bindings": list(
+            CardBinding.objects.filter(customer=customer)
+            .annotate(
+                open_cases=Exists(
+                    BindingRepairCase.objects.filter(card_binding=OuterRef("pk"), status=RepairCaseStatus.OPEN)
+                )
+            )
+            .order_by("-bound_at")
+        ),
+        "bills": bills,
+        "attempts": list(
+            RepaymentAttempt.objects.filter(bill__customer=customer)
+            .select_related("bill", "card_binding")
+            .order_by("-requested_at", "-id")[:TIMELINE_LIMIT]
+        ),
+        "notifications": list(
+            Notification.objects.filter(customer=customer).select_related("bill").order_by("-sent_at")[:TIMELINE_LIMIT]
+        ),
+        "casework": casework,
+        "pending": [row for row in casework if row["status"] == ApprovalStatus.PENDING],
+        "notes": list(CustomerNote.objects.filter(customer=customer).select_related("author", "bill")[:TIMELINE_LIMIT]),
+        "audit_events": list(AuditEvent.objects.filter(customer_no=customer.customer_no)[:TIMELINE_LIMIT]),
+    }
+
+
+def customer_casework(customer: Customer, limit: int = 50) -> list[dict]:
+    """The customer's extensions and waivers, newest first, in one query (a UNION ALL).
+
+    Each row: ``kind`` ("extension"/"waiver"), ``created_at``, ``bill_no``, ``requested_by``,
+    ``decided_by`` (usernames), ``status``, ``reason``, ``days`` or ``amount``,
+    ``due_date_after``, ``by_policy``, plus ``status_label`` and ``reason_label``.
+    """
+    common = {
+        "bill_no": F("bill__bill_no"),
+        "requester": F("requested_by__username"),
+        "decider": F("decided_by__username"),
+    }
+    extensions = (
+        Extension.objects.filter(customer=customer)
+        .annotate(kind=Value("extension"), amount=Value(None, output_field=DecimalField()), **common)
+        .values(*ROW_FIELDS)
+    )
+    waivers = (
+        Waiver.objects.filter(customer=customer)
+        .annotate(
+            kind=Value("waiver"),
+            days=Value(None, output_field=IntegerField()),
+            due_date_after=Value(None, output_field=DateField()),
+            **common,
+        )
+        .values(*ROW_FIELDS)
+    )
+    rows = list(extensions.union(waivers, all=True).order_by("-created_at")[:limit])
+    statuses, reasons = dict(ApprovalStatus.choices), dict(ExtensionReason.choices)
+    for row in rows:
+        row["status_label"] = statuses.get(row["status"], row["status"])
+        row["reason_label"] = reasons.get(row["reason"], row["reason"])
+    return rows
+
+
+ROW_FIELDS = (
+    "kind",
+    "id",
+    "created_at",
+    "bill_no",
+    "requester",
+    "decider",
+    "status",
+    "reason",
+    "days",
+    "amount",
+    "due_date_after",
+    "by_policy",
+)
+
+
+def approvals_pending(*, user: User) -> dict[str, QuerySet]:
+    """Extensions and waivers awaiting a decision the user may take, oldest first.
+
+    The user's own requests are listed apart: they can see them but not decide.
+    """
+    related = ("bill", "customer", "requested_by")
+    extensions = Extension.objects.filter(status=ApprovalStatus.PENDING).select_related(*related).order_by("created_at")
+    waivers = Waiver.objects.filter(status=ApprovalStatus.PENDING).select_related(*related).order_by("created_at")
+    return {
+        "extensions": extensions.exclude(requested_by=user)[:100],
+        "waivers": waivers.exclude(requested_by=user)[:100],
+        "own_extensions": extensions.filter(requested_by=user)[:100],
+        "own_waivers": waivers.filter(requested_by=user)[:100],
+    }

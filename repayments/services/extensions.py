@@ -1,0 +1,400 @@
+"""Extensions (展期) and late-fee waivers (减免) with maker-checker approval.
+
+Policy (``settings.EXTENSION_POLICY``, ``settings.WAIVER_AGENT_LIMIT``; explained in
+``docs/console.md``):
+
+* An agent may grant an extension of up to ``agent_max_days`` days, once per bill
+  and at most ``agent_max_per_customer`` times per customer in the trailing
+  ``window_days``. Such a request is approved on the spot (``by_policy``).
+* Anything beyond that waits for a supervisor; the approver is never the
+  requester (checked here and by a database constraint).
+* A waiver up to ``WAIVER_AGENT_LIMIT`` yuan is applied on the spot; above it, the
+  same maker-checker rule applies.
+
+Effect of an approved extension: the due date moves by ``days``; status and DPD
+are recomputed for today; the late fee is waived when the reason is a system
+fault (the customer is not punished for our outage); a bureau-suppression
+record keeps the bill out of credit-bureau lateness reporting until the new due
+date plus grace.
+
+Every request carries a ``request_token`` from its form: submitting the same form
+twice returns the first result. Every request carries the bill's ``updated_at``
+as the agent saw it: if the bill changed meanwhile, the request is refused.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.models import User
+from accounts.services import audit_record
+from baitiao.business_time import business_today, days_past_due
+from baitiao.money import ZERO, format_money, to_money
+from repayments.models import (
+    OPEN_BILL_STATUSES,
+    ApprovalStatus,
+    Bill,
+    BillStatus,
+    BureauSuppression,
+    Extension,
+    ExtensionReason,
+    Waiver,
+)
+from repayments.services.errors import RuleViolation
+
+
+def _locked_bill(bill_id: int, bill_version: str | None) -> Bill:
+    bill = Bill.objects.select_for_update().select_related("customer", "credit_line").get(pk=bill_id)
+    if bill_version and bill.updated_at.isoformat() != bill_version:
+        raise RuleViolation(
+            "__all__",
+            _("Bill %(bill)s changed while you were looking at it. Reload the page and check it again.")
+            % {"bill": bill.bill_no},
+        )
+    return bill
+
+
+def extension_within_policy(*, bill: Bill, days: int, as_of: dt.date | None = None) -> tuple[bool, str]:
+    """Whether an agent may grant ``days`` on ``bill`` without approval, and if not, why.
+
+    Args:
+        bill: the bill (its extensions and its customer's are counted).
+        days: calendar days requested.
+        as_of: business date for the 12-month window (default: today).
+
+    Returns:
+        ``(True, "")`` or ``(False, reason in English)``.
+    """
+    policy = settings.EXTENSION_POLICY
+    as_of = as_of or business_today()
+    if days > policy["agent_max_days"]:
+        return False, _("more than %(days)s days") % {"days": policy["agent_max_days"]}
+    granted = Extension.objects.filter(status=ApprovalStatus.APPROVED)
+    if granted.filter(bill=bill).count() >= policy["agent_max_per_bill"]:
+        return False, _("this bill has already been extended")
+    since = timezone.make_aware(dt.datetime.combine(as_of - dt.timedelta(days=policy["window_days"]), dt.time(0, 0)))
+    if granted.filter(customer_id=bill.customer_id, decided_at__gte=since).count() >= policy["agent_max_per_customer"]:
+        return False, _("%(count)s extensions for this customer in 12 months already") % {
+            "count": policy["agent_max_per_customer"]
+        }
+    return True, ""
+
+
+def extension_request(
+    *,
+    bill_id: int,
+    requested_by: User,
+    days: int,
+    reason: str,
+    note: str = "",
+    request_token: uuid.UUID,
+    bill_version: str | None = None,
+) -> Extension:
+    """Ask for an extension of ``bill_id`` by ``days`` calendar days.
+
+    Within the agent policy it is approved and applied at once; otherwise it
+    waits in the supervisors' approvals inbox.
+
+    Args:
+        bill_id: the bill to extend.
+        requested_by: the agent (needs ``repayments.request_extension``).
+        days: calendar days added to the current due date (1 … ``max_days``).
+        reason: an :class:`ExtensionReason` value.
+        note: free text; required when the reason is "other".
+        request_token: the form's one-time token; a second submit returns the first extension.
+        bill_version: the bill's ``updated_at`` (ISO 8601) the agent saw.
+
+    Raises:
+        RuleViolation: no permission, the bill is closed or changed, days or reason
+            out of range, or a request for the bill is already waiting.
+    """
+    if not requested_by.has_perm("repayments.request_extension"):
+        raise RuleViolation("__all__", _("You may not request extensions."))
+    existing = Extension.objects.filter(request_token=request_token).first()
+    if existing is not None:
+        return existing  # the same form submitted twice
+    if reason not in ExtensionReason.values:
+        raise RuleViolation("reason", _("Unknown reason “%(reason)s”.") % {"reason": reason})
+    if reason == ExtensionReason.OTHER and not note.strip():
+        raise RuleViolation("note", _("Say why in the note when the reason is “Other”."))
+    max_days = settings.EXTENSION_POLICY["max_days"]
+    if not 1 <= days <= max_days:
+        raise RuleViolation(
+            "days", _("Days must be between 1 and %(max)s; got %(days)s.") % {"max": max_days, "days": days}
+        )
+    try:
+        with transaction.atomic():
+            bill = _locked_bill(bill_id, bill_version)
+            if bill.status not in OPEN_BILL_STATUSES or bill.outstanding <= ZERO:
+                raise RuleViolation(
+                    "__all__",
+                    _("Bill %(bill)s is %(status)s: nothing to extend.")
+                    % {"bill": bill.bill_no, "status": bill.get_status_display()},
+                )
+            if Extension.objects.filter(bill=bill, status=ApprovalStatus.PENDING).exists():
+                raise RuleViolation(
+                    "__all__", _("An extension of %(bill)s is already awaiting approval.") % {"bill": bill.bill_no}
+                )
+            within, why_not = extension_within_policy(bill=bill, days=days)
+            extension = Extension.objects.create(
+                bill=bill,
+                customer_id=bill.customer_id,
+                days=days,
+                reason=reason,
+                note=note.strip(),
+                requested_by=requested_by,
+                request_token=request_token,
+            )
+            audit_record(
+                actor=requested_by,
+                action="extension.request",
+                target=extension,
+                customer=bill.customer,
+                reason=note.strip() or reason,
+                after={"bill": bill.bill_no, "days": days, "reason": reason, "needs_approval": why_not},
+            )
+            if within:
+                _extension_apply(extension, bill, decided_by=None)
+            return extension
+    except IntegrityError:
+        # Another agent's request for the same bill (or this same form) committed first.
+        existing = Extension.objects.filter(request_token=request_token).first()
+        if existing is not None:
+            return existing
+        raise RuleViolation(
+            "__all__", _("Another extension of this bill was just requested. Reload the page.")
+        ) from None
+
+
+def extension_decide(*, extension_id: int, decided_by: User, approve: bool, note: str = "") -> Extension:
+    """Approve (and apply) or reject a pending extension.
+
+    Raises:
+        RuleViolation: no permission, the decider is the requester, it is no longer
+            pending, or the bill has closed meanwhile.
+    """
+    if not decided_by.has_perm("repayments.approve_extension"):
+        raise RuleViolation("__all__", _("You may not approve extensions."))
+    with transaction.atomic():
+        extension = Extension.objects.select_for_update().get(pk=extension_id)
+        if extension.requested_by_id == decided_by.pk:
+            raise RuleViolation("__all__", _("You cannot decide on your own request; another supervisor must."))
+        if extension.status != ApprovalStatus.PENDING:
+            raise RuleViolation(
+                "__all__",
+                _("This extension is already decided: %(status)s.") % {"status": extension.get_status_display()},
+            )
+        bill = _locked_bill(extension.bill_id, None)
+        if approve and bill.status not in OPEN_BILL_STATUSES:
+            raise RuleViolation(
+                "__all__",
+                _("Bill %(bill)s is %(status)s now: reject instead.")
+                % {"bill": bill.bill_no, "status": bill.get_status_display()},
+            )
+        extension.decision_note = note.strip()
+        if approve:
+            _extension_apply(extension, bill, decided_by=decided_by)
+        else:
+            extension.status, extension.decided_by, extension.decided_at = (
+                ApprovalStatus.REJECTED,
+                decided_by,
+                timezone.now(),
+            )
+            extension.save(update_fields=["status", "decided_by", "decided_at", "decision_note", "updated_at"])
+        audit_record(
+            actor=decided_by,
+            action="extension.approve" if approve else "extension.reject",
+            target=extension,
+            customer=bill.customer,
+            reason=note.strip(),
+            after={"bill": bill.bill_no, "days": extension.days, "due_date": bill.due_date},
+        )
+    return extension
+
+
+def _extension_apply(extension: Extension, bill: Bill, *, decided_by: User | None) -> None:
+    """Move the (locked) bill's due date, recompute status and DPD, waive fees on a system fault."""
+    now = timezone.now()
+    today = business_today()
+    before = bill.due_date
+    bill.due_date = before + dt.timedelta(days=extension.days)
+    past_grace = bill.due_date + dt.timedelta(days=settings.GRACE_PERIOD_DAYS) < today
+    bill.status = BillStatus.OVERDUE if past_grace else BillStatus.PENDING
+    bill.dpd = days_past_due(bill.due_date, today) if past_grace else 0
+    bill.dpd_as_of = today
+    bill.retry_at = None  # the next debit waits for the new due date
+    waived = ZERO
+    if extension.reason == ExtensionReason.SYSTEM_FAULT:
+        waived = bill.late_fee - bill.late_fee_waived
+        bill.late_fee_waived = bill.late_fee
+    bill.save(update_fields=["due_date", "status", "dpd", "dpd_as_of", "retry_at", "late_fee_waived", "updated_at"])
+    extension.status = ApprovalStatus.APPROVED
+    extension.decided_by = decided_by
+    extension.by_policy = decided_by is None
+    extension.decided_at = now
+    extension.due_date_before, extension.due_date_after = before, bill.due_date
+    extension.late_fee_waived = waived
+    extension.save()
+    BureauSuppression.objects.create(
+        bill=bill,
+        extension=extension,
+        suppress_until=bill.due_date + dt.timedelta(days=settings.GRACE_PERIOD_DAYS),
+        reason=extension.reason,
+    )
+    audit_record(
+        actor=decided_by,
+        action="extension.apply",
+        target=bill,
+        customer=bill.customer,
+        before={"due_date": before},
+        after={"due_date": bill.due_date, "status": bill.status, "dpd": bill.dpd, "late_fee_waived": waived},
+    )
+
+
+def waiver_request(
+    *,
+    bill_id: int,
+    requested_by: User,
+    amount: Decimal | str,
+    reason: str,
+    note: str = "",
+    request_token: uuid.UUID,
+    bill_version: str | None = None,
+) -> Waiver:
+    """Ask to waive ``amount`` yuan (the bill's currency) of the bill's unwaived late fee.
+
+    Up to ``settings.WAIVER_AGENT_LIMIT`` it is applied at once; above, it waits
+    for a supervisor who is not the requester.
+
+    Raises:
+        RuleViolation: no permission, amount not positive or above the unwaived late
+            fee, the bill changed or is closed, or a waiver is already waiting.
+    """
+    if not requested_by.has_perm("repayments.request_waiver"):
+        raise RuleViolation("__all__", _("You may not request waivers."))
+    existing = Waiver.objects.filter(request_token=request_token).first()
+    if existing is not None:
+        return existing
+    try:
+        amount = to_money(amount)
+    except (ValueError, TypeError, ArithmeticError):
+        raise RuleViolation("amount", _("“%(amount)s” is not an amount.") % {"amount": amount}) from None
+    if amount <= ZERO:
+        raise RuleViolation("amount", _("The amount must be more than zero; got %(amount)s.") % {"amount": amount})
+    if reason not in ExtensionReason.values:
+        raise RuleViolation("reason", _("Unknown reason “%(reason)s”.") % {"reason": reason})
+    try:
+        with transaction.atomic():
+            bill = _locked_bill(bill_id, bill_version)
+            _check_waivable(bill, amount)
+            if Waiver.objects.filter(bill=bill, status=ApprovalStatus.PENDING).exists():
+                raise RuleViolation(
+                    "__all__", _("A waiver on %(bill)s is already awaiting approval.") % {"bill": bill.bill_no}
+                )
+            waiver = Waiver.objects.create(
+                bill=bill,
+                customer_id=bill.customer_id,
+                amount=amount,
+                reason=reason,
+                note=note.strip(),
+                requested_by=requested_by,
+                request_token=request_token,
+            )
+            audit_record(
+                actor=requested_by,
+                action="waiver.request",
+                target=waiver,
+                customer=bill.customer,
+                reason=note.strip() or reason,
+                after={"bill": bill.bill_no, "amount": amount},
+            )
+            if amount <= settings.WAIVER_AGENT_LIMIT:
+                _waiver_apply(waiver, bill, decided_by=None)
+            return waiver
+    except IntegrityError:
+        existing = Waiver.objects.filter(request_token=request_token).first()
+        if existing is not None:
+            return existing
+        raise RuleViolation("__all__", _("Another waiver on this bill was just requested. Reload the page.")) from None
+
+
+def waiver_decide(*, waiver_id: int, decided_by: User, approve: bool, note: str = "") -> Waiver:
+    """Approve (and apply) or reject a pending waiver.
+
+    Raises:
+        RuleViolation: no permission, the decider is the requester, no longer pending,
+            or the late fee left is now smaller than the amount.
+    """
+    if not decided_by.has_perm("repayments.approve_waiver"):
+        raise RuleViolation("__all__", _("You may not approve waivers."))
+    with transaction.atomic():
+        waiver = Waiver.objects.select_for_update().get(pk=waiver_id)
+        if waiver.requested_by_id == decided_by.pk:
+            raise RuleViolation("__all__", _("You cannot decide on your own request; another supervisor must."))
+        if waiver.status != ApprovalStatus.PENDING:
+            raise RuleViolation(
+                "__all__", _("This waiver is already decided: %(status)s.") % {"status": waiver.get_status_display()}
+            )
+        bill = _locked_bill(waiver.bill_id, None)
+        waiver.decision_note = note.strip()
+        if approve:
+            _check_waivable(bill, waiver.amount)
+            _waiver_apply(waiver, bill, decided_by=decided_by)
+        else:
+            waiver.status, waiver.decided_by, waiver.decided_at = ApprovalStatus.REJECTED, decided_by, timezone.now()
+            waiver.save(update_fields=["status", "decided_by", "decided_at", "decision_note", "updated_at"])
+        audit_record(
+            actor=decided_by,
+            action="waiver.approve" if approve else "waiver.reject",
+            target=waiver,
+            customer=bill.customer,
+            reason=note.strip(),
+            after={"bill": bill.bill_no, "amount": waiver.amount},
+        )
+    return waiver
+
+
+def _check_waivable(bill: Bill, amount: Decimal) -> None:
+    left = bill.late_fee - bill.late_fee_waived
+    if bill.status not in OPEN_BILL_STATUSES:
+        raise RuleViolation(
+            "__all__",
+            _("Bill %(bill)s is %(status)s: nothing to waive.")
+            % {"bill": bill.bill_no, "status": bill.get_status_display()},
+        )
+    if amount > left:
+        currency = bill.credit_line.currency
+        raise RuleViolation(
+            "amount",
+            _("%(amount)s is more than the late fee left to waive (%(left)s).")
+            % {"amount": format_money(amount, currency), "left": format_money(left, currency)},
+        )
+
+
+def _waiver_apply(waiver: Waiver, bill: Bill, *, decided_by: User | None) -> None:
+    now = timezone.now()
+    before = bill.late_fee_waived
+    bill.late_fee_waived += waiver.amount
+    fields = ["late_fee_waived", "updated_at"]
+    if bill.outstanding == ZERO:  # the fee was all that was left
+        bill.status, bill.closed_at, bill.retry_at = BillStatus.PAID, now, None
+        fields += ["status", "closed_at", "retry_at"]
+    bill.save(update_fields=fields)
+    waiver.status, waiver.decided_by, waiver.decided_at = ApprovalStatus.APPROVED, decided_by, now
+    waiver.by_policy = decided_by is None
+    waiver.save()
+    audit_record(
+        actor=decided_by,
+        action="waiver.apply",
+        target=bill,
+        customer=bill.customer,
+        before={"late_fee_waived": before},
+        after={"late_fee_waived": bill.late_fee_waived, "status": bill.status},
+    )

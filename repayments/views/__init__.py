@@ -1,0 +1,1 @@
+"""Console views: thin; they parse input, read through selectors, write through services."""

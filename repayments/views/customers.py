@@ -1,0 +1,293 @@
+"""The customer view and the actions an agent takes on it."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from baitiao.masking import mask_email, mask_name, mask_national_id, mask_phone
+from baitiao.money import format_money
+from baitiao.pii import pii_decrypt, pii_encrypt
+from repayments.forms import (
+    BindingConfirmForm,
+    BindingStartForm,
+    ExtensionForm,
+    NoteForm,
+    RevealForm,
+    WaiverForm,
+)
+from repayments.gateway.client import BindChallenge
+from repayments.models import IN_FLIGHT_ATTEMPT_STATUSES, OPEN_BILL_STATUSES, Bill, Customer
+from repayments.selectors.customers import customer_detail
+from repayments.services.bindings import card_binding_confirm, card_binding_start
+from repayments.services.casework import bill_retry_manual, customer_reveal, note_add
+from repayments.services.errors import RuleViolation
+from repayments.services.extensions import extension_request, extension_within_policy, waiver_request
+
+CHALLENGE_SESSION_KEY = "binding_challenge"
+
+
+def _client_ip(request: HttpRequest) -> str | None:
+    return request.META.get("REMOTE_ADDR")
+
+
+def _detail_context(request: HttpRequest, customer_no: str) -> dict:
+    try:
+        context = customer_detail(customer_no)
+    except Customer.DoesNotExist:
+        raise Http404(_("No customer %(no)s.") % {"no": customer_no}) from None
+    customer = context["customer"]
+    active = next((b for b in context["bindings"] if b.status != "replaced"), None)
+    context["masked_fields"] = [
+        ("name", _("Name"), mask_name(customer.name)),
+        ("phone", _("Mobile phone"), mask_phone(customer.phone)),
+        ("national_id", _("National ID"), mask_national_id(customer.national_id)),
+        ("email", _("Email"), mask_email(customer.email)),
+        ("reserved_phone", _("Reserved phone (card)"), mask_phone(active.reserved_phone) if active else ""),
+    ]
+    now = timezone.now()
+    # While a debit is in flight or due, the bills panel refreshes itself (htmx) to show the result.
+    context["polling"] = any(a.status in IN_FLIGHT_ATTEMPT_STATUSES for a in context["attempts"][:5]) or any(
+        b.retry_at is not None and b.retry_at <= now and b.status in OPEN_BILL_STATUSES for b in context["bills"]
+    )
+    context["note_form"] = NoteForm()
+    context["revealed"] = {}
+    return context
+
+
+@login_required
+@permission_required("repayments.view_customer", raise_exception=True)
+def customer_view(request: HttpRequest, customer_no: str) -> HttpResponse:
+    """Masked identity and contact, credit line, bills, attempts, messages, extensions, notes, audit."""
+    return render(request, "console/customer.html", _detail_context(request, customer_no))
+
+
+@login_required
+@permission_required("repayments.reveal_personal_data", raise_exception=True)
+@require_POST
+def reveal(request: HttpRequest, customer_no: str) -> HttpResponse:
+    """Show one masked field in clear, once, after a reason; audited. Never stored in the session."""
+    customer = get_object_or_404(Customer, customer_no=customer_no)
+    form = RevealForm(request.POST)
+    value, error = None, ""
+    if form.is_valid():
+        try:
+            value = customer_reveal(
+                customer=customer,
+                field=form.cleaned_data["field"],
+                actor=request.user,
+                reason=form.cleaned_data["reason"],
+                ip_address=_client_ip(request),
+            )
+        except RuleViolation as exc:
+            error = str(exc)
+    else:
+        error = _("Give a reason of at least five characters to reveal this field.")
+    field = request.POST.get("field", "")
+    if request.htmx:
+        return render(
+            request, "console/_revealed.html", {"field": field, "value": value, "error": error, "customer": customer}
+        )
+    context = _detail_context(request, customer_no)
+    if value is not None:
+        context["revealed"] = {field: value or _("(empty)")}
+    else:
+        messages.error(request, error)
+    response = render(request, "console/customer.html", context)
+    response["Cache-Control"] = "no-store"  # the clear value must not stay in a browser cache
+    return response
+
+
+@login_required
+@permission_required("repayments.work_cases", raise_exception=True)
+@require_POST
+def note_create(request: HttpRequest, customer_no: str) -> HttpResponse:
+    customer = get_object_or_404(Customer, customer_no=customer_no)
+    form = NoteForm(request.POST)
+    if form.is_valid():
+        try:
+            note_add(customer=customer, author=request.user, body=form.cleaned_data["body"])
+            messages.success(request, _("Note added."))
+        except RuleViolation as exc:
+            messages.error(request, str(exc))
+    else:
+        messages.error(request, _("The note is empty or too long."))
+    return redirect("console:customer-detail", customer_no=customer_no)
+
+
+@login_required
+@permission_required("repayments.repair_card_binding", raise_exception=True)
+def binding_repair(request: HttpRequest, customer_no: str) -> HttpResponse:
+    """Step 1: the new card and reserved phone; the bank texts a code to the phone."""
+    customer = get_object_or_404(Customer.objects.select_related("credit_line"), customer_no=customer_no)
+    form = BindingStartForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            challenge = card_binding_start(
+                customer=customer,
+                card_number=form.cleaned_data["card_number"],
+                reserved_phone=form.cleaned_data["reserved_phone"],
+                actor=request.user,
+            )
+        except RuleViolation as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+        else:
+            # Only the bank's request id, BIN and last four, and the phone encrypted; never the card number.
+            request.session[CHALLENGE_SESSION_KEY] = {
+                "customer_no": customer_no,
+                "bind_request_id": challenge.bind_request_id,
+                "bin": challenge.bin,
+                "last4": challenge.last4,
+                "bank_code": challenge.bank_code,
+                "bank_name": challenge.bank_name,
+                "card_type": challenge.card_type,
+                "reserved_phone": pii_encrypt(form.cleaned_data["reserved_phone"]),
+            }
+            return redirect("console:binding-confirm", customer_no=customer_no)
+    if form.is_bound:
+        form.data = form.data.copy()
+        form.data["card_number"] = ""  # never echo a card number back into the page
+    return render(request, "console/binding_repair.html", {"customer": customer, "form": form, "step": 1})
+
+
+@login_required
+@permission_required("repayments.repair_card_binding", raise_exception=True)
+def binding_confirm(request: HttpRequest, customer_no: str) -> HttpResponse:
+    """Step 2: the SMS code the customer reads out; the old binding is replaced and bills retried."""
+    customer = get_object_or_404(Customer.objects.select_related("credit_line"), customer_no=customer_no)
+    pending = request.session.get(CHALLENGE_SESSION_KEY)
+    if not pending or pending.get("customer_no") != customer_no:
+        messages.error(request, _("Start the binding again: enter the new card first."))
+        return redirect("console:binding-repair", customer_no=customer_no)
+    form = BindingConfirmForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        challenge = BindChallenge(
+            bind_request_id=pending["bind_request_id"],
+            bin=pending["bin"],
+            last4=pending["last4"],
+            bank_code=pending["bank_code"],
+            bank_name=pending["bank_name"],
+            card_type=pending["card_type"],
+        )
+        try:
+            binding = card_binding_confirm(
+                customer=customer,
+                challenge=challenge,
+                sms_code=form.cleaned_data["sms_code"],
+                reserved_phone=pii_decrypt(pending["reserved_phone"]),
+                actor=request.user,
+                reason=form.cleaned_data["reason"],
+            )
+        except RuleViolation as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+        else:
+            del request.session[CHALLENGE_SESSION_KEY]
+            messages.success(
+                request,
+                _("Card %(bank)s ****%(last4)s is bound. The customer's failed and overdue bills are being retried.")
+                % {"bank": binding.bank_name, "last4": binding.last4},
+            )
+            return redirect("console:customer-detail", customer_no=customer_no)
+    return render(
+        request,
+        "console/binding_repair.html",
+        {"customer": customer, "form": form, "step": 2, "pending": pending},
+    )
+
+
+def _bill_for(customer_no: str, bill_no: str) -> Bill:
+    return get_object_or_404(
+        Bill.objects.select_related("customer", "credit_line"), bill_no=bill_no, customer__customer_no=customer_no
+    )
+
+
+@login_required
+@permission_required("repayments.request_extension", raise_exception=True)
+def extension_create(request: HttpRequest, customer_no: str, bill_no: str) -> HttpResponse:
+    """Request an extension; within policy it applies at once, otherwise it awaits a supervisor."""
+    bill = _bill_for(customer_no, bill_no)
+    form = ExtensionForm(request.POST or None, initial={"bill_version": bill.updated_at.isoformat()})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            extension = extension_request(
+                bill_id=bill.id,
+                requested_by=request.user,
+                days=data["days"],
+                reason=data["reason"],
+                note=data["note"],
+                request_token=data["request_token"],
+                bill_version=data["bill_version"] or None,
+            )
+        except RuleViolation as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+        else:
+            if extension.status == "approved":
+                messages.success(
+                    request,
+                    _("Extension granted: %(bill)s is now due %(date)s.")
+                    % {"bill": bill_no, "date": extension.due_date_after},
+                )
+            else:
+                messages.info(request, _("Extension of %(bill)s sent for a supervisor's approval.") % {"bill": bill_no})
+            return redirect("console:customer-detail", customer_no=customer_no)
+    days = form.data.get("days") if form.is_bound else None
+    policy_note = ""
+    if days and str(days).isdigit():
+        within, why_not = extension_within_policy(bill=bill, days=int(days))
+        policy_note = "" if within else why_not
+    return render(
+        request, "console/bill_action.html", {"bill": bill, "form": form, "action": "extension", "policy": policy_note}
+    )
+
+
+@login_required
+@permission_required("repayments.request_waiver", raise_exception=True)
+def waiver_create(request: HttpRequest, customer_no: str, bill_no: str) -> HttpResponse:
+    """Request a late-fee waiver; above the agent limit it awaits a supervisor."""
+    bill = _bill_for(customer_no, bill_no)
+    form = WaiverForm(request.POST or None, initial={"bill_version": bill.updated_at.isoformat()})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            waiver = waiver_request(
+                bill_id=bill.id,
+                requested_by=request.user,
+                amount=data["amount"],
+                reason=data["reason"],
+                note=data["note"],
+                request_token=data["request_token"],
+                bill_version=data["bill_version"] or None,
+            )
+        except RuleViolation as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+        else:
+            if waiver.status == "approved":
+                messages.success(request, _("Late fee waived on %(bill)s.") % {"bill": bill_no})
+            else:
+                messages.info(request, _("Waiver on %(bill)s sent for a supervisor's approval.") % {"bill": bill_no})
+            return redirect("console:customer-detail", customer_no=customer_no)
+    limit = format_money(settings.WAIVER_AGENT_LIMIT, bill.credit_line.currency)
+    return render(
+        request, "console/bill_action.html", {"bill": bill, "form": form, "action": "waiver", "waiver_limit": limit}
+    )
+
+
+@login_required
+@permission_required("repayments.retry_debit", raise_exception=True)
+@require_POST
+def retry(request: HttpRequest, customer_no: str, bill_no: str) -> HttpResponse:
+    """Debit the bill again now (asking twice debits once)."""
+    bill = _bill_for(customer_no, bill_no)
+    try:
+        bill_retry_manual(bill_id=bill.id, actor=request.user, bill_version=request.POST.get("bill_version") or None)
+        messages.success(request, _("Debit of %(bill)s queued; the result appears below.") % {"bill": bill_no})
+    except RuleViolation as exc:
+        messages.error(request, str(exc))
+    return redirect("console:customer-detail", customer_no=customer_no)

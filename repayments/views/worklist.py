@@ -1,0 +1,88 @@
+"""Worklist, search and claiming."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from baitiao.business_time import bucket_ranges
+from repayments.bins import bank_choices
+from repayments.models import Bill, FailureFamily, RiskTier
+from repayments.selectors.customers import approvals_pending, customer_search
+from repayments.selectors.worklist import WorklistFilters, worklist_bills, worklist_repair_cases
+from repayments.services.casework import bill_claim
+from repayments.services.errors import RuleViolation
+
+
+@login_required
+@permission_required("repayments.view_bill", raise_exception=True)
+def worklist(request: HttpRequest) -> HttpResponse:
+    """Queues of failed debits, repair cases, overdue bills and approvals, with filters."""
+    filters = WorklistFilters.from_query(request.GET)
+    can_approve = request.user.has_perm("repayments.approve_extension") or request.user.has_perm(
+        "repayments.approve_waiver"
+    )
+    if filters.queue == "approvals" and not can_approve:
+        filters.errors.append(_("Only supervisors have an approvals queue."))
+        filters.queue = "failures"
+    context = {
+        "filters": filters,
+        "families": FailureFamily.choices,
+        "tiers": RiskTier.choices,
+        "buckets": [name for name, _, _ in bucket_ranges()],
+        "banks": bank_choices(),
+        "queue_tabs": [
+            ("failures", _("All failed debits")),
+            ("system", _("System faults")),
+            ("binding", _("Binding failures")),
+            ("funds", _("Insufficient funds")),
+            ("repair", _("Binding repair cases")),
+            ("overdue", _("Overdue")),
+            *([("approvals", _("Awaiting my approval"))] if can_approve else []),
+        ],
+    }
+    if filters.queue == "repair":
+        context["page"] = worklist_repair_cases(filters=filters, user=request.user)
+    elif filters.queue == "approvals":
+        context["approvals"] = approvals_pending(user=request.user)
+    else:
+        context["page"] = worklist_bills(filters=filters, user=request.user)
+    query = request.GET.copy()
+    query.pop("page", None)
+    context["query_without_page"] = query.urlencode()
+    return render(request, "console/worklist.html", context)
+
+
+@login_required
+@permission_required("repayments.view_customer", raise_exception=True)
+def search(request: HttpRequest) -> HttpResponse:
+    """Find a customer; a single hit goes straight to the customer's page."""
+    query = request.GET.get("q", "")
+    result = customer_search(query)
+    if len(result.customers) == 1:
+        return redirect("console:customer-detail", customer_no=result.customers[0].customer_no)
+    return render(request, "console/search.html", {"q": query, "result": result})
+
+
+@login_required
+@permission_required("repayments.work_cases", raise_exception=True)
+@require_POST
+def claim(request: HttpRequest, bill_no: str) -> HttpResponse:
+    """Assign a bill to me (or release it)."""
+    bill = get_object_or_404(Bill.objects.only("id", "bill_no"), bill_no=bill_no)
+    release = request.POST.get("release") == "1"
+    try:
+        bill_claim(bill_id=bill.id, actor=request.user, release=release)
+        done = _("Released %(bill)s.") if release else _("%(bill)s is now assigned to you.")
+        messages.success(request, done % {"bill": bill_no})
+    except RuleViolation as exc:
+        messages.error(request, str(exc))
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        target = ""
+    return redirect(target or "console:worklist")

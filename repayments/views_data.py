@@ -1,0 +1,165 @@
+"""Analyst console pages: upload an import (preview or apply), follow its progress,
+download the error report and templates, export with masking (``docs/csv.md``)."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
+
+from repayments.imports.columns import RESOURCES
+from repayments.models import ImportJob, ImportJobStatus
+from repayments.services.exports import export_stream, template_file
+from repayments.services.imports import import_job_create
+
+RESOURCE_CHOICES = [(name, name) for name in RESOURCES]
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+
+
+class ImportForm(forms.Form):
+    resource = forms.ChoiceField(label=_("Data"), choices=RESOURCE_CHOICES)
+    file = forms.FileField(label=_("CSV or XLSX file"))
+    dry_run = forms.BooleanField(label=_("Preview only (write nothing)"), required=False, initial=True)
+    encoding = forms.ChoiceField(
+        label=_("Encoding"),
+        choices=[("auto", _("Detect (UTF-8, then GBK)")), ("utf-8", "UTF-8"), ("gbk", "GBK"), ("gb18030", "GB18030")],
+        initial="auto",
+    )
+    header_row = forms.IntegerField(label=_("Header row"), required=False, min_value=1)
+    skip_footer = forms.BooleanField(label=_("Skip summary/footer rows (合计…)"), required=False)
+    apply_valid_rows = forms.BooleanField(label=_("Apply the valid rows, report the others"), required=False)
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > MAX_UPLOAD_BYTES:
+            raise forms.ValidationError(_("The file is larger than 200 MB; split it or use the command line."))
+        return upload
+
+
+class ExportForm(forms.Form):
+    resource = forms.ChoiceField(label=_("Data"), choices=RESOURCE_CHOICES)
+    unmask = forms.BooleanField(label=_("Personal data in clear"), required=False)
+    reason = forms.CharField(label=_("Reason (required in clear)"), required=False, max_length=500)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("unmask") and not (data.get("reason") or "").strip():
+            self.add_error("reason", _("An export in clear needs a reason."))
+        return data
+
+
+@login_required
+@permission_required("repayments.import_data", raise_exception=True)
+def data_home(request: HttpRequest) -> HttpResponse:
+    """Upload form, templates, recent imports of this analyst, export form."""
+    jobs = ImportJob.objects.filter(created_by=request.user).defer("content", "error_report")[:20]
+    return render(
+        request,
+        "console/data/home.html",
+        {
+            "form": ImportForm(),
+            "export_form": ExportForm(),
+            "jobs": jobs,
+            "resources": RESOURCES,
+            "can_unmask": request.user.has_perm("repayments.export_personal_data"),
+        },
+    )
+
+
+@login_required
+@permission_required("repayments.import_data", raise_exception=True)
+@require_POST
+def import_upload(request: HttpRequest) -> HttpResponse:
+    """Create the import job (small files run now, big ones on the queue) and show it."""
+    form = ImportForm(request.POST, request.FILES)
+    if not form.is_valid():
+        jobs = ImportJob.objects.filter(created_by=request.user).defer("content", "error_report")[:20]
+        context = {"form": form, "export_form": ExportForm(), "jobs": jobs, "resources": RESOURCES}
+        return render(request, "console/data/home.html", context, status=400)
+    data = form.cleaned_data
+    upload = data["file"]
+    options = {name: data[name] for name in ("dry_run", "encoding", "skip_footer", "apply_valid_rows")}
+    if data["header_row"]:
+        options["header_row"] = data["header_row"]
+    job = import_job_create(
+        actor=request.user, resource=data["resource"], filename=upload.name, content=upload.read(), options=options
+    )
+    return redirect("data:import-job", job_id=job.pk)
+
+
+def _own_job(request: HttpRequest, job_id: int) -> ImportJob:
+    job = get_object_or_404(ImportJob.objects.defer("content"), pk=job_id)
+    if job.created_by_id != request.user.pk and not request.user.is_superuser:
+        raise Http404
+    return job
+
+
+@login_required
+@permission_required("repayments.import_data", raise_exception=True)
+def import_job(request: HttpRequest, job_id: int) -> HttpResponse:
+    """One import: progress while it runs (the page refreshes itself), then its outcome."""
+    job = _own_job(request, job_id)
+    problems = []
+    if job.error_report:
+        import csv
+        import io
+
+        reader = csv.DictReader(io.StringIO(bytes(job.error_report).decode("utf-8-sig")))
+        problems = [row for _, row in zip(range(200), reader, strict=False)]
+    running = job.status in (ImportJobStatus.QUEUED, ImportJobStatus.RUNNING)
+    return render(request, "console/data/job.html", {"job": job, "problems": problems, "running": running})
+
+
+@login_required
+@permission_required("repayments.import_data", raise_exception=True)
+def import_job_errors(request: HttpRequest, job_id: int) -> HttpResponse:
+    """The job's full error report as CSV."""
+    job = _own_job(request, job_id)
+    if not job.error_report:
+        raise Http404
+    response = HttpResponse(bytes(job.error_report), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="import-{job.pk}-errors.csv"'
+    return response
+
+
+@login_required
+@permission_required("repayments.import_data", raise_exception=True)
+def template_download(request: HttpRequest, resource: str) -> HttpResponse:
+    """An empty CSV with the resource's Chinese headers (``?lang=en`` for English)."""
+    if resource not in RESOURCES:
+        raise Http404
+    content = template_file(resource, chinese=request.GET.get("lang") != "en")
+    response = HttpResponse(content, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{resource}-template.csv"'
+    return response
+
+
+@login_required
+@permission_required("repayments.export_data", raise_exception=True)
+@require_POST
+def export_download(request: HttpRequest) -> HttpResponse:
+    """Stream an export as CSV; masked unless the user may and gives a reason (audited)."""
+    form = ExportForm(request.POST)
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+        return redirect("data:home")
+    data = form.cleaned_data
+    try:
+        chunks = export_stream(
+            resource=data["resource"], actor=request.user, unmask=data["unmask"], reason=data["reason"]
+        )
+    except PermissionDenied as exc:
+        messages.error(request, str(exc))
+        return redirect("data:home")
+    response = StreamingHttpResponse(chunks, content_type="text/csv; charset=utf-8")
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+    response["Content-Disposition"] = f'attachment; filename="{data["resource"]}-{stamp}.csv"'
+    return response

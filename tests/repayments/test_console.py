@@ -1,0 +1,334 @@
+"""The agent console over HTTP: the permission matrix cell by cell, query counts, forms and bad input."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import get_resolver, reverse
+from django.utils import timezone
+from stdnum import luhn
+
+from accounts.models import AuditEvent
+from repayments.models import Bill, BillStatus, CardBinding, Customer, Extension, FailureFamily, ImportJob
+from repayments.services.extensions import extension_request
+
+ROLES = ["agent", "supervisor", "analyst", "auditor", "admin_user"]
+ALLOWED, DENIED = "allowed", 403
+# The matrix of docs/permissions.md: view -> method, and per role allowed or 403.
+MATRIX = {
+    "home": ("get", [ALLOWED, ALLOWED, ALLOWED, ALLOWED, ALLOWED]),
+    "worklist": ("get", [ALLOWED, ALLOWED, ALLOWED, ALLOWED, ALLOWED]),
+    "search": ("get", [ALLOWED, ALLOWED, ALLOWED, ALLOWED, ALLOWED]),
+    "customer-detail": ("get", [ALLOWED, ALLOWED, ALLOWED, ALLOWED, ALLOWED]),
+    "customer-reveal": ("post", [ALLOWED, ALLOWED, DENIED, DENIED, ALLOWED]),
+    "note-add": ("post", [ALLOWED, ALLOWED, DENIED, DENIED, ALLOWED]),
+    "bill-claim": ("post", [ALLOWED, ALLOWED, DENIED, DENIED, ALLOWED]),
+    "binding-repair": ("get", [ALLOWED, ALLOWED, DENIED, DENIED, ALLOWED]),
+    "binding-confirm": ("get", [ALLOWED, ALLOWED, DENIED, DENIED, ALLOWED]),
+    "extension-request": ("get", [ALLOWED, ALLOWED, DENIED, DENIED, ALLOWED]),
+    "waiver-request": ("get", [ALLOWED, ALLOWED, DENIED, DENIED, ALLOWED]),
+    "bill-retry": ("post", [ALLOWED, ALLOWED, DENIED, DENIED, ALLOWED]),
+    "approvals": ("get", [DENIED, ALLOWED, DENIED, DENIED, ALLOWED]),
+    "approval-decide": ("post", [DENIED, ALLOWED, DENIED, DENIED, ALLOWED]),
+    "audit": ("get", [DENIED, DENIED, DENIED, ALLOWED, ALLOWED]),
+    "audit-export": ("get", [DENIED, DENIED, DENIED, ALLOWED, ALLOWED]),
+    # The analysts' import/export pages (namespace "data", issue #6).
+    "data:home": ("get", [DENIED, DENIED, ALLOWED, DENIED, ALLOWED]),
+    "data:import": ("post", [DENIED, DENIED, ALLOWED, DENIED, ALLOWED]),
+    "data:import-job": ("get", [DENIED, DENIED, ALLOWED, DENIED, ALLOWED]),
+    "data:import-job-errors": ("get", [DENIED, DENIED, ALLOWED, DENIED, ALLOWED]),
+    "data:template": ("get", [DENIED, DENIED, ALLOWED, DENIED, ALLOWED]),
+    "data:export": ("post", [DENIED, DENIED, ALLOWED, DENIED, ALLOWED]),
+}
+NOT_STAFF_VIEWS = {"gateway-callback"}  # the bank's signed callback, not a console page
+
+
+@pytest.fixture
+def overdue(db) -> Bill:
+    return Bill.objects.filter(status=BillStatus.OVERDUE).select_related("customer").order_by("id").first()
+
+
+def _view_names(namespace: str) -> set[str]:
+    resolver = get_resolver().namespace_dict[namespace][1]
+    return {name for name in resolver.reverse_dict.keys() if isinstance(name, str)}
+
+
+def test_every_console_view_has_a_row_in_the_permission_matrix():
+    views = (_view_names("console") - NOT_STAFF_VIEWS) | {f"data:{name}" for name in _view_names("data")}
+    assert views == set(MATRIX), "document and test the roles of every new view"
+
+
+def _request(client, name, method, bill, pending_extension, user):
+    customer_no, bill_no = bill.customer.customer_no, bill.bill_no
+    if name.startswith("data:"):
+        return _data_request(client, name, user)
+    if name == "approval-decide":
+        kwargs = {"kind": "extension", "pk": pending_extension.pk}
+    else:
+        kwargs = {
+            "customer-detail": {"customer_no": customer_no},
+            "customer-reveal": {"customer_no": customer_no},
+            "note-add": {"customer_no": customer_no},
+            "binding-repair": {"customer_no": customer_no},
+            "binding-confirm": {"customer_no": customer_no},
+            "bill-claim": {"bill_no": bill_no},
+            "extension-request": {"customer_no": customer_no, "bill_no": bill_no},
+            "waiver-request": {"customer_no": customer_no, "bill_no": bill_no},
+            "bill-retry": {"customer_no": customer_no, "bill_no": bill_no},
+        }.get(name, {})
+    data = {
+        "customer-reveal": {"field": "phone", "reason": "customer asked, ticket 42"},
+        "note-add": {"body": "called, no answer"},
+        "approval-decide": {"decision": "reject", "note": "matrix test"},
+    }.get(name, {})
+    url = reverse(f"console:{name}", kwargs=kwargs)
+    if name == "search":
+        url += "?q=" + customer_no
+    return client.post(url, data) if method == "post" else client.get(url)
+
+
+@pytest.mark.parametrize("name", sorted(MATRIX))
+def test_permission_matrix(name, client, overdue, agent, supervisor, analyst, auditor, admin_user, request):
+    method, expected = MATRIX[name]
+    requester = request.getfixturevalue("agent")
+    for role, want in zip(ROLES, expected, strict=True):
+        user = request.getfixturevalue(role)
+        pending = (
+            extension_request(
+                bill_id=overdue.id, requested_by=requester, days=30, reason="hardship", request_token=uuid.uuid4()
+            )
+            if name == "approval-decide"
+            else None
+        )
+        client.force_login(user)
+        response = _request(client, name, method, overdue, pending, user)
+        if want == DENIED:
+            assert response.status_code == 403, (name, role)
+        else:
+            assert response.status_code in (200, 302), (name, role, response.status_code)
+        if pending is not None:
+            Extension.objects.filter(pk=pending.pk, status="pending").update(
+                status="rejected", decided_at=timezone.now()
+            )
+        client.logout()
+
+
+def _data_request(client, name, user):
+    if name in ("data:import-job", "data:import-job-errors"):
+        job = ImportJob.objects.create(
+            resource="bills", filename="bills.csv", content=b"", created_by=user, error_report=b"row,column,value\n"
+        )
+        return client.get(reverse(name, args=[job.pk]))
+    if name == "data:template":
+        return client.get(reverse(name, args=["bills"]))
+    if name == "data:import":
+        rows = (
+            "customer_no,name,phone,national_id,credit_score,risk_tier\n"
+            "MX-1,张三,13800138000,11010519491231002X,700,low\n"
+        )
+        upload = SimpleUploadedFile("customers.csv", rows.encode(), content_type="text/csv")
+        return client.post(
+            reverse(name), {"resource": "customers", "file": upload, "dry_run": "on", "encoding": "auto"}
+        )
+    if name == "data:export":
+        return client.post(reverse(name), {"resource": "bills"})
+    return client.get(reverse(name))
+
+
+def test_anonymous_users_are_sent_to_the_login_page(client, overdue):
+    response = client.get(reverse("console:customer-detail", args=[overdue.customer.customer_no]))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("accounts:login"))
+
+
+def test_pages_carry_a_content_security_policy(client, agent):
+    client.force_login(agent)
+    response = client.get(reverse("console:worklist"))
+    policy = response["Content-Security-Policy"]
+    assert "script-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
+    assert response["X-Frame-Options"] == "DENY"
+
+
+def test_five_failed_logins_lock_the_account_out(client, agent):
+    url = reverse("accounts:login")
+    for _ in range(5):
+        client.post(url, {"username": agent.username, "password": "wrong"})
+    response = client.post(url, {"username": agent.username, "password": "correct horse battery staple"})
+    assert response.status_code == 429
+    assert "Too many failed logins" in response.content.decode()
+
+
+def _mark_failures(n: int) -> list[Bill]:
+    bills = list(Bill.objects.filter(status=BillStatus.PENDING).order_by("id")[:n])
+    families = [FailureFamily.FUNDS, FailureFamily.SYSTEM, FailureFamily.BINDING]
+    now = timezone.now()
+    for index, bill in enumerate(bills):
+        Bill.objects.filter(pk=bill.pk).update(
+            last_failure_family=families[index % 3],
+            last_failure_code="insufficient_funds",
+            last_failure_at=now - dt.timedelta(minutes=index),
+        )
+    return bills
+
+
+def test_the_default_queue_puts_system_faults_first_and_funds_last(client, agent):
+    _mark_failures(9)
+    client.force_login(agent)
+    response = client.get(reverse("console:worklist"))
+    families = [bill.last_failure_family for bill in response.context["page"].rows]
+    assert families == ["system"] * 3 + ["binding"] * 3 + ["funds"] * 3
+
+
+def test_worklist_page_of_fifty_uses_at_most_fifteen_queries(client, agent, django_assert_max_num_queries):
+    _mark_failures(120)
+    client.force_login(agent)
+    with django_assert_max_num_queries(15):
+        response = client.get(reverse("console:worklist"))
+    assert len(response.context["page"].rows) == 50
+    assert response.context["page"].has_next
+    with django_assert_max_num_queries(15):
+        response = client.get(reverse("console:worklist") + "?queue=overdue&bucket=M2&page=2")
+    assert response.status_code == 200
+
+
+def test_customer_view_uses_at_most_fifteen_queries(client, agent, overdue, django_assert_max_num_queries):
+    client.force_login(agent)
+    url = reverse("console:customer-detail", args=[overdue.customer.customer_no])
+    with django_assert_max_num_queries(15):
+        response = client.get(url)
+    assert response.status_code == 200
+    assert overdue.bill_no in response.content.decode()
+
+
+def test_search_uses_at_most_fifteen_queries(client, agent, django_assert_max_num_queries):
+    client.force_login(agent)
+    with django_assert_max_num_queries(15):
+        response = client.get(reverse("console:search") + "?q=0000")
+    assert response.status_code == 200
+
+
+def test_search_by_full_phone_finds_the_customer_through_the_keyed_hash(client, agent):
+    customer = Customer.objects.exclude(phone_hash="").order_by("id").first()
+    client.force_login(agent)
+    spaced = f"+86 {customer.phone[:3]} {customer.phone[3:7]} {customer.phone[7:]}"
+    response = client.get(reverse("console:search"), {"q": spaced})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("console:customer-detail", args=[customer.customer_no])
+
+
+def test_search_by_bill_number_opens_its_customer(client, agent, overdue):
+    client.force_login(agent)
+    response = client.get(reverse("console:search"), {"q": overdue.bill_no})
+    assert response["Location"] == reverse("console:customer-detail", args=[overdue.customer.customer_no])
+
+
+def test_customer_view_masks_personal_data(client, agent, overdue):
+    customer = overdue.customer
+    client.force_login(agent)
+    page = client.get(reverse("console:customer-detail", args=[customer.customer_no])).content.decode()
+    assert customer.phone not in page
+    assert customer.national_id not in page
+    assert customer.phone[-4:] in page
+
+
+def test_reveal_needs_a_reason_and_is_audited_without_the_value(client, agent, overdue):
+    customer = overdue.customer
+    client.force_login(agent)
+    url = reverse("console:customer-reveal", args=[customer.customer_no])
+    refused = client.post(url, {"field": "phone", "reason": ""})
+    assert customer.phone not in refused.content.decode()
+    assert not AuditEvent.objects.filter(action="customer.reveal", customer_no=customer.customer_no).exists()
+    shown = client.post(url, {"field": "phone", "reason": "customer asked, ticket 42"})
+    assert customer.phone in shown.content.decode()
+    assert shown["Cache-Control"] == "no-store"
+    event = AuditEvent.objects.get(action="customer.reveal", customer_no=customer.customer_no)
+    assert (event.actor, event.reason, event.after) == (agent, "customer asked, ticket 42", {"field": "phone"})
+    assert customer.phone not in str(event.before) + str(event.after)
+
+
+def _with_check_digit(prefix: str) -> str:
+    return prefix + luhn.calc_check_digit(prefix)
+
+
+def _with_wrong_check_digit(prefix: str) -> str:
+    return prefix + str((int(luhn.calc_check_digit(prefix)) + 1) % 10)
+
+
+@pytest.mark.parametrize(
+    ("card", "message"),
+    [
+        ("6.21626E+18", "spreadsheet"),
+        ("6228480000", "12 to 19 digits"),
+        (_with_wrong_check_digit("622202020011223344"), "check digit"),
+        (_with_check_digit("999999999999999999"), "no bank issues"),
+    ],
+)
+def test_binding_form_refuses_bad_card_numbers_without_calling_the_bank(client, agent, overdue, card, message):
+    client.force_login(agent)
+    url = reverse("console:binding-repair", args=[overdue.customer.customer_no])
+    before = CardBinding.objects.count()
+    response = client.post(url, {"card_number": card, "reserved_phone": "13812345678"})
+    assert response.status_code == 200
+    errors = " ".join(str(e) for e in response.context["form"].errors.get("card_number", []))
+    assert message in errors.lower()
+    assert card not in response.content.decode()  # never echoed back
+    assert CardBinding.objects.count() == before
+
+
+def test_binding_form_refuses_a_reserved_phone_that_is_not_a_mainland_mobile(client, agent, overdue):
+    client.force_login(agent)
+    url = reverse("console:binding-repair", args=[overdue.customer.customer_no])
+    card = _with_check_digit("622202020011223344")  # ICBC debit BIN
+    response = client.post(url, {"card_number": card, "reserved_phone": "02161234567"})
+    assert response.status_code == 200
+    assert response.context["form"].errors["reserved_phone"]
+
+
+def test_extension_beyond_policy_is_sent_for_approval_from_the_form(client, agent, overdue):
+    client.force_login(agent)
+    url = reverse("console:extension-request", args=[overdue.customer.customer_no, overdue.bill_no])
+    form = client.get(url).context["form"]
+    data = {
+        "days": 10,
+        "reason": "hardship",
+        "note": "lost job",
+        "request_token": form["request_token"].value(),
+        "bill_version": form["bill_version"].value(),
+    }
+    response = client.post(url, data)
+    assert response.status_code == 302
+    again = client.post(url, data)  # double submit
+    assert again.status_code == 302
+    extension = Extension.objects.get(bill=overdue)
+    assert extension.status == "pending"
+
+
+def test_a_waiver_above_the_balance_is_refused_on_the_form(client, agent, overdue):
+    Bill.objects.filter(pk=overdue.pk).update(late_fee=Decimal("3.00"))
+    overdue.refresh_from_db()
+    client.force_login(agent)
+    url = reverse("console:waiver-request", args=[overdue.customer.customer_no, overdue.bill_no])
+    response = client.post(
+        url,
+        {
+            "amount": "3.01",
+            "reason": "hardship",
+            "request_token": str(uuid.uuid4()),
+            "bill_version": overdue.updated_at.isoformat(),
+        },
+    )
+    assert response.status_code == 200
+    assert "more than the late fee left to waive" in " ".join(response.context["form"].errors["amount"])
+
+
+def test_the_console_renders_in_simplified_chinese(client, agent, overdue):
+    client.force_login(agent)
+    client.post(reverse("set_language"), {"language": "zh-hans", "next": "/"})
+    page = client.get(reverse("console:customer-detail", args=[overdue.customer.customer_no])).content.decode()
+    assert "账单" in page
+    assert 'lang="zh-hans"' in page

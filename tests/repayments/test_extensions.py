@@ -1,0 +1,245 @@
+"""Extensions and waivers: agent policy, maker-checker, effects, double submits, stale pages, races."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import uuid
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from django.db import IntegrityError, connection, transaction
+from django.db.models.functions import Now
+
+from accounts.models import AuditEvent
+from repayments.models import ApprovalStatus, Bill, BillStatus, BureauSuppression, Extension, Waiver
+from repayments.services.errors import RuleViolation
+from repayments.services.extensions import extension_decide, extension_request, waiver_decide, waiver_request
+from tests.factories import BillFactory
+
+NOW = dt.datetime(2026, 11, 30, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+@pytest.fixture(autouse=True)
+def frozen_today():
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+def overdue_bill(**kwargs) -> Bill:
+    """Due 2026-11-20, 10 days past due on 11-30, with a 5.00 late fee."""
+    defaults = {
+        "due_date": dt.date(2026, 11, 20),
+        "status": BillStatus.OVERDUE,
+        "dpd": 10,
+        "late_fee": Decimal("5.00"),
+    }
+    return BillFactory(**(defaults | kwargs))
+
+
+def request(bill, user, days, reason="hardship", **kwargs):
+    return extension_request(
+        bill_id=bill.id, requested_by=user, days=days, reason=reason, request_token=uuid.uuid4(), **kwargs
+    )
+
+
+def test_agent_grants_up_to_seven_days_at_once(agent):
+    bill = overdue_bill()
+    extension = request(bill, agent, 7)
+    bill.refresh_from_db()
+    assert (extension.status, extension.by_policy, extension.decided_by) == (ApprovalStatus.APPROVED, True, None)
+    assert (extension.due_date_before, extension.due_date_after) == (dt.date(2026, 11, 20), dt.date(2026, 11, 27))
+    # 11-27 + 3 days' grace is not past on 11-30: the bill is current again.
+    assert (bill.due_date, bill.status, bill.dpd) == (dt.date(2026, 11, 27), BillStatus.PENDING, 0)
+    assert bill.original_due_date == dt.date(2026, 11, 20)
+    suppression = BureauSuppression.objects.get(extension=extension)
+    assert suppression.suppress_until == dt.date(2026, 11, 30)
+    actions = set(AuditEvent.objects.filter(customer_no=bill.customer.customer_no).values_list("action", flat=True))
+    assert {"extension.request", "extension.apply"} <= actions
+
+
+def test_agent_requests_ten_days_and_cannot_approve_it(agent, supervisor):
+    bill = overdue_bill()
+    extension = request(bill, agent, 10)
+    assert extension.status == ApprovalStatus.PENDING
+    bill.refresh_from_db()
+    assert bill.due_date == dt.date(2026, 11, 20)
+    with pytest.raises(RuleViolation, match="may not approve"):
+        extension_decide(extension_id=extension.id, decided_by=agent, approve=True)
+    extension_decide(extension_id=extension.id, decided_by=supervisor, approve=True, note="ok")
+    bill.refresh_from_db()
+    extension.refresh_from_db()
+    assert (extension.status, extension.decided_by) == (ApprovalStatus.APPROVED, supervisor)
+    assert bill.due_date == dt.date(2026, 11, 30)
+
+
+def test_supervisor_cannot_approve_own_extension(supervisor):
+    bill = overdue_bill()
+    extension = request(bill, supervisor, 20)
+    with pytest.raises(RuleViolation, match="your own request"):
+        extension_decide(extension_id=extension.id, decided_by=supervisor, approve=True)
+    assert Extension.objects.get(pk=extension.pk).status == ApprovalStatus.PENDING
+
+
+def test_the_database_refuses_an_approver_who_is_the_requester(supervisor):
+    bill = overdue_bill()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Extension.objects.create(
+            bill=bill,
+            customer=bill.customer,
+            days=3,
+            reason="hardship",
+            requested_by=supervisor,
+            decided_by=supervisor,
+            decided_at=NOW,
+            status=ApprovalStatus.APPROVED,
+            request_token=uuid.uuid4(),
+        )
+
+
+def test_a_second_extension_of_the_same_bill_needs_approval(agent):
+    bill = overdue_bill()
+    request(bill, agent, 3)
+    second = request(bill, agent, 2)
+    assert second.status == ApprovalStatus.PENDING
+
+
+def test_a_customers_third_extension_in_twelve_months_needs_approval(agent):
+    first = overdue_bill()
+    line = first.credit_line
+    second = BillFactory(credit_line=line, due_date=dt.date(2026, 10, 31), status=BillStatus.OVERDUE)
+    third = BillFactory(credit_line=line, due_date=dt.date(2026, 9, 30), status=BillStatus.OVERDUE)
+    assert request(first, agent, 3).status == ApprovalStatus.APPROVED
+    assert request(second, agent, 3).status == ApprovalStatus.APPROVED
+    assert request(third, agent, 3).status == ApprovalStatus.PENDING
+
+
+def test_a_system_fault_extension_waives_the_late_fee(agent):
+    bill = overdue_bill()
+    extension = request(bill, agent, 5, reason="system_fault")
+    bill.refresh_from_db()
+    assert (bill.late_fee, bill.late_fee_waived, extension.late_fee_waived) == (
+        Decimal("5.00"),
+        Decimal("5.00"),
+        Decimal("5.00"),
+    )
+
+
+def test_a_hardship_extension_keeps_the_late_fee(agent):
+    bill = overdue_bill()
+    request(bill, agent, 5)
+    bill.refresh_from_db()
+    assert bill.late_fee_waived == Decimal("0.00")
+
+
+def test_submitting_the_same_form_twice_makes_one_extension(agent):
+    bill = overdue_bill()
+    token = uuid.uuid4()
+    first = extension_request(bill_id=bill.id, requested_by=agent, days=10, reason="hardship", request_token=token)
+    again = extension_request(bill_id=bill.id, requested_by=agent, days=10, reason="hardship", request_token=token)
+    assert first.pk == again.pk
+    assert Extension.objects.filter(bill=bill).count() == 1
+
+
+def test_a_stale_page_changes_nothing(agent):
+    bill = overdue_bill()
+    seen = bill.updated_at.isoformat()
+    # The engine booked a payment meanwhile (its SQL stamps updated_at with the database clock).
+    Bill.objects.filter(pk=bill.pk).update(amount_paid=Decimal("10.00"), updated_at=Now())
+    with pytest.raises(RuleViolation, match="changed while you were looking"):
+        request(bill, agent, 3, bill_version=seen)
+    assert not Extension.objects.filter(bill=bill).exists()
+
+
+def test_an_extension_beyond_ninety_days_is_refused(agent):
+    bill = overdue_bill()
+    with pytest.raises(RuleViolation, match="between 1 and 90"):
+        request(bill, agent, 91)
+
+
+def test_a_paid_bill_cannot_be_extended(agent):
+    bill = overdue_bill(status=BillStatus.PAID, amount_paid=Decimal("1000.00"), late_fee=Decimal("0.00"))
+    with pytest.raises(RuleViolation, match="nothing to extend"):
+        request(bill, agent, 3)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_agents_extending_the_same_bill_at_once_produce_one_extension(empty_domain):
+    from tests.conftest import _persona
+
+    first_agent = _persona("agent")
+    bill = overdue_bill()
+    second_agent = first_agent.__class__.objects.create_user(username="test_agent_2")
+    second_agent.groups.set(first_agent.groups.all())
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def extend(user):
+        try:
+            barrier.wait()
+            request(bill, user, 10)
+            outcomes.append("ok")
+        except RuleViolation as exc:
+            outcomes.append(str(exc))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=extend, args=(user,)) for user in (first_agent, second_agent)]
+    with time_machine.travel(NOW, tick=False):
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert Extension.objects.filter(bill=bill).count() == 1
+    assert sorted(o == "ok" for o in outcomes) == [False, True]
+
+
+def test_a_waiver_within_the_agent_limit_applies_at_once(agent):
+    bill = overdue_bill()
+    waiver = waiver_request(
+        bill_id=bill.id, requested_by=agent, amount="5.00", reason="hardship", request_token=uuid.uuid4()
+    )
+    bill.refresh_from_db()
+    assert (waiver.status, waiver.by_policy, bill.late_fee_waived) == (ApprovalStatus.APPROVED, True, Decimal("5.00"))
+
+
+def test_a_waiver_above_the_late_fee_left_is_refused_with_both_amounts(agent):
+    bill = overdue_bill()
+    with pytest.raises(RuleViolation, match=r"CNY 6\.00 is more than the late fee left to waive \(CNY 5\.00\)"):
+        waiver_request(
+            bill_id=bill.id, requested_by=agent, amount="6.00", reason="hardship", request_token=uuid.uuid4()
+        )
+    assert not Waiver.objects.filter(bill=bill).exists()
+
+
+def test_a_waiver_above_the_limit_needs_another_supervisor(agent, supervisor, settings):
+    settings.WAIVER_AGENT_LIMIT = Decimal("2.00")
+    bill = overdue_bill()
+    waiver = waiver_request(
+        bill_id=bill.id, requested_by=agent, amount="4.50", reason="agent_error", request_token=uuid.uuid4()
+    )
+    assert waiver.status == ApprovalStatus.PENDING
+    waiver_decide(waiver_id=waiver.id, decided_by=supervisor, approve=True)
+    bill.refresh_from_db()
+    assert bill.late_fee_waived == Decimal("4.50")
+
+
+def test_a_rejected_waiver_changes_nothing_on_the_bill(agent, supervisor, settings):
+    settings.WAIVER_AGENT_LIMIT = Decimal("2.00")
+    bill = overdue_bill()
+    waiver = waiver_request(
+        bill_id=bill.id, requested_by=agent, amount="4.50", reason="other", request_token=uuid.uuid4()
+    )
+    waiver_decide(waiver_id=waiver.id, decided_by=supervisor, approve=False, note="not justified")
+    bill.refresh_from_db()
+    assert bill.late_fee_waived == Decimal("0.00")
+    assert Waiver.objects.get(pk=waiver.pk).status == ApprovalStatus.REJECTED
+
+
+def test_waiving_the_last_fee_closes_a_bill_whose_principal_is_paid(agent):
+    bill = overdue_bill(amount_paid=Decimal("1000.00"))
+    waiver_request(bill_id=bill.id, requested_by=agent, amount="5.00", reason="hardship", request_token=uuid.uuid4())
+    bill.refresh_from_db()
+    assert bill.status == BillStatus.PAID
