@@ -273,7 +273,8 @@ EXTENSION_POLICY = {
     "window_days": 365,  # the trailing window: 12 months
     "max_days": 90,  # nobody extends further in one go (database check)
 }
-WAIVER_AGENT_LIMIT = Decimal(env.str("WAIVER_AGENT_LIMIT", default="100.00"))  # yuan, per waiver
+# In the bill's currency (CNY for most lines), summed per bill over the waivers agents grant.
+WAIVER_AGENT_LIMIT = Decimal(env.str("WAIVER_AGENT_LIMIT", default="100.00"))
 
 # Customer email: files under var/mail in development, SMTP in production.
 if DEBUG:

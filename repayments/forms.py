@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from django import forms
 from django.conf import settings
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from repayments.models import ExtensionReason
@@ -25,7 +26,10 @@ class ExtensionForm(OnceForm):
         label=_("Days"),
         min_value=1,
         max_value=settings.EXTENSION_POLICY["max_days"],
-        help_text=_("Calendar days added to the due date. Up to 7 days, once per bill, needs no approval."),
+        help_text=format_lazy(
+            _("Calendar days added to the due date. Up to {days} days, once per bill, needs no approval."),
+            days=settings.EXTENSION_POLICY["agent_max_days"],
+        ),
     )
     reason = forms.ChoiceField(label=_("Reason"), choices=ExtensionReason.choices)
     note = forms.CharField(label=_("Note"), widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=2000)

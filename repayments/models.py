@@ -271,7 +271,7 @@ class Bill(TimeStampedModel):
             models.Index(fields=["retry_at"], name="bill_retry_at_idx", condition=Q(retry_at__isnull=False)),
             # Worklist: open bills whose latest debit failed, by family.
             models.Index(
-                fields=["last_failure_family", "-last_failure_at"],
+                fields=["last_failure_family", "-last_failure_at", "-id"],  # the queue's exact order
                 name="bill_open_failure_idx",
                 condition=Q(status__in=["pending", "overdue"]) & ~Q(last_failure_family=""),
             ),

@@ -143,6 +143,23 @@ _CHECKS = {
                JOIN repayments_bill b ON b.bill_no = s.bill_no
                JOIN repayments_customer c ON c.customer_no = s.customer_no WHERE b.customer_id <> c.id""",
         ),
+        # Money the engine has collected is never taken back by a file, and a closed
+        # bill is never reopened (it would be debited again).
+        (
+            "amount_paid",
+            "The file says {value} paid, but {rows} has already been collected on this bill; "
+            "an import never lowers the amount paid.",
+            """SELECT s.sheet_row, s.amount_paid::text, b.amount_paid::text FROM stage s
+               JOIN repayments_bill b ON b.bill_no = s.bill_no
+               WHERE s.amount_paid IS NOT NULL AND s.amount_paid < b.amount_paid""",
+        ),
+        (
+            "status",
+            "The bill is already {rows}; an import cannot reopen it as {value}.",
+            """SELECT s.sheet_row, s.status, b.status FROM stage s
+               JOIN repayments_bill b ON b.bill_no = s.bill_no
+               WHERE b.status NOT IN ('pending', 'overdue') AND s.status IN ('pending', 'overdue')""",
+        ),
         (
             "due_date",
             "The due date {value} is before the statement date {rows}.",

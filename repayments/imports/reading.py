@@ -197,7 +197,7 @@ def read_table(
                             Problem(
                                 index + 1,
                                 "",
-                                ",".join(rows[index])[:80],
+                                masked_preamble(",".join(rows[index])[:80]),
                                 f"The column headers are on row {later + 1}, not on the first row. Delete the rows "
                                 f"above them, or import with header row {later + 1} (--header-row {later + 1}).",
                             )
@@ -288,3 +288,15 @@ def table_dataset(table: Table):
     dataset = tablib.Dataset(*[tuple(row) for row in table.rows], headers=table.headers)
     dataset.sheet_rows = table.sheet_rows
     return dataset
+
+
+def masked_preamble(line: str) -> str:
+    """A line above the header as the report may show it: digits and names after a colon masked.
+
+    Exports from banks and wallets start with lines such as ``姓名：张三`` or
+    ``支付宝账户：138…``; the report names the line but never repeats such values.
+    """
+    label, sep, value = line.replace("：", ":").partition(":")
+    if not sep:
+        return line if not any(ch.isdigit() for ch in line) else "*" * len(line)
+    return f"{label}: {'*' * min(len(value.strip()), 8)}"

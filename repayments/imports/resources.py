@@ -632,9 +632,27 @@ class BillResource(NaturalKeyResource):
 
     def after_init_instance(self, instance, new, row, **kwargs):
         instance.file_due_before = None if new else (instance.due_date, instance.original_due_date)
+        instance.booked_before = None if new else (instance.amount_paid, instance.status)
 
     def complete(self, instance, row, errors, *, new):
         number = _code(row, "customer_no")
+        if not new and instance.booked_before is not None:
+            # Money the engine has collected is never taken back by a file, and a
+            # closed bill is never reopened (it would be debited again).
+            paid_before, status_before = instance.booked_before
+            if "amount_paid" not in errors and instance.amount_paid is not None and instance.amount_paid < paid_before:
+                self.error(
+                    errors,
+                    "amount_paid",
+                    f"The file says {instance.amount_paid} paid, but {paid_before} has already been collected "
+                    "on this bill; an import never lowers the amount paid.",
+                )
+            if status_before not in OPEN_BILL_STATUSES and instance.status in OPEN_BILL_STATUSES:
+                self.error(
+                    errors,
+                    "status",
+                    f"The bill is already {status_before}; an import cannot reopen it as {instance.status}.",
+                )
         customer = self.customers.get(number) if number else None
         if customer is None:
             self.error(errors, "customer_no", _no_customer(row))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from django.db.models import DateField, DecimalField, Exists, F, IntegerField, OuterRef, Q, QuerySet, Value
+from django.db.models import DateField, DecimalField, Exists, F, IntegerField, OuterRef, Value
 from django.utils.translation import gettext as _
 
 from accounts.models import AuditEvent, User
@@ -58,8 +58,16 @@ def customer_search(query: str) -> SearchResult:
         return SearchResult(list(base.filter(national_id_hash=pii_hash(raw.upper()))[:SEARCH_LIMIT]), _("national ID"))
     if re.fullmatch(r"\d{3}[\dXx]", raw):
         last4 = raw.upper()
-        cards = CardBinding.objects.filter(last4=last4).values("customer_id")
-        found = base.filter(Q(phone_last4=last4) | Q(national_id_last4=last4) | Q(id__in=cards))
+        # One index read per column (an OR across them would scan every customer).
+        ids = (
+            Customer.objects.filter(phone_last4=last4)
+            .values_list("id", flat=True)
+            .union(
+                Customer.objects.filter(national_id_last4=last4).values_list("id", flat=True),
+                CardBinding.objects.filter(last4=last4).values_list("customer_id", flat=True),
+            )
+        )
+        found = base.filter(id__in=list(ids))
         return SearchResult(list(found[:SEARCH_LIMIT]), _("last four digits"))
     by_no = list(base.filter(customer_no=raw)[:1])
     if by_no:
@@ -70,8 +78,13 @@ def customer_search(query: str) -> SearchResult:
     return SearchResult([], _("customer or bill number"))
 
 
-def customer_detail(customer_no: str) -> dict:
+def customer_detail(customer_no: str, *, with_audit: bool = True) -> dict:
     """Everything the customer view shows, in a fixed number of queries (about ten).
+
+    Args:
+        customer_no: the customer's number.
+        with_audit: include the customer's audit events (for roles that work the
+            case or audit it; the events carry staff's free-text reasons).
 
     Raises:
         Customer.DoesNotExist: no such customer.
@@ -107,7 +120,9 @@ def customer_detail(customer_no: str) -> dict:
         "casework": casework,
         "pending": [row for row in casework if row["status"] == ApprovalStatus.PENDING],
         "notes": list(CustomerNote.objects.filter(customer=customer).select_related("author", "bill")[:TIMELINE_LIMIT]),
-        "audit_events": list(AuditEvent.objects.filter(customer_no=customer.customer_no)[:TIMELINE_LIMIT]),
+        "audit_events": list(AuditEvent.objects.filter(customer_no=customer.customer_no)[:TIMELINE_LIMIT])
+        if with_audit
+        else None,
     }
 
 
@@ -162,17 +177,21 @@ ROW_FIELDS = (
 )
 
 
-def approvals_pending(*, user: User) -> dict[str, QuerySet]:
-    """Extensions and waivers awaiting a decision the user may take, oldest first.
+def approvals_pending(*, user: User) -> dict[str, list]:
+    """Extensions and waivers awaiting a decision the user may take, oldest first (at most 100 each).
 
-    The user's own requests are listed apart: they can see them but not decide.
+    Only the kinds the user may approve are listed; the user's own requests are
+    listed apart: they can see them but never decide on them.
     """
     related = ("bill", "customer", "requested_by")
-    extensions = Extension.objects.filter(status=ApprovalStatus.PENDING).select_related(*related).order_by("created_at")
-    waivers = Waiver.objects.filter(status=ApprovalStatus.PENDING).select_related(*related).order_by("created_at")
-    return {
-        "extensions": extensions.exclude(requested_by=user)[:100],
-        "waivers": waivers.exclude(requested_by=user)[:100],
-        "own_extensions": extensions.filter(requested_by=user)[:100],
-        "own_waivers": waivers.filter(requested_by=user)[:100],
-    }
+    result: dict[str, list] = {"extensions": [], "waivers": [], "own_extensions": [], "own_waivers": []}
+    for kind, model, permission in (
+        ("extensions", Extension, "repayments.approve_extension"),
+        ("waivers", Waiver, "repayments.approve_waiver"),
+    ):
+        if not user.has_perm(permission):
+            continue
+        pending = model.objects.filter(status=ApprovalStatus.PENDING).select_related(*related).order_by("created_at")
+        result[kind] = list(pending.exclude(requested_by=user)[:100])
+        result[f"own_{kind}"] = list(pending.filter(requested_by=user)[:100])
+    return result

@@ -23,6 +23,8 @@ from decimal import Decimal, InvalidOperation
 
 from django.db.models import Exists, OuterRef, QuerySet, Value
 from django.db.models.functions import Coalesce
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts.models import User
 from baitiao.business_time import bucket_ranges
@@ -40,6 +42,13 @@ from repayments.models import (
 PAGE_SIZE = 50
 # Not the customer's fault first (the brief's rule for the default order).
 FAMILY_ORDER = [FailureFamily.SYSTEM, FailureFamily.BINDING, FailureFamily.OTHER, FailureFamily.FUNDS]
+LABELS = {
+    "dpd_min": gettext_lazy("DPD from"),
+    "dpd_max": gettext_lazy("DPD to"),
+    "page": gettext_lazy("Page"),
+    "amount_min": gettext_lazy("Amount due from"),
+    "amount_max": gettext_lazy("Amount due to"),
+}
 QUEUES = ["failures", "system", "binding", "funds", "repair", "overdue", "approvals"]
 
 
@@ -66,20 +75,20 @@ class WorklistFilters:
         f = cls()
         f.queue = query.get("queue") or "failures"
         if f.queue not in QUEUES:
-            f.errors.append(f"Unknown queue “{f.queue}”.")
+            f.errors.append(_("Unknown queue “%(value)s”.") % {"value": f.queue})
             f.queue = "failures"
         f.bank = (query.get("bank") or "").strip().upper()
         f.family = query.get("family") or ""
         if f.family and f.family not in FailureFamily.values:
-            f.errors.append(f"Unknown failure family “{f.family}”.")
+            f.errors.append(_("Unknown failure family “%(value)s”.") % {"value": f.family})
             f.family = ""
         f.bucket = query.get("bucket") or ""
         if f.bucket and f.bucket not in [name for name, _, _ in bucket_ranges()]:
-            f.errors.append(f"Unknown bucket “{f.bucket}”.")
+            f.errors.append(_("Unknown bucket “%(value)s”.") % {"value": f.bucket})
             f.bucket = ""
         f.risk_tier = query.get("risk_tier") or ""
         if f.risk_tier and f.risk_tier not in RiskTier.values:
-            f.errors.append(f"Unknown risk tier “{f.risk_tier}”.")
+            f.errors.append(_("Unknown risk tier “%(value)s”.") % {"value": f.risk_tier})
             f.risk_tier = ""
         f.assignee = (query.get("assignee") or "").strip()
         for name in ("dpd_min", "dpd_max", "page"):
@@ -88,7 +97,9 @@ class WorklistFilters:
                 if raw.isdigit() and int(raw) < 100_000:
                     setattr(f, name, int(raw))
                 else:
-                    f.errors.append(f"{name.replace('_', ' ')}: “{raw}” is not a whole number.")
+                    f.errors.append(
+                        _("%(field)s: “%(value)s” is not a whole number.") % {"field": LABELS[name], "value": raw}
+                    )
         f.page = max(f.page or 1, 1)
         for name in ("amount_min", "amount_max"):
             raw = (query.get(name) or "").replace(",", "").strip()
@@ -96,7 +107,9 @@ class WorklistFilters:
                 try:
                     setattr(f, name, Decimal(raw))
                 except InvalidOperation:
-                    f.errors.append(f"{name.replace('_', ' ')}: “{raw}” is not an amount.")
+                    f.errors.append(
+                        _("%(field)s: “%(value)s” is not an amount.") % {"field": LABELS[name], "value": raw}
+                    )
         return f
 
 

@@ -84,9 +84,17 @@ def customer_reveal(*, customer: Customer, field: str, actor: User, reason: str,
 def note_add(*, customer: Customer, author: User, body: str, bill: Bill | None = None) -> CustomerNote:
     """Add a note to the customer's record.
 
+    Args:
+        customer: whose record.
+        author: the agent (needs ``repayments.work_cases``).
+        body: the text, at most 2,000 characters.
+        bill: the bill it is about, if any.
+
     Raises:
-        RuleViolation: empty note, or more than 2,000 characters.
+        RuleViolation: no permission, an empty note, or more than 2,000 characters.
     """
+    if not author.has_perm("repayments.work_cases"):
+        raise RuleViolation("__all__", _("You may not add notes."))
     body = body.strip()
     if not body:
         raise RuleViolation("body", _("The note is empty."))
@@ -105,9 +113,17 @@ def bill_claim(*, bill_id: int, actor: User, release: bool = False) -> Bill:
 
     A conditional UPDATE: a bill another agent has claimed stays theirs.
 
+    Args:
+        bill_id: the bill on the worklist.
+        actor: the agent (needs ``repayments.work_cases``).
+        release: give the bill back instead of claiming it.
+
     Raises:
-        RuleViolation: the bill is claimed by someone else (or, on release, not by ``actor``).
+        RuleViolation: no permission, or the bill is claimed by someone else (or, on
+            release, not by ``actor``).
     """
+    if not actor.has_perm("repayments.work_cases"):
+        raise RuleViolation("__all__", _("You may not claim worklist items."))
     with transaction.atomic():
         if release:
             changed = Bill.objects.filter(pk=bill_id, assigned_to=actor).update(
@@ -119,7 +135,7 @@ def bill_claim(*, bill_id: int, actor: User, release: bool = False) -> Bill:
             )
         bill = Bill.objects.select_related("customer", "assigned_to").get(pk=bill_id)
         if not changed and bill.assigned_to_id != (None if release else actor.pk):
-            holder = bill.assigned_to.get_username() if bill.assigned_to else "nobody"
+            holder = bill.assigned_to.get_username() if bill.assigned_to else _("nobody")
             raise RuleViolation(
                 "__all__", _("Bill %(bill)s is assigned to %(holder)s.") % {"bill": bill.bill_no, "holder": holder}
             )

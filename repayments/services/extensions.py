@@ -30,14 +30,17 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import User
 from accounts.services import audit_record
-from baitiao.business_time import business_today, days_past_due
+from baitiao.business_time import business_datetime, business_today, days_past_due
 from baitiao.money import ZERO, format_money, to_money
 from repayments.models import (
+    IN_FLIGHT_ATTEMPT_STATUSES,
     OPEN_BILL_STATUSES,
     ApprovalStatus,
     Bill,
@@ -45,6 +48,7 @@ from repayments.models import (
     BureauSuppression,
     Extension,
     ExtensionReason,
+    RepaymentAttempt,
     Waiver,
 )
 from repayments.services.errors import RuleViolation
@@ -67,10 +71,10 @@ def extension_within_policy(*, bill: Bill, days: int, as_of: dt.date | None = No
     Args:
         bill: the bill (its extensions and its customer's are counted).
         days: calendar days requested.
-        as_of: business date for the 12-month window (default: today).
+        as_of: business date (Asia/Shanghai) ending the trailing window (default: today).
 
     Returns:
-        ``(True, "")`` or ``(False, reason in English)``.
+        ``(True, "")`` or ``(False, why not)``, the reason in the active language.
     """
     policy = settings.EXTENSION_POLICY
     as_of = as_of or business_today()
@@ -81,9 +85,8 @@ def extension_within_policy(*, bill: Bill, days: int, as_of: dt.date | None = No
         return False, _("this bill has already been extended")
     since = timezone.make_aware(dt.datetime.combine(as_of - dt.timedelta(days=policy["window_days"]), dt.time(0, 0)))
     if granted.filter(customer_id=bill.customer_id, decided_at__gte=since).count() >= policy["agent_max_per_customer"]:
-        return False, _("%(count)s extensions for this customer in 12 months already") % {
-            "count": policy["agent_max_per_customer"]
-        }
+        message = _("%(count)s extensions for this customer in the last %(window)s days already")
+        return False, message % {"count": policy["agent_max_per_customer"], "window": policy["window_days"]}
     return True, ""
 
 
@@ -113,7 +116,7 @@ def extension_request(
 
     Raises:
         RuleViolation: no permission, the bill is closed or changed, days or reason
-            out of range, or a request for the bill is already waiting.
+            out of range, a debit is in flight, or a request for the bill is already waiting.
     """
     if not requested_by.has_perm("repayments.request_extension"):
         raise RuleViolation("__all__", _("You may not request extensions."))
@@ -138,6 +141,7 @@ def extension_request(
                     _("Bill %(bill)s is %(status)s: nothing to extend.")
                     % {"bill": bill.bill_no, "status": bill.get_status_display()},
                 )
+            _check_no_debit_in_flight(bill)
             if Extension.objects.filter(bill=bill, status=ApprovalStatus.PENDING).exists():
                 raise RuleViolation(
                     "__all__", _("An extension of %(bill)s is already awaiting approval.") % {"bill": bill.bill_no}
@@ -176,6 +180,12 @@ def extension_request(
 def extension_decide(*, extension_id: int, decided_by: User, approve: bool, note: str = "") -> Extension:
     """Approve (and apply) or reject a pending extension.
 
+    Args:
+        extension_id: the pending extension.
+        decided_by: the supervisor (needs ``repayments.approve_extension``; never the requester).
+        approve: ``True`` applies it to the bill at once; ``False`` rejects it.
+        note: the decision's note, kept on the extension and in the audit trail.
+
     Raises:
         RuleViolation: no permission, the decider is the requester, it is no longer
             pending, or the bill has closed meanwhile.
@@ -183,7 +193,9 @@ def extension_decide(*, extension_id: int, decided_by: User, approve: bool, note
     if not decided_by.has_perm("repayments.approve_extension"):
         raise RuleViolation("__all__", _("You may not approve extensions."))
     with transaction.atomic():
-        extension = Extension.objects.select_for_update().get(pk=extension_id)
+        extension = Extension.objects.select_for_update().filter(pk=extension_id).first()
+        if extension is None:
+            raise RuleViolation("__all__", _("No such extension request; it may have been withdrawn."))
         if extension.requested_by_id == decided_by.pk:
             raise RuleViolation("__all__", _("You cannot decide on your own request; another supervisor must."))
         if extension.status != ApprovalStatus.PENDING:
@@ -200,6 +212,7 @@ def extension_decide(*, extension_id: int, decided_by: User, approve: bool, note
             )
         extension.decision_note = note.strip()
         if approve:
+            _check_no_debit_in_flight(bill)
             _extension_apply(extension, bill, decided_by=decided_by)
         else:
             extension.status, extension.decided_by, extension.decided_at = (
@@ -229,7 +242,9 @@ def _extension_apply(extension: Extension, bill: Bill, *, decided_by: User | Non
     bill.status = BillStatus.OVERDUE if past_grace else BillStatus.PENDING
     bill.dpd = days_past_due(bill.due_date, today) if past_grace else 0
     bill.dpd_as_of = today
-    bill.retry_at = None  # the next debit waits for the new due date
+    # The next debit is on the new due date at the collection start hour (whether or
+    # not the bill was debited before; the collection run picks up retry_at).
+    bill.retry_at = business_datetime(bill.due_date, dt.time(settings.COLLECTION_START_HOUR, 0))
     waived = ZERO
     if extension.reason == ExtensionReason.SYSTEM_FAULT:
         waived = bill.late_fee - bill.late_fee_waived
@@ -241,7 +256,19 @@ def _extension_apply(extension: Extension, bill: Bill, *, decided_by: User | Non
     extension.decided_at = now
     extension.due_date_before, extension.due_date_after = before, bill.due_date
     extension.late_fee_waived = waived
-    extension.save()
+    extension.save(
+        update_fields=[
+            "status",
+            "decided_by",
+            "by_policy",
+            "decided_at",
+            "decision_note",
+            "due_date_before",
+            "due_date_after",
+            "late_fee_waived",
+            "updated_at",
+        ]
+    )
     BureauSuppression.objects.create(
         bill=bill,
         extension=extension,
@@ -270,12 +297,22 @@ def waiver_request(
 ) -> Waiver:
     """Ask to waive ``amount`` yuan (the bill's currency) of the bill's unwaived late fee.
 
-    Up to ``settings.WAIVER_AGENT_LIMIT`` it is applied at once; above, it waits
-    for a supervisor who is not the requester.
+    While the waivers an agent has granted on the bill, this one included, stay
+    within ``settings.WAIVER_AGENT_LIMIT`` (in the bill's currency) it is applied at
+    once; beyond, it waits for a supervisor who is not the requester.
+
+    Args:
+        bill_id: the bill.
+        requested_by: the agent (needs ``repayments.request_waiver``).
+        amount: the amount to waive, in the bill's currency (``Decimal`` or decimal string, never float).
+        reason: an :class:`ExtensionReason` value; "other" needs a note.
+        note: free text.
+        request_token: the form's one-time token; a second submit returns the first waiver.
+        bill_version: the bill's ``updated_at`` (ISO 8601) the agent saw.
 
     Raises:
         RuleViolation: no permission, amount not positive or above the unwaived late
-            fee, the bill changed or is closed, or a waiver is already waiting.
+            fee, the bill changed or is closed, a debit is in flight, or a waiver is already waiting.
     """
     if not requested_by.has_perm("repayments.request_waiver"):
         raise RuleViolation("__all__", _("You may not request waivers."))
@@ -290,10 +327,13 @@ def waiver_request(
         raise RuleViolation("amount", _("The amount must be more than zero; got %(amount)s.") % {"amount": amount})
     if reason not in ExtensionReason.values:
         raise RuleViolation("reason", _("Unknown reason “%(reason)s”.") % {"reason": reason})
+    if reason == ExtensionReason.OTHER and not note.strip():
+        raise RuleViolation("note", _("Say why in the note when the reason is “Other”."))
     try:
         with transaction.atomic():
             bill = _locked_bill(bill_id, bill_version)
             _check_waivable(bill, amount)
+            _check_no_debit_in_flight(bill)
             if Waiver.objects.filter(bill=bill, status=ApprovalStatus.PENDING).exists():
                 raise RuleViolation(
                     "__all__", _("A waiver on %(bill)s is already awaiting approval.") % {"bill": bill.bill_no}
@@ -315,7 +355,12 @@ def waiver_request(
                 reason=note.strip() or reason,
                 after={"bill": bill.bill_no, "amount": amount},
             )
-            if amount <= settings.WAIVER_AGENT_LIMIT:
+            # The agent limit is per bill, summed over the waivers granted within it, so
+            # a large fee cannot be waived without a second person in small steps.
+            granted = Waiver.objects.filter(bill=bill, status=ApprovalStatus.APPROVED, by_policy=True).aggregate(
+                total=Coalesce(Sum("amount"), ZERO)
+            )["total"]
+            if granted + amount <= settings.WAIVER_AGENT_LIMIT:
                 _waiver_apply(waiver, bill, decided_by=None)
             return waiver
     except IntegrityError:
@@ -328,6 +373,12 @@ def waiver_request(
 def waiver_decide(*, waiver_id: int, decided_by: User, approve: bool, note: str = "") -> Waiver:
     """Approve (and apply) or reject a pending waiver.
 
+    Args:
+        waiver_id: the pending waiver.
+        decided_by: the supervisor (needs ``repayments.approve_waiver``; never the requester).
+        approve: ``True`` applies it to the bill at once; ``False`` rejects it.
+        note: the decision's note.
+
     Raises:
         RuleViolation: no permission, the decider is the requester, no longer pending,
             or the late fee left is now smaller than the amount.
@@ -335,7 +386,9 @@ def waiver_decide(*, waiver_id: int, decided_by: User, approve: bool, note: str 
     if not decided_by.has_perm("repayments.approve_waiver"):
         raise RuleViolation("__all__", _("You may not approve waivers."))
     with transaction.atomic():
-        waiver = Waiver.objects.select_for_update().get(pk=waiver_id)
+        waiver = Waiver.objects.select_for_update().filter(pk=waiver_id).first()
+        if waiver is None:
+            raise RuleViolation("__all__", _("No such waiver request; it may have been withdrawn."))
         if waiver.requested_by_id == decided_by.pk:
             raise RuleViolation("__all__", _("You cannot decide on your own request; another supervisor must."))
         if waiver.status != ApprovalStatus.PENDING:
@@ -346,6 +399,7 @@ def waiver_decide(*, waiver_id: int, decided_by: User, approve: bool, note: str 
         waiver.decision_note = note.strip()
         if approve:
             _check_waivable(bill, waiver.amount)
+            _check_no_debit_in_flight(bill)
             _waiver_apply(waiver, bill, decided_by=decided_by)
         else:
             waiver.status, waiver.decided_by, waiver.decided_at = ApprovalStatus.REJECTED, decided_by, timezone.now()
@@ -359,6 +413,16 @@ def waiver_decide(*, waiver_id: int, decided_by: User, approve: bool, note: str 
             after={"bill": bill.bill_no, "amount": waiver.amount},
         )
     return waiver
+
+
+def _check_no_debit_in_flight(bill: Bill) -> None:
+    """Refuse while a debit is at the bank: its amount was fixed from the bill as it was."""
+    if RepaymentAttempt.objects.filter(bill=bill, status__in=IN_FLIGHT_ATTEMPT_STATUSES).exists():
+        raise RuleViolation(
+            "__all__",
+            _("A debit of %(bill)s is at the bank right now. Wait for its result (a minute or two), then try again.")
+            % {"bill": bill.bill_no},
+        )
 
 
 def _check_waivable(bill: Bill, amount: Decimal) -> None:
@@ -389,7 +453,7 @@ def _waiver_apply(waiver: Waiver, bill: Bill, *, decided_by: User | None) -> Non
     bill.save(update_fields=fields)
     waiver.status, waiver.decided_by, waiver.decided_at = ApprovalStatus.APPROVED, decided_by, now
     waiver.by_policy = decided_by is None
-    waiver.save()
+    waiver.save(update_fields=["status", "decided_by", "decided_at", "by_policy", "decision_note", "updated_at"])
     audit_record(
         actor=decided_by,
         action="waiver.apply",

@@ -326,8 +326,9 @@ def import_job_run(*, job_id: int) -> str:
             **job.options,
         )
     except Exception:
+        # The upload holds personal data: it is not kept after a failed run either.
         ImportJob.objects.filter(pk=job_id).update(
-            status=ImportJobStatus.FAILED, finished_at=timezone.now(), updated_at=timezone.now()
+            status=ImportJobStatus.FAILED, content=b"", finished_at=timezone.now(), updated_at=timezone.now()
         )
         raise
     finally:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
-import datetime as dt
+import json
 
+from axes.helpers import get_client_ip_address
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
+from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -15,9 +17,10 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from accounts.models import AuditEvent
+from accounts.selectors import audit_events_filtered
 from accounts.services import audit_record
 from repayments.forms import DecisionForm
+from repayments.imports.safety import neutralize
 from repayments.selectors.customers import approvals_pending
 from repayments.services.errors import RuleViolation
 from repayments.services.extensions import extension_decide, waiver_decide
@@ -64,42 +67,17 @@ def decide(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
     return redirect(target or "console:approvals")
 
 
-def _audit_filtered(request: HttpRequest):
-    events = AuditEvent.objects.all()
-    params = request.GET
-    if params.get("actor"):
-        events = events.filter(actor_label=params["actor"].strip())
-    if params.get("action"):
-        events = events.filter(action__startswith=params["action"].strip())
-    if params.get("customer"):
-        events = events.filter(customer_no=params["customer"].strip())
-    errors = []
-    for name, lookup in (("since", "occurred_at__gte"), ("until", "occurred_at__lt")):
-        raw = params.get(name, "").strip()
-        if raw:
-            try:
-                day = dt.date.fromisoformat(raw)
-            except ValueError:
-                errors.append(_("%(name)s: “%(raw)s” is not a date (YYYY-MM-DD).") % {"name": name, "raw": raw})
-                continue
-            if name == "until":
-                day += dt.timedelta(days=1)  # inclusive
-            moment = timezone.make_aware(dt.datetime.combine(day, dt.time(0, 0)))
-            events = events.filter(**{lookup: moment})
-    return events, errors
-
-
 @login_required
 @permission_required("accounts.view_audit_trail", raise_exception=True)
 def audit(request: HttpRequest) -> HttpResponse:
     """The audit trail filtered by actor, action, customer and business-time dates; newest first."""
-    events, errors = _audit_filtered(request)
+    events, errors = audit_events_filtered(request.GET)
     try:
         page = max(int(request.GET.get("page", "1")), 1)
     except ValueError:
         page = 1
     offset = (page - 1) * AUDIT_PAGE_SIZE
-    rows = list(events.order_by("-occurred_at", "-id")[offset : offset + AUDIT_PAGE_SIZE + 1])
+    rows = list(events[offset : offset + AUDIT_PAGE_SIZE + 1])
     query = request.GET.copy()
     query.pop("page", None)
     return render(
@@ -122,29 +100,30 @@ class _Echo:
 
 
 def _csv_cell(value) -> str:
-    """Neutralise spreadsheet formulas (OWASP CSV injection): a leading = + - @ gets a quote."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    """One CSV cell: JSON for the before/after snapshots, formulas neutralised (as in every export)."""
+    if isinstance(value, dict | list):
+        value = json.dumps(value, ensure_ascii=False, sort_keys=True, cls=DjangoJSONEncoder)
+    return "" if value is None else neutralize(str(value))
 
 
 @login_required
 @permission_required("accounts.export_audit_trail", raise_exception=True)
 def audit_export(request: HttpRequest) -> StreamingHttpResponse:
     """The filtered audit trail as CSV, streamed; the export itself is audited."""
-    events, _errors = _audit_filtered(request)
+    events, _errors = audit_events_filtered(request.GET)
     audit_record(
         actor=request.user,
         action="audit.export",
         target_type="accounts.auditevent",
         after={"filters": {k: v for k, v in request.GET.items()}},
-        ip_address=request.META.get("REMOTE_ADDR"),
+        ip_address=get_client_ip_address(request),
     )
     writer = csv.writer(_Echo())
     header = ["occurred_at", "actor", "action", "customer_no", "target_type", "target_id", "reason", "before", "after"]
 
     def rows():
         yield "\ufeff" + writer.writerow(header)  # BOM: Excel on Chinese Windows reads UTF-8
-        for event in events.order_by("-occurred_at", "-id").iterator(chunk_size=2000):
+        for event in events.iterator(chunk_size=2000):
             yield writer.writerow(
                 _csv_cell(v)
                 for v in (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from axes.helpers import get_client_ip_address
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
@@ -9,6 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from baitiao.masking import mask_email, mask_name, mask_national_id, mask_phone
@@ -23,7 +25,7 @@ from repayments.forms import (
     WaiverForm,
 )
 from repayments.gateway.client import BindChallenge
-from repayments.models import IN_FLIGHT_ATTEMPT_STATUSES, OPEN_BILL_STATUSES, Bill, Customer
+from repayments.models import IN_FLIGHT_ATTEMPT_STATUSES, OPEN_BILL_STATUSES, ApprovalStatus, Bill, Customer
 from repayments.selectors.customers import customer_detail
 from repayments.services.bindings import card_binding_confirm, card_binding_start
 from repayments.services.casework import bill_retry_manual, customer_reveal, note_add
@@ -34,12 +36,15 @@ CHALLENGE_SESSION_KEY = "binding_challenge"
 
 
 def _client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR")
+    """The client's address as django-axes reads it (behind PROXY_COUNT proxies)."""
+    return get_client_ip_address(request)
 
 
 def _detail_context(request: HttpRequest, customer_no: str) -> dict:
+    user = request.user
+    with_audit = user.has_perm("accounts.view_audit_trail") or user.has_perm("repayments.work_cases")
     try:
-        context = customer_detail(customer_no)
+        context = customer_detail(customer_no, with_audit=with_audit)
     except Customer.DoesNotExist:
         raise Http404(_("No customer %(no)s.") % {"no": customer_no}) from None
     customer = context["customer"]
@@ -91,9 +96,11 @@ def reveal(request: HttpRequest, customer_no: str) -> HttpResponse:
         error = _("Give a reason of at least five characters to reveal this field.")
     field = request.POST.get("field", "")
     if request.htmx:
-        return render(
+        response = render(
             request, "console/_revealed.html", {"field": field, "value": value, "error": error, "customer": customer}
         )
+        response["Cache-Control"] = "no-store"
+        return response
     context = _detail_context(request, customer_no)
     if value is not None:
         context["revealed"] = {field: value or _("(empty)")}
@@ -121,6 +128,7 @@ def note_create(request: HttpRequest, customer_no: str) -> HttpResponse:
     return redirect("console:customer-detail", customer_no=customer_no)
 
 
+@sensitive_post_parameters("card_number", "reserved_phone")
 @login_required
 @permission_required("repayments.repair_card_binding", raise_exception=True)
 def binding_repair(request: HttpRequest, customer_no: str) -> HttpResponse:
@@ -156,6 +164,7 @@ def binding_repair(request: HttpRequest, customer_no: str) -> HttpResponse:
     return render(request, "console/binding_repair.html", {"customer": customer, "form": form, "step": 1})
 
 
+@sensitive_post_parameters("sms_code")
 @login_required
 @permission_required("repayments.repair_card_binding", raise_exception=True)
 def binding_confirm(request: HttpRequest, customer_no: str) -> HttpResponse:
@@ -228,7 +237,7 @@ def extension_create(request: HttpRequest, customer_no: str, bill_no: str) -> Ht
         except RuleViolation as exc:
             form.add_error(exc.field if exc.field in form.fields else None, str(exc))
         else:
-            if extension.status == "approved":
+            if extension.status == ApprovalStatus.APPROVED:
                 messages.success(
                     request,
                     _("Extension granted: %(bill)s is now due %(date)s.")
@@ -243,7 +252,15 @@ def extension_create(request: HttpRequest, customer_no: str, bill_no: str) -> Ht
         within, why_not = extension_within_policy(bill=bill, days=int(days))
         policy_note = "" if within else why_not
     return render(
-        request, "console/bill_action.html", {"bill": bill, "form": form, "action": "extension", "policy": policy_note}
+        request,
+        "console/bill_action.html",
+        {
+            "bill": bill,
+            "form": form,
+            "action": "extension",
+            "policy": policy_note,
+            "policy_rules": settings.EXTENSION_POLICY,
+        },
     )
 
 
@@ -268,7 +285,7 @@ def waiver_create(request: HttpRequest, customer_no: str, bill_no: str) -> HttpR
         except RuleViolation as exc:
             form.add_error(exc.field if exc.field in form.fields else None, str(exc))
         else:
-            if waiver.status == "approved":
+            if waiver.status == ApprovalStatus.APPROVED:
                 messages.success(request, _("Late fee waived on %(bill)s.") % {"bill": bill_no})
             else:
                 messages.info(request, _("Waiver on %(bill)s sent for a supervisor's approval.") % {"bill": bill_no})

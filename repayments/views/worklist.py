@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from baitiao.business_time import bucket_ranges
 from repayments.bins import bank_choices
@@ -60,9 +60,14 @@ def worklist(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @permission_required("repayments.view_customer", raise_exception=True)
+@require_http_methods(["GET", "POST"])
 def search(request: HttpRequest) -> HttpResponse:
-    """Find a customer; a single hit goes straight to the customer's page."""
-    query = request.GET.get("q", "")
+    """Find a customer; a single hit goes straight to the customer's page.
+
+    The console's forms POST the query so that phone numbers and IDs stay out of
+    URLs and access logs; GET (``?q=``) works too, for links with a bill number.
+    """
+    query = request.POST.get("q") or request.GET.get("q", "")
     result = customer_search(query)
     if len(result.customers) == 1:
         return redirect("console:customer-detail", customer_no=result.customers[0].customer_no)

@@ -14,7 +14,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import Now
 
 from accounts.models import AuditEvent
-from repayments.models import ApprovalStatus, Bill, BillStatus, BureauSuppression, Extension, Waiver
+from baitiao.business_time import business_datetime
+from repayments.models import ApprovalStatus, Bill, BillStatus, BureauSuppression, Extension, RepaymentAttempt, Waiver
 from repayments.services.errors import RuleViolation
 from repayments.services.extensions import extension_decide, extension_request, waiver_decide, waiver_request
 from tests.factories import BillFactory
@@ -230,7 +231,7 @@ def test_a_rejected_waiver_changes_nothing_on_the_bill(agent, supervisor, settin
     settings.WAIVER_AGENT_LIMIT = Decimal("2.00")
     bill = overdue_bill()
     waiver = waiver_request(
-        bill_id=bill.id, requested_by=agent, amount="4.50", reason="other", request_token=uuid.uuid4()
+        bill_id=bill.id, requested_by=agent, amount="4.50", reason="other", note="goodwill", request_token=uuid.uuid4()
     )
     waiver_decide(waiver_id=waiver.id, decided_by=supervisor, approve=False, note="not justified")
     bill.refresh_from_db()
@@ -243,3 +244,49 @@ def test_waiving_the_last_fee_closes_a_bill_whose_principal_is_paid(agent):
     waiver_request(bill_id=bill.id, requested_by=agent, amount="5.00", reason="hardship", request_token=uuid.uuid4())
     bill.refresh_from_db()
     assert bill.status == BillStatus.PAID
+
+
+def test_an_extended_bill_is_debited_again_on_its_new_due_date(agent, settings):
+    bill = overdue_bill(debit_attempts=2, last_failure_family="funds")
+    request(bill, agent, 7)
+    bill.refresh_from_db()
+    assert bill.retry_at == business_datetime(dt.date(2026, 11, 27), dt.time(settings.COLLECTION_START_HOUR))
+
+
+def test_small_waivers_cannot_add_up_past_the_agent_limit(agent, settings):
+    settings.WAIVER_AGENT_LIMIT = Decimal("3.00")
+    bill = overdue_bill()
+    first = waiver_request(
+        bill_id=bill.id, requested_by=agent, amount="2.00", reason="hardship", request_token=uuid.uuid4()
+    )
+    second = waiver_request(
+        bill_id=bill.id, requested_by=agent, amount="2.00", reason="hardship", request_token=uuid.uuid4()
+    )
+    assert (first.status, second.status) == (ApprovalStatus.APPROVED, ApprovalStatus.PENDING)
+    bill.refresh_from_db()
+    assert bill.late_fee_waived == Decimal("2.00")
+
+
+def test_no_waiver_or_extension_while_a_debit_is_at_the_bank(agent):
+    bill = overdue_bill()
+    RepaymentAttempt.objects.create(
+        attempt_no=f"{bill.bill_no}-A1",
+        bill=bill,
+        amount=Decimal("1005.00"),
+        status="processing",
+        requested_at=NOW,
+    )
+    with pytest.raises(RuleViolation, match="at the bank right now"):
+        waiver_request(
+            bill_id=bill.id, requested_by=agent, amount="1.00", reason="hardship", request_token=uuid.uuid4()
+        )
+    with pytest.raises(RuleViolation, match="at the bank right now"):
+        request(bill, agent, 3)
+    bill.refresh_from_db()
+    assert (bill.late_fee_waived, bill.due_date) == (Decimal("0.00"), dt.date(2026, 11, 20))
+
+
+def test_a_waiver_for_another_reason_needs_a_note(agent):
+    bill = overdue_bill()
+    with pytest.raises(RuleViolation, match="Say why"):
+        waiver_request(bill_id=bill.id, requested_by=agent, amount="1.00", reason="other", request_token=uuid.uuid4())
