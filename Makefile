@@ -32,7 +32,7 @@ setup: install
 	$(MANAGE) setup_demo_staff
 
 run: setup
-	@echo "Starting web (http://127.0.0.1:8000) and the queue cluster; Ctrl-C stops both."
+	@echo "Starting web (http://127.0.0.1:8000), the two queue clusters and the sandbox bank; Ctrl-C stops them."
 	$(BIN)/honcho start -f Procfile
 
 test: setup

@@ -21,6 +21,13 @@ class User(AbstractUser):
         verbose_name = _("staff user")
         verbose_name_plural = _("staff users")
 
+    @property
+    def role_labels(self) -> list[str]:
+        """The role names in the reader's language, for the top bar."""
+        from accounts.roles import ROLE_LABELS
+
+        return [str(ROLE_LABELS.get(name, name)) for name in self.role_names]
+
     @cached_property
     def role_names(self) -> list[str]:
         """Names of the role groups this user holds, sorted: for display only.

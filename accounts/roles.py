@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 AGENT = "agent"
 SUPERVISOR = "supervisor"
@@ -17,6 +18,13 @@ ANALYST = "analyst"
 AUDITOR = "auditor"
 ADMIN = "admin"
 ROLES = (AGENT, SUPERVISOR, ANALYST, AUDITOR, ADMIN)
+ROLE_LABELS = {
+    AGENT: _("agent"),
+    SUPERVISOR: _("supervisor"),
+    ANALYST: _("analyst"),
+    AUDITOR: _("auditor"),
+    ADMIN: _("admin"),
+}
 
 _READ_DOMAIN = [
     "repayments.view_customer",

@@ -141,7 +141,10 @@ else:
     DATABASES = {"default": env.db_url_config(embedded_database_url(VAR_DIR))}
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
     raise ImproperlyConfigured("Baitiao Ops runs on PostgreSQL only (DATABASE_URL=postgres://…)")
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+# Persistent connections in production (gunicorn workers). Not under runserver:
+# it serves each request on a new thread, and kept connections pile up until
+# PostgreSQL refuses new clients (Django's docs warn about exactly this).
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0 if DEBUG else 60))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 AUTH_USER_MODEL = "accounts.User"

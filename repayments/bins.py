@@ -63,8 +63,24 @@ def bin_lookup(card_number: str) -> BinInfo | None:
     return None
 
 
-@lru_cache(maxsize=1)
 def bank_choices() -> list[tuple[str, str]]:
-    """``(bank_code, bank_name)`` of every issuer in the BIN table, by name (for filters)."""
-    banks = {info.bank_code: info.bank_name for info in bin_table()}
-    return sorted(banks.items(), key=lambda item: item[1])
+    """``(bank_code, bank_name)`` of the banks our customers' cards are with, by name (for filters).
+
+    Read from the card bindings (one index scan) and cached for ten minutes; a bank
+    appears once even when the BIN table names it under several codes' rows.
+    """
+    from django.core.cache import cache
+
+    from repayments.models import CardBinding
+
+    choices = cache.get("repayments:bank_choices")
+    if choices is None:
+        rows = (
+            CardBinding.objects.exclude(bank_code="")
+            .values_list("bank_code", "bank_name")
+            .order_by("bank_code")
+            .distinct("bank_code")
+        )
+        choices = sorted(rows, key=lambda item: item[1])
+        cache.set("repayments:bank_choices", choices, 600)
+    return choices

@@ -13,6 +13,8 @@ from django.utils.translation import gettext_lazy as _
 from repayments.models import ExtensionReason
 from repayments.services.casework import REVEALABLE_FIELDS
 
+REASON_CHOICES = [("", _("— choose a reason —")), *ExtensionReason.choices]
+
 
 class OnceForm(forms.Form):
     """A form carrying a one-time token (double submits) and the bill version it was drawn for (stale pages)."""
@@ -31,13 +33,14 @@ class ExtensionForm(OnceForm):
             days=settings.EXTENSION_POLICY["agent_max_days"],
         ),
     )
-    reason = forms.ChoiceField(label=_("Reason"), choices=ExtensionReason.choices)
+    # No reason preselected: "system fault" also waives the late fee, so it must be a choice.
+    reason = forms.ChoiceField(label=_("Reason"), choices=REASON_CHOICES)
     note = forms.CharField(label=_("Note"), widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=2000)
 
 
 class WaiverForm(OnceForm):
     amount = forms.DecimalField(label=_("Amount to waive"), max_digits=14, decimal_places=2, min_value=Decimal("0.01"))
-    reason = forms.ChoiceField(label=_("Reason"), choices=ExtensionReason.choices)
+    reason = forms.ChoiceField(label=_("Reason"), choices=REASON_CHOICES)
     note = forms.CharField(label=_("Note"), widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=2000)
 
 

@@ -20,6 +20,13 @@ def run_collection() -> dict[str, int]:
     return collection_run()
 
 
+def collect_customer(customer_id: int) -> dict[str, int]:
+    """An agent's retry: debit one customer's due bills, sending on the same (interactive) queue."""
+    from repayments.services.collection import NOTIFY_QUEUE
+
+    return collection_run(customer_id=customer_id, send_cluster=NOTIFY_QUEUE)
+
+
 def send_debits(attempt_ids: list[int]) -> dict[str, int]:
     """Send a batch of pending attempts to the gateway."""
     return attempts_send(attempt_ids=attempt_ids)

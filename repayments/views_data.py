@@ -3,6 +3,8 @@ download the error report and templates, export with masking (``docs/csv.md``)."
 
 from __future__ import annotations
 
+from itertools import islice
+
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
@@ -110,8 +112,11 @@ def import_job(request: HttpRequest, job_id: int) -> HttpResponse:
         import csv
         import io
 
-        reader = csv.DictReader(io.StringIO(bytes(job.error_report).decode("utf-8-sig")))
-        problems = [row for _, row in zip(range(200), reader, strict=False)]
+        # By position: the header row is in the language the import ran in.
+        reader = csv.reader(io.StringIO(bytes(job.error_report).decode("utf-8-sig")))
+        next(reader, None)
+        keys = ("row", "column", "value", "message")
+        problems = [dict(zip(keys, cells, strict=False)) for cells in islice(reader, 200)]
     running = job.status in (ImportJobStatus.QUEUED, ImportJobStatus.RUNNING)
     return render(request, "console/data/job.html", {"job": job, "problems": problems, "running": running})
 

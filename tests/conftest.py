@@ -79,3 +79,12 @@ def live_bank(live_server, settings):
     yield start
     for bank in banks:
         bank.stop()
+
+
+@pytest.fixture(autouse=True)
+def _english_after_each_test():
+    """Django's test client leaves the last request's language active; start every test in English."""
+    from django.utils import translation
+
+    yield
+    translation.activate("en")

@@ -24,12 +24,14 @@ shares nothing with our database. What it does, like a bank would:
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import logging
 import random
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -90,6 +92,33 @@ class SandboxConfig:
     duplicate_rate: float = 0.1
     hold_seconds: float = 8.0  # how long "timeout" mode holds an answer
     seed: int | None = None
+    callback_workers: int = 8  # callbacks in flight at once
+
+
+class _Scheduler:
+    """Run ``action(key)`` after a delay on a bounded pool of threads."""
+
+    def __init__(self, action, *, workers: int) -> None:
+        self.action = action
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sandbox-callback")
+        self.due: list[tuple[float, int, str]] = []
+        self.counter = 0
+        self.wakeup = threading.Condition()
+        threading.Thread(target=self._run, name="sandbox-scheduler", daemon=True).start()
+
+    def schedule(self, delay: float, key: str) -> None:
+        with self.wakeup:
+            self.counter += 1
+            heapq.heappush(self.due, (time.monotonic() + delay, self.counter, key))
+            self.wakeup.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self.wakeup:
+                while not self.due or self.due[0][0] > time.monotonic():
+                    self.wakeup.wait(timeout=(self.due[0][0] - time.monotonic()) if self.due else None)
+                _, _, key = heapq.heappop(self.due)
+            self.pool.submit(self.action, key)
 
 
 class SandboxBank:
@@ -105,6 +134,10 @@ class SandboxBank:
         self.random = random.Random(config.seed)  # noqa: S311 - simulation, not security
         self.callbacks_sent = 0
         self.http = httpx.Client(timeout=5.0)
+        # Like a bank's notification service: results go out through a small pool of
+        # senders, so a burst of debits becomes a steady stream of callbacks rather
+        # than one thread (and one connection to us) per debit.
+        self.settlements = _Scheduler(self._settle, workers=config.callback_workers)
 
     # -- debits -------------------------------------------------------------------
     def debit(self, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -135,7 +168,7 @@ class SandboxBank:
         delay = self.random.uniform(*self.config.latency_ms) / 1000
         if hold:  # a slow bank is slow all the way: the result comes after the held answer
             delay += self.config.hold_seconds
-        threading.Timer(delay, self._settle, args=(key,)).start()
+        self.settlements.schedule(delay, key)
         if hold:
             time.sleep(self.config.hold_seconds)
         return 202, debit.as_json()

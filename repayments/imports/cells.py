@@ -24,10 +24,14 @@ import unicodedata
 from decimal import Decimal, InvalidOperation
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from baitiao.money import to_money
 
-TEXT_FORMAT_HINT = "In Excel, format this column as Text before typing or pasting the values, then save again."
+TEXT_FORMAT_HINT = gettext_lazy(
+    "In Excel, format this column as Text before typing or pasting the values, then save again."
+)
 
 # Excel shows numbers of 12+ digits in scientific notation (General format).
 _SCIENTIFIC = re.compile(r"^[+-]?\d+(?:\.\d*)?[eE][+-]?\d+$")
@@ -48,6 +52,26 @@ _EXCEL_SERIAL_RANGE = (20000, 80000)
 
 class CellError(ValueError):
     """A cell's value is refused; the message says why and what to do."""
+
+
+def _with_hint(message: str) -> str:
+    """``message`` followed by the text-format hint, in the active language."""
+    # Translators: a sentence followed by the hint to format the column as Text.
+    return _("%(problem)s %(hint)s") % {"problem": message, "hint": TEXT_FORMAT_HINT}
+
+
+# Nouns naming a cell in messages ("The due date ... is empty."); callers mark theirs the same way.
+_CODE = pgettext_lazy("import cell", "code")
+_NATIONAL_ID = pgettext_lazy("import cell", "national ID")
+_PHONE = pgettext_lazy("import cell", "phone")
+_AMOUNT = pgettext_lazy("import cell", "amount")
+_DATE = pgettext_lazy("import cell", "date")
+_PERIOD = pgettext_lazy("import cell", "period")
+_TIME = pgettext_lazy("import cell", "time")
+
+
+def _empty(what: str) -> str:
+    return _("The %(what)s is empty.") % {"what": what}
 
 
 def normalize(raw: object) -> str:
@@ -78,17 +102,21 @@ def refuse_spreadsheet_damage(text: str, what: str) -> None:
     """
     if _SCIENTIFIC.match(text):
         raise CellError(
-            f"This is in scientific notation: Excel turned the {what} into a number and lost digits. "
-            + TEXT_FORMAT_HINT
+            _with_hint(
+                _("This is in scientific notation: Excel turned the %(what)s into a number and lost digits.")
+                % {"what": what}
+            )
         )
     if _DOT_ZERO.match(text):
         raise CellError(
-            f"This ends in '.0': the spreadsheet stored the {what} as a number, which also drops "
-            "leading zeros. " + TEXT_FORMAT_HINT
+            _with_hint(
+                _("This ends in '.0': the spreadsheet stored the %(what)s as a number, which also drops leading zeros.")
+                % {"what": what}
+            )
         )
 
 
-def parse_code(raw: object, *, what: str = "code", max_length: int = 40) -> str:
+def parse_code(raw: object, *, what: str = _CODE, max_length: int = 40) -> str:
     """A natural key (``customer_no``, ``bill_no``, ``attempt_no``): text, kept exactly.
 
     Args:
@@ -101,12 +129,15 @@ def parse_code(raw: object, *, what: str = "code", max_length: int = 40) -> str:
     """
     text = normalize(raw)
     if not text:
-        raise CellError(f"The {what} is empty.")
+        raise CellError(_empty(what))
     refuse_spreadsheet_damage(text, what)
     if len(text) > max_length:
-        raise CellError(f"The {what} has {len(text)} characters; at most {max_length} are allowed.")
+        raise CellError(
+            _("The %(what)s has %(length)d characters; at most %(max)d are allowed.")
+            % {"what": what, "length": len(text), "max": max_length}
+        )
     if any(ch.isspace() for ch in text):
-        raise CellError(f"The {what} {text!r} contains a space.")
+        raise CellError(_("The %(what)s %(value)s contains a space.") % {"what": what, "value": repr(text)})
     return text
 
 
@@ -124,12 +155,13 @@ def parse_digits(raw: object, *, what: str, lengths: tuple[int, int]) -> str:
     text = normalize(raw).replace(" ", "")
     refuse_spreadsheet_damage(text, what)
     if not text.isdigit():
-        raise CellError(f"The {what} {text!r} must be digits only.")
+        raise CellError(_("The %(what)s %(value)s must be digits only.") % {"what": what, "value": repr(text)})
     low, high = lengths
     if not low <= len(text) <= high:
-        expected = f"{low}" if low == high else f"{low} to {high}"
+        expected = f"{low}" if low == high else _("%(low)d to %(high)d") % {"low": low, "high": high}
         raise CellError(
-            f"The {what} {text!r} has {len(text)} digits, not {expected} (a leading zero lost? {TEXT_FORMAT_HINT})"
+            _("The %(what)s %(value)s has %(length)d digits, not %(expected)s (a leading zero lost? %(hint)s)")
+            % {"what": what, "value": repr(text), "length": len(text), "expected": expected, "hint": TEXT_FORMAT_HINT}
         )
     return text
 
@@ -147,26 +179,34 @@ def parse_national_id(raw: object) -> str:
     from stdnum.exceptions import InvalidChecksum, ValidationError
 
     text = normalize(raw).replace(" ", "").upper()
-    refuse_spreadsheet_damage(text, "national ID")
+    refuse_spreadsheet_damage(text, _NATIONAL_ID)
     if len(text) == 15 and text.isdigit():
         raise CellError(
-            "This is a 15-digit ID: either Excel cut it to 15 digits or it is an old-style ID. "
-            "Only 18-character IDs are accepted. " + TEXT_FORMAT_HINT
+            _with_hint(
+                _(
+                    "This is a 15-digit ID: either Excel cut it to 15 digits or it is an old-style ID. "
+                    "Only 18-character IDs are accepted."
+                )
+            )
         )
     try:
         return ric.validate(text)
     except InvalidChecksum:
         if len(text) == 18 and text[15:] == "000":
             raise CellError(
-                "This ID ends in 000 and its check character is wrong: Excel keeps 15 digits and filled the "
-                "rest with zeros. " + TEXT_FORMAT_HINT
+                _with_hint(
+                    _(
+                        "This ID ends in 000 and its check character is wrong: Excel keeps 15 digits and filled "
+                        "the rest with zeros."
+                    )
+                )
             ) from None
-        raise CellError("The national ID has a wrong check character: a digit was mistyped.") from None
+        raise CellError(_("The national ID has a wrong check character: a digit was mistyped.")) from None
     except ValidationError as exc:
-        raise CellError(f"This is not a valid 18-character national ID ({exc}).") from None
+        raise CellError(_("This is not a valid 18-character national ID (%(reason)s).") % {"reason": exc}) from None
 
 
-def parse_mobile(raw: object, *, what: str = "phone") -> str:
+def parse_mobile(raw: object, *, what: str = _PHONE) -> str:
     """A mainland China mobile number (``phonenumbers``), returned as 11 digits.
 
     ``+8613800138000``, ``+86 138 0013 8000`` and ``13800138000`` are the same number.
@@ -181,14 +221,14 @@ def parse_mobile(raw: object, *, what: str = "phone") -> str:
     try:
         number = phonenumbers.parse(text, "CN")
     except phonenumbers.NumberParseException:
-        raise CellError("This is not a phone number.") from None
+        raise CellError(_("This is not a phone number.")) from None
     if number.country_code != 86 or not phonenumbers.is_valid_number(number):
-        raise CellError("This is not a valid mainland China phone number.")
+        raise CellError(_("This is not a valid mainland China phone number."))
     if phonenumbers.number_type(number) not in (
         phonenumbers.PhoneNumberType.MOBILE,
         phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
     ):
-        raise CellError("This is not a mobile number.")
+        raise CellError(_("This is not a mobile number."))
     return str(number.national_number)
 
 
@@ -202,15 +242,18 @@ def parse_int(raw: object, *, what: str, low: int, high: int) -> int:
     try:
         number = Decimal(text)
     except InvalidOperation:
-        raise CellError(f"The {what} {text!r} is not a number.") from None
+        raise CellError(_("The %(what)s %(value)s is not a number.") % {"what": what, "value": repr(text)}) from None
     if not number.is_finite() or number != number.to_integral_value():
-        raise CellError(f"The {what} {text!r} is not a whole number.")
+        raise CellError(_("The %(what)s %(value)s is not a whole number.") % {"what": what, "value": repr(text)})
     if not low <= number <= high:
-        raise CellError(f"The {what} {text} is outside {low}–{high}.")
+        raise CellError(
+            _("The %(what)s %(value)s is outside %(low)d–%(high)d.")
+            % {"what": what, "value": text, "low": low, "high": high}
+        )
     return int(number)
 
 
-def parse_amount(raw: object, *, what: str = "amount", allow_negative: bool = False) -> Decimal:
+def parse_amount(raw: object, *, what: str = _AMOUNT, allow_negative: bool = False) -> Decimal:
     """Money as exact ``Decimal`` with two places, rounded half-up (``baitiao.money.to_money``).
 
     Accepts thousands separators in groups of three (``1,234.50``), a currency
@@ -230,7 +273,7 @@ def parse_amount(raw: object, *, what: str = "amount", allow_negative: bool = Fa
     text = normalize(raw).replace(" ", "")
     original = text
     if not text:
-        raise CellError(f"The {what} is empty.")
+        raise CellError(_empty(what))
     negative = False
     if text.startswith("(") and text.endswith(")"):
         negative, text = True, text[1:-1]
@@ -248,22 +291,31 @@ def parse_amount(raw: object, *, what: str = "amount", allow_negative: bool = Fa
         negative, text = True, text[1:]
     if _SCIENTIFIC.match(text):
         raise CellError(
-            f"The {what} {original!r} is in scientific notation; write the exact amount "
-            "(format the column as Number with 2 decimal places)."
+            _(
+                "The %(what)s %(value)s is in scientific notation; write the exact amount "
+                "(format the column as Number with 2 decimal places)."
+            )
+            % {"what": what, "value": repr(original)}
         )
     if "," in text:
         if not _GROUPED.match(text):
-            raise CellError(f"The {what} {original!r} has misplaced thousands separators.")
+            raise CellError(
+                _("The %(what)s %(value)s has misplaced thousands separators.")
+                % {"what": what, "value": repr(original)}
+            )
         text = text.replace(",", "")
     if not _PLAIN_NUMBER.match(text):
-        raise CellError(f"The {what} {original!r} is not an amount.")
+        raise CellError(_("The %(what)s %(value)s is not an amount.") % {"what": what, "value": repr(original)})
     amount = to_money(text)
     if negative:
         amount = -amount
     if amount < 0 and not allow_negative:
-        raise CellError(f"The {what} {original!r} is negative.")
+        raise CellError(_("The %(what)s %(value)s is negative.") % {"what": what, "value": repr(original)})
     if abs(amount) > MAX_AMOUNT:
-        raise CellError(f"The {what} {original!r} is above {MAX_AMOUNT:,.2f}: a typo or a damaged cell.")
+        raise CellError(
+            _("The %(what)s %(value)s is above %(max)s: a typo or a damaged cell.")
+            % {"what": what, "value": repr(original), "max": f"{MAX_AMOUNT:,.2f}"}
+        )
     return amount
 
 
@@ -289,19 +341,27 @@ def _date_part(text: str, what: str) -> dt.date:
             try:
                 return dt.date(int(match["y"]), int(match["m"]), int(match["d"]))
             except ValueError:
-                raise CellError(f"The {what} {text!r} is not a real calendar date.") from None
+                raise CellError(
+                    _("The %(what)s %(value)s is not a real calendar date.") % {"what": what, "value": repr(text)}
+                ) from None
     serial = text.removesuffix(".0") if _DOT_ZERO.match(text) else text
     if serial.isdigit() and _EXCEL_SERIAL_RANGE[0] <= int(serial) <= _EXCEL_SERIAL_RANGE[1]:
         return _EXCEL_EPOCH + dt.timedelta(days=int(serial))
     if re.match(r"^\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}$", text):
         raise CellError(
-            f"The {what} {text!r} puts the day or month first, which is ambiguous; write the year first "
-            "(2024-03-05 or 2024年3月5日)."
+            _(
+                "The %(what)s %(value)s puts the day or month first, which is ambiguous; write the year first "
+                "(2024-03-05 or 2024年3月5日)."
+            )
+            % {"what": what, "value": repr(text)}
         )
-    raise CellError(f"The {what} {text!r} is not a date (write 2024-03-05, 2024/3/5, 20240305 or 2024年3月5日).")
+    raise CellError(
+        _("The %(what)s %(value)s is not a date (write 2024-03-05, 2024/3/5, 20240305 or 2024年3月5日).")
+        % {"what": what, "value": repr(text)}
+    )
 
 
-def parse_date(raw: object, *, what: str = "date") -> dt.date:
+def parse_date(raw: object, *, what: str = _DATE) -> dt.date:
     """A calendar date: ``2024-03-05``, ``2024/3/5``, ``2024.3.5``, ``20240305``, ``2024年3月5日``
     or an Excel serial day number (``45356``); a time of ``00:00[:00]`` after it is ignored.
 
@@ -310,14 +370,16 @@ def parse_date(raw: object, *, what: str = "date") -> dt.date:
     """
     text = normalize(raw)
     if not text:
-        raise CellError(f"The {what} is empty.")
-    date_text, _, time_text = text.replace("T", " ").partition(" ")
+        raise CellError(_empty(what))
+    date_text, _sep, time_text = text.replace("T", " ").partition(" ")
     if time_text and time_text.strip() not in ("00:00", "00:00:00", "0:00", "0:00:00"):
-        raise CellError(f"The {what} {text!r} has a time of day; a date is expected.")
+        raise CellError(
+            _("The %(what)s %(value)s has a time of day; a date is expected.") % {"what": what, "value": repr(text)}
+        )
     return _date_part(date_text, what)
 
 
-def parse_period(raw: object, *, what: str = "period") -> dt.date:
+def parse_period(raw: object, *, what: str = _PERIOD) -> dt.date:
     """A billing month as its first day: ``2024-03``, ``2024/3``, ``202403``, ``2024年3月`` or any full date.
 
     Raises:
@@ -325,21 +387,27 @@ def parse_period(raw: object, *, what: str = "period") -> dt.date:
     """
     text = normalize(raw)
     if not text:
-        raise CellError(f"The {what} is empty.")
+        raise CellError(_empty(what))
     for pattern in _PERIOD_PATTERNS:
         match = pattern.match(text)
         if match:
             month = int(match["m"])
             if not 1 <= month <= 12:
-                raise CellError(f"The {what} {text!r} has no month {month}.")
+                raise CellError(
+                    _("The %(what)s %(value)s has no month %(month)d.")
+                    % {"what": what, "value": repr(text), "month": month}
+                )
             return dt.date(int(match["y"]), month, 1)
     try:
         return parse_date(text, what=what).replace(day=1)
     except CellError:
-        raise CellError(f"The {what} {text!r} is not a month (write 2024-03 or 2024年3月).") from None
+        raise CellError(
+            _("The %(what)s %(value)s is not a month (write 2024-03 or 2024年3月).")
+            % {"what": what, "value": repr(text)}
+        ) from None
 
 
-def parse_datetime(raw: object, *, what: str = "time") -> dt.datetime:
+def parse_datetime(raw: object, *, what: str = _TIME) -> dt.datetime:
     """A moment: a date in any :func:`parse_date` form, a space or ``T``, and ``H:MM[:SS]``.
 
     A time without a UTC offset is business time (Asia/Shanghai); a date alone is
@@ -350,23 +418,28 @@ def parse_datetime(raw: object, *, what: str = "time") -> dt.datetime:
     """
     text = normalize(raw)
     if not text:
-        raise CellError(f"The {what} is empty.")
+        raise CellError(_empty(what))
     try:
         parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         parsed = None
     if parsed is None:
-        date_text, _, time_text = text.replace("T", " ").partition(" ")
+        date_text, _sep, time_text = text.replace("T", " ").partition(" ")
         day = _date_part(date_text, what)
         moment = dt.time(0, 0)
         if time_text.strip():
             match = _TIME.match(time_text.strip())
             if not match:
-                raise CellError(f"The {what} {text!r} has a time that is not H:MM or H:MM:SS.")
+                raise CellError(
+                    _("The %(what)s %(value)s has a time that is not H:MM or H:MM:SS.")
+                    % {"what": what, "value": repr(text)}
+                )
             try:
                 moment = dt.time(int(match["H"]), int(match["M"]), int(match["S"] or 0))
             except ValueError:
-                raise CellError(f"The {what} {text!r} is not a real time of day.") from None
+                raise CellError(
+                    _("The %(what)s %(value)s is not a real time of day.") % {"what": what, "value": repr(text)}
+                ) from None
         parsed = dt.datetime.combine(day, moment)
     if timezone.is_naive(parsed):
         parsed = timezone.make_aware(parsed, timezone.get_default_timezone())
@@ -388,10 +461,13 @@ def parse_choice(raw: object, *, what: str, words: dict[str, str], default: str 
     text = normalize(raw)
     if not text:
         if default is None:
-            raise CellError(f"The {what} is empty.")
+            raise CellError(_empty(what))
         return default
     value = words.get(text.lower())
     if value is None:
         allowed = ", ".join(sorted(set(words.values())))
-        raise CellError(f"The {what} {text!r} is not one we know (allowed: {allowed}; Chinese words in docs/csv.md).")
+        raise CellError(
+            _("The %(what)s %(value)s is not one we know (allowed: %(allowed)s; Chinese words in docs/csv.md).")
+            % {"what": what, "value": repr(text), "allowed": allowed}
+        )
     return value

@@ -23,6 +23,8 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from django.db import connection, transaction
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from repayments.gateway.taxonomy import FAILURE_FAMILIES
 from repayments.imports import cells
@@ -88,24 +90,26 @@ def _word(words: dict[str, str], what: str) -> Callable[[str], str]:
 
 _PARSERS: dict[str, dict[str, Callable[[str], str | None]]] = {
     "bills": {
-        "bill_no": _code("bill_no", 40),
-        "customer_no": _code("customer_no", 32),
+        "bill_no": _code(pgettext_lazy("import cell", "bill_no"), 40),
+        "customer_no": _code(pgettext_lazy("import cell", "customer_no"), 32),
         "period": _PERIOD,
         "statement_date": _DATE,
         "due_date": _DATE,
-        "statement_balance": _amount("statement balance", allow_negative=True, optional=True),
-        "amount_due": _amount("amount due"),
-        "minimum_due": _amount("minimum due"),
-        "amount_paid": _amount("amount paid", optional=True),
-        "status": _optional(_word(BILL_STATUS_WORDS, "status")),
+        "statement_balance": _amount(
+            pgettext_lazy("import cell", "statement balance"), allow_negative=True, optional=True
+        ),
+        "amount_due": _amount(pgettext_lazy("import cell", "amount due")),
+        "minimum_due": _amount(pgettext_lazy("import cell", "minimum due")),
+        "amount_paid": _amount(pgettext_lazy("import cell", "amount paid"), optional=True),
+        "status": _optional(_word(BILL_STATUS_WORDS, pgettext_lazy("import cell", "status"))),
     },
     "repayment-attempts": {
-        "attempt_no": _code("attempt_no", 64),
-        "bill_no": _code("bill_no", 40),
-        "channel": _optional(_word(CHANNEL_WORDS, "channel")),
-        "amount": _amount("amount"),
-        "status": _word(ATTEMPT_STATUS_WORDS, "status"),
-        "failure_code": _optional(_code("failure code", 40)),
+        "attempt_no": _code(pgettext_lazy("import cell", "attempt_no"), 64),
+        "bill_no": _code(pgettext_lazy("import cell", "bill_no"), 40),
+        "channel": _optional(_word(CHANNEL_WORDS, pgettext_lazy("import cell", "channel"))),
+        "amount": _amount(pgettext_lazy("import cell", "amount")),
+        "status": _word(ATTEMPT_STATUS_WORDS, pgettext_lazy("import cell", "status")),
+        "failure_code": _optional(_code(pgettext_lazy("import cell", "failure code"), 40)),
         "requested_at": _moment,
         "completed_at": _optional(_moment),
     },
@@ -120,25 +124,28 @@ _STAGING = {
         completed_at timestamptz""",
 }
 
-# (column, message, SQL returning sheet_row and the offending value) — set-based checks.
+# (column, message, SQL returning sheet_row, the offending value and a second value) — set-based
+# checks. Messages take %(value)s, %(quoted)s (the value as Python shows a string) and %(rows)s.
 _CHECKS = {
     "bills": [
         (
             "bill_no",
-            "bill_no {value} appears more than once in this file (rows {rows}); each must be on one row only.",
+            gettext_lazy(
+                "bill_no %(value)s appears more than once in this file (rows %(rows)s); each must be on one row only."
+            ),
             """SELECT sheet_row, bill_no, rows FROM (
                    SELECT sheet_row, bill_no, count(*) OVER w AS n, string_agg(sheet_row::text, ', ') OVER w AS rows
                    FROM stage WINDOW w AS (PARTITION BY bill_no)) d WHERE n > 1""",
         ),
         (
             "customer_no",
-            "No customer has customer_no {value!r}; import the customer first.",
+            gettext_lazy("No customer has customer_no %(quoted)s; import the customer first."),
             """SELECT s.sheet_row, s.customer_no, '' FROM stage s
                LEFT JOIN repayments_customer c ON c.customer_no = s.customer_no WHERE c.id IS NULL""",
         ),
         (
             "customer_no",
-            "Bill {rows} belongs to another customer.",
+            gettext_lazy("Bill %(rows)s belongs to another customer."),
             """SELECT s.sheet_row, s.customer_no, s.bill_no FROM stage s
                JOIN repayments_bill b ON b.bill_no = s.bill_no
                JOIN repayments_customer c ON c.customer_no = s.customer_no WHERE b.customer_id <> c.id""",
@@ -147,45 +154,49 @@ _CHECKS = {
         # bill is never reopened (it would be debited again).
         (
             "amount_paid",
-            "The file says {value} paid, but {rows} has already been collected on this bill; "
-            "an import never lowers the amount paid.",
+            gettext_lazy(
+                "The file says %(value)s paid, but %(rows)s has already been collected on this bill; "
+                "an import never lowers the amount paid."
+            ),
             """SELECT s.sheet_row, s.amount_paid::text, b.amount_paid::text FROM stage s
                JOIN repayments_bill b ON b.bill_no = s.bill_no
                WHERE s.amount_paid IS NOT NULL AND s.amount_paid < b.amount_paid""",
         ),
         (
             "status",
-            "The bill is already {rows}; an import cannot reopen it as {value}.",
+            gettext_lazy("The bill is already %(rows)s; an import cannot reopen it as %(value)s."),
             """SELECT s.sheet_row, s.status, b.status FROM stage s
                JOIN repayments_bill b ON b.bill_no = s.bill_no
                WHERE b.status NOT IN ('pending', 'overdue') AND s.status IN ('pending', 'overdue')""",
         ),
         (
             "due_date",
-            "The due date {value} is before the statement date {rows}.",
+            gettext_lazy("The due date %(value)s is before the statement date %(rows)s."),
             "SELECT sheet_row, due_date::text, statement_date::text FROM stage WHERE due_date < statement_date",
         ),
         (
             "amount_due",
-            "The amount due {value} must equal the statement balance {rows} (or 0.00 when it is negative).",
+            gettext_lazy(
+                "The amount due %(value)s must equal the statement balance %(rows)s (or 0.00 when it is negative)."
+            ),
             """SELECT sheet_row, amount_due::text, coalesce(statement_balance, amount_due)::text FROM stage
                WHERE amount_due <> greatest(coalesce(statement_balance, amount_due), 0)""",
         ),
         (
             "minimum_due",
-            "The minimum due {value} is above the amount due {rows}.",
+            gettext_lazy("The minimum due %(value)s is above the amount due %(rows)s."),
             "SELECT sheet_row, minimum_due::text, amount_due::text FROM stage WHERE minimum_due > amount_due",
         ),
         (
             "period",
-            "The customer already has bill {rows} for this month.",
+            gettext_lazy("The customer already has bill %(rows)s for this month."),
             """SELECT s.sheet_row, to_char(s.period, 'YYYY-MM'), b.bill_no FROM stage s
                JOIN repayments_customer c ON c.customer_no = s.customer_no
                JOIN repayments_bill b ON b.customer_id = c.id AND b.period = s.period AND b.bill_no <> s.bill_no""",
         ),
         (
             "period",
-            "customer_no + period {value} appears more than once in this file (rows {rows}).",
+            gettext_lazy("customer_no + period %(value)s appears more than once in this file (rows %(rows)s)."),
             """SELECT s.sheet_row, to_char(s.period, 'YYYY-MM'), d.rows FROM stage s
                JOIN (SELECT customer_no, period, string_agg(sheet_row::text, ', ') AS rows FROM stage
                      GROUP BY customer_no, period HAVING count(DISTINCT bill_no) > 1) d
@@ -195,47 +206,50 @@ _CHECKS = {
     "repayment-attempts": [
         (
             "attempt_no",
-            "attempt_no {value} appears more than once in this file (rows {rows}); each must be on one row only.",
+            gettext_lazy(
+                "attempt_no %(value)s appears more than once in this file (rows %(rows)s); "
+                "each must be on one row only."
+            ),
             """SELECT sheet_row, attempt_no, rows FROM (
                    SELECT sheet_row, attempt_no, count(*) OVER w AS n, string_agg(sheet_row::text, ', ') OVER w AS rows
                    FROM stage WINDOW w AS (PARTITION BY attempt_no)) d WHERE n > 1""",
         ),
         (
             "bill_no",
-            "No bill has bill_no {value!r}; import the bill first.",
+            gettext_lazy("No bill has bill_no %(quoted)s; import the bill first."),
             """SELECT s.sheet_row, s.bill_no, '' FROM stage s
                LEFT JOIN repayments_bill b ON b.bill_no = s.bill_no WHERE b.id IS NULL""",
         ),
         (
             "bill_no",
-            "Attempt {rows} belongs to another bill.",
+            gettext_lazy("Attempt %(rows)s belongs to another bill."),
             """SELECT s.sheet_row, s.bill_no, s.attempt_no FROM stage s
                JOIN repayments_repaymentattempt a ON a.attempt_no = s.attempt_no
                JOIN repayments_bill b ON b.bill_no = s.bill_no WHERE a.bill_id <> b.id""",
         ),
         (
             "amount",
-            "The amount of an attempt must be above zero.",
+            gettext_lazy("The amount of an attempt must be above zero."),
             "SELECT sheet_row, amount::text, '' FROM stage WHERE amount <= 0",
         ),
         (
             "failure_code",
-            "A failed attempt needs the bank's failure code.",
+            gettext_lazy("A failed attempt needs the bank's failure code."),
             "SELECT sheet_row, '', '' FROM stage WHERE status = 'failed' AND failure_code IS NULL",
         ),
         (
             "completed_at",
-            "A succeeded or failed attempt needs the time it completed.",
+            gettext_lazy("A succeeded or failed attempt needs the time it completed."),
             "SELECT sheet_row, '', '' FROM stage WHERE status IN ('succeeded', 'failed') AND completed_at IS NULL",
         ),
         (
             "completed_at",
-            "The attempt completed before it was requested.",
+            gettext_lazy("The attempt completed before it was requested."),
             "SELECT sheet_row, completed_at::text, '' FROM stage WHERE completed_at < requested_at",
         ),
         (
             "status",
-            "A bill has at most one attempt in flight; another is {rows}.",
+            gettext_lazy("A bill has at most one attempt in flight; another is %(rows)s."),
             """SELECT s.sheet_row, s.status, coalesce(a.attempt_no, d.rows) FROM stage s
                JOIN repayments_bill b ON b.bill_no = s.bill_no
                LEFT JOIN repayments_repaymentattempt a ON a.bill_id = b.id AND a.attempt_no <> s.attempt_no
@@ -352,7 +366,8 @@ def fast_import(table: Table, *, outcome, dry_run: bool, apply_valid_rows: bool,
         for column, message, sql in _CHECKS[resource]:
             cursor.execute(sql + f" ORDER BY 1 LIMIT {_MAX_PROBLEMS}")  # noqa: S608 - fixed SQL
             for sheet_row, value, rows in cursor.fetchall():
-                problems.append(Problem(sheet_row, column, value or "", message.format(value=value, rows=rows)))
+                text = str(message) % {"value": value, "quoted": repr(value), "rows": rows}
+                problems.append(Problem(sheet_row, column, value or "", text))
         if progress is not None:
             progress(total * 3 // 4, total)
         order = {name: i for i, name in enumerate(table.headers)}
@@ -382,8 +397,11 @@ def fast_import(table: Table, *, outcome, dry_run: bool, apply_valid_rows: bool,
         outcome.applied = not dry_run
         if new_lines:
             outcome.notes.append(
-                f"{new_lines} customers had no credit line; each got one with limit 0.00 CNY. "
-                "Import a credit-lines file to set the limits."
+                _(
+                    "%(count)d customers had no credit line; each got one with limit 0.00 CNY. "
+                    "Import a credit-lines file to set the limits."
+                )
+                % {"count": new_lines}
             )
         if progress is not None:
             progress(total, total)

@@ -21,6 +21,8 @@ import datetime as dt
 import io
 from dataclasses import dataclass, field
 
+from django.utils.translation import gettext as _
+
 from repayments.imports.columns import RESOURCES, header_key, header_lookup
 from repayments.imports.report import FileRefused, Problem
 
@@ -57,16 +59,19 @@ def decode(content: bytes, encoding: str = "auto") -> tuple[str, str]:
         try:
             name = codecs.lookup(encoding).name
         except LookupError:
-            raise FileRefused([Problem(None, "", encoding, f"Unknown encoding {encoding!r}.")]) from None
+            message = _("Unknown encoding %(encoding)s.") % {"encoding": repr(encoding)}
+            raise FileRefused([Problem(None, "", encoding, message)]) from None
         if name == "utf-8" and content.startswith(codecs.BOM_UTF8):
             name = "utf-8-sig"
         try:
             return content.decode(name), name
         except UnicodeDecodeError as exc:
             line = content[: exc.start].count(b"\n") + 1
-            raise FileRefused(
-                [Problem(line, "", "", f"The file is not {encoding}: bytes on line {line} cannot be read that way.")]
-            ) from None
+            message = _("The file is not %(encoding)s: bytes on line %(line)d cannot be read that way.") % {
+                "encoding": encoding,
+                "line": line,
+            }
+            raise FileRefused([Problem(line, "", "", message)]) from None
     if content.startswith(codecs.BOM_UTF8):
         candidates = ["utf-8-sig"]
     elif content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -84,7 +89,7 @@ def decode(content: bytes, encoding: str = "auto") -> tuple[str, str]:
                 None,
                 "",
                 "",
-                "The file is neither UTF-8 nor GBK/GB18030 text. Save it from Excel as 'CSV UTF-8' or as .xlsx.",
+                _("The file is neither UTF-8 nor GBK/GB18030 text. Save it from Excel as 'CSV UTF-8' or as .xlsx."),
             )
         ]
     )
@@ -118,7 +123,8 @@ def _xlsx_rows(content: bytes) -> list[list[str]]:
     try:
         book = openpyxl.load_workbook(io.BytesIO(content), read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many types for a broken file
-        raise FileRefused([Problem(None, "", "", f"This is not a readable .xlsx file ({exc}).")]) from None
+        message = _("This is not a readable .xlsx file (%(reason)s).") % {"reason": exc}
+        raise FileRefused([Problem(None, "", "", message)]) from None
     try:
         sheet = book.worksheets[0]
         return [[_xlsx_cell(cell) for cell in row] for row in sheet.iter_rows(values_only=True)]
@@ -132,7 +138,8 @@ def _csv_rows(text: str) -> list[list[str]]:
     try:
         return list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     except csv.Error as exc:
-        raise FileRefused([Problem(None, "", "", f"The CSV file is malformed: {exc}.")]) from None
+        message = _("The CSV file is malformed: %(reason)s.") % {"reason": exc}
+        raise FileRefused([Problem(None, "", "", message)]) from None
 
 
 def is_xlsx(content: bytes, filename: str = "") -> bool:
@@ -174,9 +181,10 @@ def read_table(
             row, unknown/duplicate/missing columns, a footer row, extra cells.
     """
     if resource not in RESOURCES:
-        raise FileRefused([Problem(None, "", resource, f"Unknown resource; use one of {', '.join(RESOURCES)}.")])
+        message = _("Unknown resource; use one of %(resources)s.") % {"resources": ", ".join(RESOURCES)}
+        raise FileRefused([Problem(None, "", resource, message)])
     if not content.strip():
-        raise FileRefused([Problem(None, "", "", "The file is empty.")])
+        raise FileRefused([Problem(None, "", "", _("The file is empty."))])
     if is_xlsx(content, filename):
         rows, used = _xlsx_rows(content), "xlsx"
     else:
@@ -188,7 +196,7 @@ def read_table(
     if header_row is None:
         index = next((i for i, row in enumerate(rows) if not _blank(row)), None)
         if index is None:
-            raise FileRefused([Problem(None, "", "", "The file is empty.")])
+            raise FileRefused([Problem(None, "", "", _("The file is empty."))])
         if not any(header_key(cell) in lookup for cell in rows[index]):
             for later in range(index + 1, min(len(rows), index + _HEADER_SCAN_ROWS)):
                 if sum(header_key(cell) in lookup for cell in rows[later]) >= 2:
@@ -198,15 +206,18 @@ def read_table(
                                 index + 1,
                                 "",
                                 masked_preamble(",".join(rows[index])[:80]),
-                                f"The column headers are on row {later + 1}, not on the first row. Delete the rows "
-                                f"above them, or import with header row {later + 1} (--header-row {later + 1}).",
+                                _(
+                                    "The column headers are on row %(row)d, not on the first row. Delete the rows "
+                                    "above them, or import with header row %(row)d (--header-row %(row)d)."
+                                )
+                                % {"row": later + 1},
                             )
                         ]
                     )
     else:
         index = header_row - 1
         if not 0 <= index < len(rows):
-            raise FileRefused([Problem(header_row, "", "", "The file has no such row.")])
+            raise FileRefused([Problem(header_row, "", "", _("The file has no such row."))])
 
     header_cells = rows[index]
     headers: list[str] = []
@@ -217,18 +228,22 @@ def read_table(
     for position, cell in enumerate(header_cells):
         name = lookup.get(header_key(cell))
         if name is None:
+            columns = ", ".join(f"{c.name} ({c.chinese})" for c in RESOURCES[resource])
             message = (
-                "An empty column header."
+                _("An empty column header.")
                 if not cell.strip()
-                else f"Unknown column {cell.strip()!r} for {resource}; the columns are "
-                + ", ".join(f"{c.name} ({c.chinese})" for c in RESOURCES[resource])
-                + "."
+                else _("Unknown column %(header)s for %(resource)s; the columns are %(columns)s.")
+                % {"header": repr(cell.strip()), "resource": resource, "columns": columns}
             )
             problems.append(Problem(index + 1, cell.strip(), cell, message))
         elif name in seen:
             problems.append(
                 Problem(
-                    index + 1, name, cell, f"Column {name} appears twice (columns {seen[name] + 1} and {position + 1})."
+                    index + 1,
+                    name,
+                    cell,
+                    _("Column %(name)s appears twice (columns %(first)d and %(second)d).")
+                    % {"name": name, "first": seen[name] + 1, "second": position + 1},
                 )
             )
         else:
@@ -237,7 +252,13 @@ def read_table(
     missing = [c for c in known.values() if c.required and c.name not in seen]
     for column in missing:
         problems.append(
-            Problem(index + 1, column.name, "", f"The required column {column.name} ({column.chinese}) is missing.")
+            Problem(
+                index + 1,
+                column.name,
+                "",
+                _("The required column %(name)s (%(chinese)s) is missing.")
+                % {"name": column.name, "chinese": column.chinese},
+            )
         )
     if problems:
         raise FileRefused(problems)
@@ -256,20 +277,23 @@ def read_table(
                     offset,
                     "",
                     next(c for c in row if c.strip()),
-                    "This looks like a summary or footer row. Delete it, or import with 'skip footer rows' "
-                    "(--skip-footer), which skips it and every row after it.",
+                    _(
+                        "This looks like a summary or footer row. Delete it, or import with 'skip footer rows' "
+                        "(--skip-footer), which skips it and every row after it."
+                    ),
                 )
             )
             continue
         if len(row) > width and not _blank(row[width:]):
-            problems.append(Problem(offset, "", "", f"The row has {len(row)} cells; the header has {width}."))
+            message = _("The row has %(cells)d cells; the header has %(width)d.") % {"cells": len(row), "width": width}
+            problems.append(Problem(offset, "", "", message))
             continue
         data.append([(cell or "") for cell in row[:width]] + [""] * (width - len(row)))
         sheet_rows.append(offset)
     if problems:
         raise FileRefused(problems)
     if not data:
-        raise FileRefused([Problem(None, "", "", "The file has a header row but no data rows.")])
+        raise FileRefused([Problem(None, "", "", _("The file has a header row but no data rows."))])
     return Table(
         resource=resource,
         headers=headers,

@@ -7,6 +7,9 @@ import io
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
+from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -26,11 +29,17 @@ class Problem:
         return asdict(self)
 
     def __str__(self) -> str:
-        where = "file" if self.row is None else f"row {self.row}"
+        """``row 3, column due_date (value '2024-02-30'): message``, in the active language."""
+        where = _("file") if self.row is None else _("row %(row)d") % {"row": self.row}
         if self.column:
-            where += f", column {self.column}"
-        shown = f" (value {self.value!r})" if self.value else ""
-        return f"{where}{shown}: {self.message}"
+            where = _("%(where)s, column %(column)s") % {"where": where, "column": self.column}
+        if self.value:
+            return _("%(where)s (value %(value)s): %(message)s") % {
+                "where": where,
+                "value": repr(self.value),
+                "message": self.message,
+            }
+        return _("%(where)s: %(message)s") % {"where": where, "message": self.message}
 
 
 def _mask_middle(value: str) -> str:
@@ -70,7 +79,15 @@ def problems_csv(problems: Iterable[Problem]) -> bytes:
 
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["row", "column", "value", "message"])
+    # The header is translated: the console reads the report by position (``views_data.import_job``).
+    writer.writerow(
+        [
+            pgettext("error report header", "row"),
+            pgettext("error report header", "column"),
+            pgettext("error report header", "value"),
+            pgettext("error report header", "message"),
+        ]
+    )
     for problem in problems:
         writer.writerow(
             ["" if problem.row is None else problem.row, problem.column, neutralize(problem.value), problem.message]

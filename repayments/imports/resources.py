@@ -24,6 +24,8 @@ from typing import Any, ClassVar
 from django.core.exceptions import ValidationError
 from django.db.models import F, Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import pgettext_lazy
 from import_export import fields, resources, widgets
 
 from baitiao.masking import mask_name, mask_national_id, mask_phone
@@ -176,7 +178,11 @@ class NaturalKeyResource(resources.ModelResource):
                 self.add_problem(
                     number,
                     columns[-1],
-                    f"{what} appears more than once in this file (also on row {others}); each must be on one row only.",
+                    _(
+                        "%(what)s appears more than once in this file (also on row %(rows)s); "
+                        "each must be on one row only."
+                    )
+                    % {"what": what, "rows": others},
                 )
 
     def after_import_row(self, row, row_result, **kwargs):
@@ -249,15 +255,21 @@ class CustomerResource(NaturalKeyResource):
     resource_name = "customers"
     key_column = "customer_no"
 
-    customer_no = _field("customer_no", lambda v: cells.parse_code(v, what="customer_no", max_length=32))
+    customer_no = _field(
+        "customer_no", lambda v: cells.parse_code(v, what=pgettext_lazy("import cell", "customer_no"), max_length=32)
+    )
     name = _field("name", cells.plain_text, optional=True)
     phone = _field("phone", cells.parse_mobile, optional=True)
     national_id = _field("national_id", cells.parse_national_id, optional=True)
     credit_score = _field(
-        "credit_score", lambda v: cells.parse_int(v, what="credit score", low=350, high=950), optional=True
+        "credit_score",
+        lambda v: cells.parse_int(v, what=pgettext_lazy("import cell", "credit score"), low=350, high=950),
+        optional=True,
     )
     risk_tier = _field(
-        "risk_tier", lambda v: cells.parse_choice(v, what="risk tier", words=RISK_TIER_WORDS), optional=True
+        "risk_tier",
+        lambda v: cells.parse_choice(v, what=pgettext_lazy("import cell", "risk tier"), words=RISK_TIER_WORDS),
+        optional=True,
     )
 
     model_update_fields = [
@@ -312,11 +324,13 @@ class CreditLineResource(NaturalKeyResource):
     key_column = "customer_no"
 
     customer_no = _key_field("customer_no", "customer__customer_no")
-    limit = _field("limit", lambda v: cells.parse_amount(v, what="limit"), attribute="credit_limit")
+    limit = _field(
+        "limit", lambda v: cells.parse_amount(v, what=pgettext_lazy("import cell", "limit")), attribute="credit_limit"
+    )
     currency = _field("currency", lambda v: _currency(v), optional=True)
     status = _field(
         "status",
-        lambda v: cells.parse_choice(v, what="status", words=CREDIT_LINE_STATUS_WORDS),
+        lambda v: cells.parse_choice(v, what=pgettext_lazy("import cell", "status"), words=CREDIT_LINE_STATUS_WORDS),
         optional=True,
     )
 
@@ -373,15 +387,17 @@ class CreditLineResource(NaturalKeyResource):
 def _currency(raw: str) -> str:
     text = cells.normalize(raw).upper()
     if len(text) != 3 or not text.isalpha() or not text.isascii():
-        raise CellError(f"The currency {text!r} is not a three-letter ISO 4217 code (CNY, TWD).")
+        raise CellError(
+            _("The currency %(value)s is not a three-letter ISO 4217 code (CNY, TWD).") % {"value": repr(text)}
+        )
     return text
 
 
 def _no_customer(row: dict) -> str:
     raw = cells.normalize(row.get("customer_no"))
     if not raw:
-        return "The customer_no is empty."
-    return f"No customer has customer_no {raw!r}; import the customer first."
+        return _("The customer_no is empty.")
+    return _("No customer has customer_no %(value)s; import the customer first.") % {"value": repr(raw)}
 
 
 def _bin_bank(bin_: str) -> tuple[str, str, str] | None:
@@ -407,13 +423,29 @@ class CardBindingResource(NaturalKeyResource):
     customer_no = _key_field("customer_no", "customer__customer_no")
     card_number = fields.Field(column_name="card_number", readonly=True)
     gateway_token = _field(
-        "gateway_token", lambda v: cells.parse_code(v, what="gateway_token", max_length=64), optional=True
+        "gateway_token",
+        lambda v: cells.parse_code(v, what=pgettext_lazy("import cell", "gateway_token"), max_length=64),
+        optional=True,
     )
-    bin = _field("bin", lambda v: cells.parse_digits(v, what="BIN", lengths=(3, 10)), optional=True)
-    last4 = _field("last4", lambda v: cells.parse_digits(v, what="last four digits", lengths=(4, 4)), optional=True)
+    bin = _field(
+        "bin", lambda v: cells.parse_digits(v, what=pgettext_lazy("import cell", "BIN"), lengths=(3, 10)), optional=True
+    )
+    last4 = _field(
+        "last4",
+        lambda v: cells.parse_digits(v, what=pgettext_lazy("import cell", "last four digits"), lengths=(4, 4)),
+        optional=True,
+    )
     bank_name = _field("bank_name", cells.plain_text, optional=True)
-    reserved_phone = _field("reserved_phone", lambda v: cells.parse_mobile(v, what="reserved phone"), optional=True)
-    status = _field("status", lambda v: cells.parse_choice(v, what="status", words=BINDING_STATUS_WORDS), optional=True)
+    reserved_phone = _field(
+        "reserved_phone",
+        lambda v: cells.parse_mobile(v, what=pgettext_lazy("import cell", "reserved phone")),
+        optional=True,
+    )
+    status = _field(
+        "status",
+        lambda v: cells.parse_choice(v, what=pgettext_lazy("import cell", "status"), words=BINDING_STATUS_WORDS),
+        optional=True,
+    )
 
     class Meta:
         model = CardBinding
@@ -477,7 +509,9 @@ class CardBindingResource(NaturalKeyResource):
                 for number in numbers:
                     others = ", ".join(str(self.sheet_row(n)) for n in numbers if n != number)
                     self.add_problem(
-                        number, "status", f"A customer has one active card; row {others} also makes one active."
+                        number,
+                        "status",
+                        _("A customer has one active card; row %(rows)s also makes one active.") % {"rows": others},
                     )
 
     def complete(self, instance, row, errors, *, new):
@@ -493,8 +527,11 @@ class CardBindingResource(NaturalKeyResource):
                 self.error(
                     errors,
                     "card_number",
-                    "A card number cannot be bound from a file: the bank sends the customer an SMS code to confirm. "
-                    "Bind the card in the console, or import the gateway_token, bin and last4 the gateway returned.",
+                    _(
+                        "A card number cannot be bound from a file: the bank sends the customer an SMS code to "
+                        "confirm. Bind the card in the console, or import the gateway_token, bin and last4 the "
+                        "gateway returned."
+                    ),
                 )
             return
         number = _code(row, "customer_no")
@@ -504,7 +541,7 @@ class CardBindingResource(NaturalKeyResource):
             return
         if not cells.normalize(row.get("gateway_token")) and "gateway_token" not in errors:
             self.error(
-                errors, "gateway_token", "Give the gateway_token (with bin and last4) of a card the gateway bound."
+                errors, "gateway_token", _("Give the gateway_token (with bin and last4) of a card the gateway bound.")
             )
             return
         if new:
@@ -512,13 +549,14 @@ class CardBindingResource(NaturalKeyResource):
             instance.bound_at = self.now
             for column in ("bin", "last4"):
                 if not getattr(instance, column) and column not in errors:
-                    self.error(errors, column, f"The {column} is required for a new binding.")
+                    self.error(errors, column, _("The %(column)s is required for a new binding.") % {"column": column})
             instance.status = instance.status or CardBindingStatus.ACTIVE
         elif instance.customer_id != customer.pk:
             self.error(
                 errors,
                 "customer_no",
-                f"Token {instance.gateway_token} is bound to customer {instance.customer.customer_no}, not {number}.",
+                _("Token %(token)s is bound to customer %(customer)s, not %(number)s.")
+                % {"token": instance.gateway_token, "customer": instance.customer.customer_no, "number": number},
             )
         if instance.bin and "bin" not in errors:
             issuer = _bin_bank(instance.bin)
@@ -538,8 +576,11 @@ class CardBindingResource(NaturalKeyResource):
             self.error(
                 errors,
                 "status",
-                f"Customer {number} already has an active card ****{current.last4}; "
-                "add a row setting that card to replaced or invalid above this one.",
+                _(
+                    "Customer %(number)s already has an active card ****%(last4)s; "
+                    "add a row setting that card to replaced or invalid above this one."
+                )
+                % {"number": number, "last4": current.last4},
             )
         if not new and "status" not in errors and instance.status != instance.tracker_status:
             instance.status_changed_at = self.now
@@ -561,20 +602,32 @@ class BillResource(NaturalKeyResource):
     key_column = "bill_no"
     unique_in_file = (("customer_no", "period"),)
 
-    bill_no = _field("bill_no", lambda v: cells.parse_code(v, what="bill_no", max_length=40))
+    bill_no = _field(
+        "bill_no", lambda v: cells.parse_code(v, what=pgettext_lazy("import cell", "bill_no"), max_length=40)
+    )
     customer_no = _key_field("customer_no", "customer__customer_no")
     period = _field("period", cells.parse_period)
-    statement_date = _field("statement_date", lambda v: cells.parse_date(v, what="statement date"))
-    due_date = _field("due_date", lambda v: cells.parse_date(v, what="due date"))
+    statement_date = _field(
+        "statement_date", lambda v: cells.parse_date(v, what=pgettext_lazy("import cell", "statement date"))
+    )
+    due_date = _field("due_date", lambda v: cells.parse_date(v, what=pgettext_lazy("import cell", "due date")))
     statement_balance = _field(
         "statement_balance",
-        lambda v: cells.parse_amount(v, what="statement balance", allow_negative=True),
+        lambda v: cells.parse_amount(v, what=pgettext_lazy("import cell", "statement balance"), allow_negative=True),
         optional=True,
     )
-    amount_due = _field("amount_due", lambda v: cells.parse_amount(v, what="amount due"))
-    minimum_due = _field("minimum_due", lambda v: cells.parse_amount(v, what="minimum due"))
-    amount_paid = _field("amount_paid", lambda v: cells.parse_amount(v, what="amount paid"), optional=True)
-    status = _field("status", lambda v: cells.parse_choice(v, what="status", words=BILL_STATUS_WORDS), optional=True)
+    amount_due = _field("amount_due", lambda v: cells.parse_amount(v, what=pgettext_lazy("import cell", "amount due")))
+    minimum_due = _field(
+        "minimum_due", lambda v: cells.parse_amount(v, what=pgettext_lazy("import cell", "minimum due"))
+    )
+    amount_paid = _field(
+        "amount_paid", lambda v: cells.parse_amount(v, what=pgettext_lazy("import cell", "amount paid")), optional=True
+    )
+    status = _field(
+        "status",
+        lambda v: cells.parse_choice(v, what=pgettext_lazy("import cell", "status"), words=BILL_STATUS_WORDS),
+        optional=True,
+    )
 
     model_update_fields = [
         "period",
@@ -644,14 +697,18 @@ class BillResource(NaturalKeyResource):
                 self.error(
                     errors,
                     "amount_paid",
-                    f"The file says {instance.amount_paid} paid, but {paid_before} has already been collected "
-                    "on this bill; an import never lowers the amount paid.",
+                    _(
+                        "The file says %(paid)s paid, but %(collected)s has already been collected "
+                        "on this bill; an import never lowers the amount paid."
+                    )
+                    % {"paid": instance.amount_paid, "collected": paid_before},
                 )
             if status_before not in OPEN_BILL_STATUSES and instance.status in OPEN_BILL_STATUSES:
                 self.error(
                     errors,
                     "status",
-                    f"The bill is already {status_before}; an import cannot reopen it as {instance.status}.",
+                    _("The bill is already %(before)s; an import cannot reopen it as %(status)s.")
+                    % {"before": status_before, "status": instance.status},
                 )
         customer = self.customers.get(number) if number else None
         if customer is None:
@@ -660,7 +717,10 @@ class BillResource(NaturalKeyResource):
             instance.customer = customer
         elif instance.customer_id != customer.pk:
             self.error(
-                errors, "customer_no", f"Bill {instance.bill_no} belongs to customer {instance.customer.customer_no}."
+                errors,
+                "customer_no",
+                _("Bill %(bill)s belongs to customer %(customer)s.")
+                % {"bill": instance.bill_no, "customer": instance.customer.customer_no},
             )
         if new:
             instance.status = instance.status or BillStatus.PENDING
@@ -673,7 +733,8 @@ class BillResource(NaturalKeyResource):
             self.error(
                 errors,
                 "due_date",
-                f"The due date {instance.due_date} is before the statement date {instance.statement_date}.",
+                _("The due date %(due)s is before the statement date %(statement)s.")
+                % {"due": instance.due_date, "statement": instance.statement_date},
             )
         amounts_ok = not {"statement_balance", "amount_due", "minimum_due"} & errors.keys()
         if amounts_ok:
@@ -681,19 +742,28 @@ class BillResource(NaturalKeyResource):
                 self.error(
                     errors,
                     "amount_due",
-                    f"The amount due {instance.amount_due} must equal the statement balance "
-                    f"{instance.statement_balance} (or 0.00 when the balance is negative).",
+                    _(
+                        "The amount due %(due)s must equal the statement balance %(balance)s "
+                        "(or 0.00 when the balance is negative)."
+                    )
+                    % {"due": instance.amount_due, "balance": instance.statement_balance},
                 )
             if instance.minimum_due > instance.amount_due:
                 self.error(
                     errors,
                     "minimum_due",
-                    f"The minimum due {instance.minimum_due} is above the amount due {instance.amount_due}.",
+                    _("The minimum due %(minimum)s is above the amount due %(due)s.")
+                    % {"minimum": instance.minimum_due, "due": instance.amount_due},
                 )
         if customer is not None and "period" not in errors:
             other = self.periods.get((customer.pk, instance.period))
             if other and other != instance.bill_no:
-                self.error(errors, "period", f"Customer {number} already has bill {other} for {instance.period:%Y-%m}.")
+                self.error(
+                    errors,
+                    "period",
+                    _("Customer %(number)s already has bill %(bill)s for %(month)s.")
+                    % {"number": number, "bill": other, "month": f"{instance.period:%Y-%m}"},
+                )
         if dates_ok:
             self._due_dates(instance, new)
 
@@ -737,14 +807,31 @@ class RepaymentAttemptResource(NaturalKeyResource):
     resource_name = "repayment-attempts"
     key_column = "attempt_no"
 
-    attempt_no = _field("attempt_no", lambda v: cells.parse_code(v, what="attempt_no", max_length=64))
+    attempt_no = _field(
+        "attempt_no", lambda v: cells.parse_code(v, what=pgettext_lazy("import cell", "attempt_no"), max_length=64)
+    )
     bill_no = _key_field("bill_no", "bill__bill_no")
-    channel = _field("channel", lambda v: cells.parse_choice(v, what="channel", words=CHANNEL_WORDS), optional=True)
-    amount = _field("amount", lambda v: cells.parse_amount(v, what="amount"))
-    status = _field("status", lambda v: cells.parse_choice(v, what="status", words=ATTEMPT_STATUS_WORDS))
-    failure_code = _field("failure_code", lambda v: cells.parse_code(v, what="failure code"), optional=True)
-    requested_at = _field("requested_at", lambda v: cells.parse_datetime(v, what="requested time"))
-    completed_at = _field("completed_at", lambda v: cells.parse_datetime(v, what="completed time"), optional=True)
+    channel = _field(
+        "channel",
+        lambda v: cells.parse_choice(v, what=pgettext_lazy("import cell", "channel"), words=CHANNEL_WORDS),
+        optional=True,
+    )
+    amount = _field("amount", lambda v: cells.parse_amount(v, what=pgettext_lazy("import cell", "amount")))
+    status = _field(
+        "status",
+        lambda v: cells.parse_choice(v, what=pgettext_lazy("import cell", "status"), words=ATTEMPT_STATUS_WORDS),
+    )
+    failure_code = _field(
+        "failure_code", lambda v: cells.parse_code(v, what=pgettext_lazy("import cell", "failure code")), optional=True
+    )
+    requested_at = _field(
+        "requested_at", lambda v: cells.parse_datetime(v, what=pgettext_lazy("import cell", "requested time"))
+    )
+    completed_at = _field(
+        "completed_at",
+        lambda v: cells.parse_datetime(v, what=pgettext_lazy("import cell", "completed time")),
+        optional=True,
+    )
 
     model_update_fields = [
         "channel",
@@ -808,7 +895,9 @@ class RepaymentAttemptResource(NaturalKeyResource):
                 for number in numbers:
                     others = ", ".join(str(self.sheet_row(n)) for n in numbers if n != number)
                     self.add_problem(
-                        number, "status", f"A bill has at most one attempt in flight; row {others} is another."
+                        number,
+                        "status",
+                        _("A bill has at most one attempt in flight; row %(rows)s is another.") % {"rows": others},
                     )
 
     def complete(self, instance, row, errors, *, new):
@@ -816,34 +905,48 @@ class RepaymentAttemptResource(NaturalKeyResource):
         bill = self.bills.get(bill_no) if bill_no else None
         if bill is None:
             raw = cells.normalize(row.get("bill_no"))
-            self.error(errors, "bill_no", f"No bill has bill_no {raw!r}; import the bill first." if raw else "Empty.")
+            message = (
+                _("No bill has bill_no %(value)s; import the bill first.") % {"value": repr(raw)}
+                if raw
+                else _("Empty.")
+            )
+            self.error(errors, "bill_no", message)
         elif new:
             instance.bill = bill
         elif instance.bill_id != bill.pk:
-            self.error(errors, "bill_no", f"Attempt {instance.attempt_no} belongs to bill {instance.bill.bill_no}.")
+            self.error(
+                errors,
+                "bill_no",
+                _("Attempt %(attempt)s belongs to bill %(bill)s.")
+                % {"attempt": instance.attempt_no, "bill": instance.bill.bill_no},
+            )
         if new:
             instance.channel = instance.channel or "auto_debit"
         if "amount" not in errors and instance.amount is not None and instance.amount <= 0:
-            self.error(errors, "amount", "The amount of an attempt must be above zero.")
+            self.error(errors, "amount", _("The amount of an attempt must be above zero."))
         if "status" in errors:
             return
         instance.failure_family = failure_family(instance.failure_code) if instance.failure_code else ""
         if instance.status == AttemptStatus.FAILED and not instance.failure_code and "failure_code" not in errors:
-            self.error(errors, "failure_code", "A failed attempt needs the bank's failure code.")
+            self.error(errors, "failure_code", _("A failed attempt needs the bank's failure code."))
         finished = instance.status in (AttemptStatus.SUCCEEDED, AttemptStatus.FAILED)
         if finished and not instance.completed_at and "completed_at" not in errors:
-            self.error(errors, "completed_at", "A succeeded or failed attempt needs the time it completed.")
+            self.error(errors, "completed_at", _("A succeeded or failed attempt needs the time it completed."))
         if (
             instance.completed_at
             and instance.requested_at
             and not {"completed_at", "requested_at"} & errors.keys()
             and instance.completed_at < instance.requested_at
         ):
-            self.error(errors, "completed_at", "The attempt completed before it was requested.")
+            self.error(errors, "completed_at", _("The attempt completed before it was requested."))
         if bill is not None and instance.status in IN_FLIGHT_ATTEMPT_STATUSES:
             other = self.in_flight.get(bill.pk)
             if other and other != instance.attempt_no:
-                self.error(errors, "status", f"Bill {bill_no} already has attempt {other} in flight.")
+                self.error(
+                    errors,
+                    "status",
+                    _("Bill %(bill)s already has attempt %(attempt)s in flight.") % {"bill": bill_no, "attempt": other},
+                )
 
 
 RESOURCE_CLASSES: dict[str, type[NaturalKeyResource]] = {

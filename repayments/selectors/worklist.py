@@ -94,18 +94,30 @@ class WorklistFilters:
         for name in ("dpd_min", "dpd_max", "page"):
             raw = (query.get(name) or "").strip()
             if raw:
-                if raw.isdigit() and int(raw) < 100_000:
+                if raw.lstrip("-").isdigit() and name == "page":
+                    f.page = int(raw)
+                elif raw.isdigit() and int(raw) < 100_000:
                     setattr(f, name, int(raw))
                 else:
                     f.errors.append(
                         _("%(field)s: “%(value)s” is not a whole number.") % {"field": LABELS[name], "value": raw}
                     )
+        if f.page is not None and f.page < 1:
+            f.errors.append(_("Pages start at 1."))
         f.page = max(f.page or 1, 1)
+        if f.dpd_min is not None and f.dpd_max is not None and f.dpd_min > f.dpd_max:
+            f.errors.append(
+                _("DPD from %(low)s is above DPD to %(high)s: nothing can match.")
+                % {"low": f.dpd_min, "high": f.dpd_max}
+            )
         for name in ("amount_min", "amount_max"):
             raw = (query.get(name) or "").replace(",", "").strip()
             if raw:
                 try:
-                    setattr(f, name, Decimal(raw))
+                    amount = Decimal(raw)
+                    if not amount.is_finite() or amount < 0:
+                        raise InvalidOperation
+                    setattr(f, name, amount)
                 except InvalidOperation:
                     f.errors.append(
                         _("%(field)s: “%(value)s” is not an amount.") % {"field": LABELS[name], "value": raw}

@@ -9,7 +9,6 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django_q.tasks import async_task
 
 from accounts.models import User
 from accounts.services import audit_record
@@ -24,6 +23,7 @@ from repayments.models import (
     CustomerNote,
     RepaymentAttempt,
 )
+from repayments.services.collection import collect_customer_soon
 from repayments.services.errors import RuleViolation
 
 REVEALABLE_FIELDS = {
@@ -178,6 +178,6 @@ def bill_retry_manual(*, bill_id: int, actor: User, bill_version: str | None = N
         now = timezone.now()
         Bill.objects.filter(pk=bill.pk).update(retry_at=now, updated_at=now)
         audit_record(actor=actor, action="bill.retry_manual", target=bill, customer=bill.customer)
-        transaction.on_commit(lambda: async_task("repayments.tasks.run_collection"))
+        collect_customer_soon(bill.customer_id)
     bill.refresh_from_db()
     return bill

@@ -77,6 +77,7 @@ CREATE_ATTEMPTS = """
        AND b.amount_due + b.late_fee - b.late_fee_waived - b.amount_paid > 0
        AND ((b.debit_attempts = 0 AND b.retry_at IS NULL AND b.due_date <= %(first_debit_through)s)
             OR b.retry_at <= %(now)s)
+       AND (%(customer_id)s::bigint IS NULL OR b.customer_id = %(customer_id)s::bigint)
        -- OFFSET 0 keeps this a per-bill probe of the one-in-flight index. As an anti
        -- join, statistics taken before the previous run's 100,000 new attempts
        -- (autovacuum had not analyzed yet) made the planner rescan all of them for
@@ -91,7 +92,13 @@ CREATE_ATTEMPTS = """
 """
 
 
-def collection_run(*, now: dt.datetime | None = None, limit: int = 200_000) -> dict[str, int]:
+def collection_run(
+    *,
+    now: dt.datetime | None = None,
+    limit: int = 200_000,
+    customer_id: int | None = None,
+    send_cluster: str | None = None,
+) -> dict[str, int]:
     """Create the attempts that are due and enqueue sending them (after commit).
 
     Set-based: one INSERT … SELECT creates every attempt; a concurrent run
@@ -101,6 +108,10 @@ def collection_run(*, now: dt.datetime | None = None, limit: int = 200_000) -> d
     Args:
         now: the moment of the run (UTC aware); default ``timezone.now()``.
         limit: most attempts created in one run.
+        customer_id: only this customer's bills (an agent's retry after a new binding
+            or a manual retry); default every customer.
+        send_cluster: the django-q2 cluster for the send tasks; ``NOTIFY_QUEUE`` lets an
+            agent's retry overtake a large scheduled run. Default: the main cluster.
 
     Returns:
         ``{"attempts": n, "tasks": m}``.
@@ -121,6 +132,7 @@ def collection_run(*, now: dt.datetime | None = None, limit: int = 200_000) -> d
         "now": now,
         "first_debit_through": first_debit_through,
         "limit": limit,
+        "customer_id": customer_id,
     }
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(CREATE_ATTEMPTS, params)
@@ -134,7 +146,9 @@ def collection_run(*, now: dt.datetime | None = None, limit: int = 200_000) -> d
             )
         batches = [attempt_ids[i : i + SEND_BATCH] for i in range(0, len(attempt_ids), SEND_BATCH)]
         for batch in batches:
-            transaction.on_commit(lambda batch=batch: async_task("repayments.tasks.send_debits", batch))
+            transaction.on_commit(
+                lambda batch=batch: async_task("repayments.tasks.send_debits", batch, cluster=send_cluster)
+            )
         if created:
             audit_record(actor=None, action="collection.run", target_type="job", after={"attempts": len(created)})
     return {"attempts": len(attempt_ids), "tasks": len(batches)}
@@ -570,8 +584,18 @@ def bills_retry_after_rebinding(*, customer_id: int, actor: User | None) -> int:
         customer_no=Customer.objects.values_list("customer_no", flat=True).get(pk=customer_id),
         after={"bills": scheduled},
     )
-    transaction.on_commit(lambda: async_task("repayments.tasks.run_collection"))
+    collect_customer_soon(customer_id)
     return scheduled
+
+
+def collect_customer_soon(customer_id: int) -> None:
+    """After commit, debit this customer's due bills on the interactive (``notify``) queue.
+
+    Agent actions (a new binding, a manual retry) should show their result in
+    seconds, not wait behind a scheduled run's thousands of send tasks on the main
+    queue; the ``notify`` cluster carries only messages and these.
+    """
+    transaction.on_commit(lambda: async_task("repayments.tasks.collect_customer", customer_id, cluster=NOTIFY_QUEUE))
 
 
 def _payload(result: DebitResult) -> dict:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from django.core.exceptions import PermissionDenied
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from accounts.services import audit_record
@@ -116,12 +117,12 @@ def export_rows(resource: str, *, unmask: bool = False, queryset=None) -> Iterat
 
 def _authorize(*, actor: User | None, unmask: bool, reason: str) -> None:
     if actor is not None and not actor.has_perm(EXPORT_PERMISSION):
-        raise PermissionDenied("Exporting needs the export permission.")
+        raise PermissionDenied(_("Exporting needs the export permission."))
     if unmask:
         if actor is None or not actor.has_perm(UNMASK_PERMISSION):
-            raise PermissionDenied("An unmasked export needs the personal-data export permission.")
+            raise PermissionDenied(_("An unmasked export needs the personal-data export permission."))
         if not reason.strip():
-            raise PermissionDenied("An unmasked export needs a reason.")
+            raise PermissionDenied(_("An unmasked export needs a reason."))
 
 
 def _audit(*, actor: User | None, resource: str, fmt: str, unmask: bool, reason: str, rows: int | None):

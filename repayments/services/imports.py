@@ -11,8 +11,10 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import connections, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from accounts.models import User
 from accounts.services import audit_record
@@ -79,12 +81,11 @@ def _problems(result, table: Table, resource) -> list[Problem]:
     problems: list[Problem] = []
     position = {name: i for i, name in enumerate(table.headers)}
     for error in result.base_errors:
-        problems.append(Problem(None, "", "", f"The database refused the file: {error.error}"))
+        problems.append(Problem(None, "", "", _("The database refused the file: %(error)s") % {"error": error.error}))
     for number, errors in result.row_errors():
         for error in errors:
-            problems.append(
-                Problem(resource.sheet_row(number), "", "", f"The database refused this row: {error.error}")
-            )
+            message = _("The database refused this row: %(error)s") % {"error": error.error}
+            problems.append(Problem(resource.sheet_row(number), "", "", message))
     for invalid in result.invalid_rows:
         values = table.rows[invalid.number - 1]
         for column, messages in invalid.error_dict.items():
@@ -160,7 +161,10 @@ def data_import(
         return _finish(outcome, actor=actor, digest=digest)
     outcome.encoding, outcome.rows, outcome.skipped_rows = table.encoding, len(table.rows), table.skipped_rows
     if table.skipped_rows:
-        outcome.notes.append(f"Skipped footer rows {table.skipped_rows[0]}–{table.skipped_rows[-1]}.")
+        outcome.notes.append(
+            _("Skipped footer rows %(first)d–%(last)d.")
+            % {"first": table.skipped_rows[0], "last": table.skipped_rows[-1]}
+        )
 
     use_fast = fast_path if fast_path is not None else len(table.rows) >= FAST_PATH_MIN_ROWS
     if use_fast and resource in ("bills", "repayment-attempts"):
@@ -189,7 +193,7 @@ def _bad_rows(result, total: int) -> set[int]:
     """Data-row numbers (1-based) with problems; all of them when the database refused the file."""
     if result.base_errors:
         return set(range(1, total + 1))
-    return {row.number for row in result.invalid_rows} | {number for number, _ in result.row_errors()}
+    return {row.number for row in result.invalid_rows} | {number for number, _errors in result.row_errors()}
 
 
 def _apply_valid_rows(table: Table, bad: set[int], *, outcome: ImportOutcome, actor: User | None) -> None:
@@ -220,8 +224,11 @@ def _count(outcome: ImportOutcome, result, resource_obj) -> None:
     lines = getattr(resource_obj, "new_lines", None)
     if lines:
         outcome.notes.append(
-            f"{len(lines)} customers had no credit line; each got one with limit 0.00 CNY. "
-            "Import a credit-lines file to set the limits."
+            _(
+                "%(count)d customers had no credit line; each got one with limit 0.00 CNY. "
+                "Import a credit-lines file to set the limits."
+            )
+            % {"count": len(lines)}
         )
 
 
@@ -241,6 +248,9 @@ def _finish(outcome: ImportOutcome, *, actor: User | None, digest: str) -> Impor
 # Uploads up to this size are imported during the request; larger ones on the queue.
 INLINE_MAX_BYTES = 2_000_000
 IMPORT_OPTIONS = ("dry_run", "encoding", "header_row", "skip_footer", "apply_valid_rows")
+# Kept in ``ImportJob.options`` beside the import options: the language the uploader's
+# console was in, so a job run by the worker reports its problems in that language.
+LANGUAGE_OPTION = "language"
 
 
 def import_job_create(
@@ -254,6 +264,8 @@ def import_job_create(
         filename: the uploaded name.
         content: the file's bytes.
         options: keyword options of :func:`data_import` (only ``IMPORT_OPTIONS`` are kept).
+            The active language (``translation.get_language()``) is recorded with them:
+            the job's messages and notes are written in it, also when the worker runs it.
 
     Raises:
         ValueError: unknown resource or option.
@@ -263,8 +275,9 @@ def import_job_create(
     unknown = set(options) - set(IMPORT_OPTIONS)
     if unknown:
         raise ValueError(f"unknown import options {sorted(unknown)}")
+    stored = {**options, LANGUAGE_OPTION: translation.get_language() or settings.LANGUAGE_CODE}
     job = ImportJob.objects.create(
-        resource=resource, filename=filename[:255], content=content, options=options, created_by=actor
+        resource=resource, filename=filename[:255], content=content, options=stored, created_by=actor
     )
     if len(content) <= INLINE_MAX_BYTES:
         import_job_run(job_id=job.pk)
@@ -307,7 +320,9 @@ def import_job_run(*, job_id: int) -> str:
     """Run a queued import job once (a second call does nothing); return its final status.
 
     The job is claimed with a conditional UPDATE (queued → running), so two workers
-    never run it twice. The uploaded bytes are cleared when it finishes.
+    never run it twice. The uploaded bytes are cleared when it finishes. Problems and
+    notes are written in the language recorded when the job was created (English for
+    a job recorded without one).
     """
     claimed = ImportJob.objects.filter(pk=job_id, status=ImportJobStatus.QUEUED).update(
         status=ImportJobStatus.RUNNING, updated_at=timezone.now()
@@ -315,16 +330,20 @@ def import_job_run(*, job_id: int) -> str:
     job = ImportJob.objects.select_related("created_by").get(pk=job_id)
     if not claimed:
         return job.status
+    options = dict(job.options)
+    language = options.pop(LANGUAGE_OPTION, None) or settings.LANGUAGE_CODE
     progress = _ProgressWriter(job_id)
     try:
-        outcome = data_import(
-            resource=job.resource,
-            content=bytes(job.content),
-            actor=job.created_by,
-            filename=job.filename,
-            progress=progress,
-            **job.options,
-        )
+        with translation.override(language):
+            outcome = data_import(
+                resource=job.resource,
+                content=bytes(job.content),
+                actor=job.created_by,
+                filename=job.filename,
+                progress=progress,
+                **options,
+            )
+            report = outcome.error_report() if outcome.problems else b""  # its header is translated too
     except Exception:
         # The upload holds personal data: it is not kept after a failed run either.
         ImportJob.objects.filter(pk=job_id).update(
@@ -342,7 +361,7 @@ def import_job_run(*, job_id: int) -> str:
         rows_total=outcome.rows,
         rows_done=outcome.rows,
         summary={**outcome.summary(), "notes": outcome.notes},
-        error_report=outcome.error_report() if outcome.problems else b"",
+        error_report=report,
         content=b"",
         finished_at=timezone.now(),
         updated_at=timezone.now(),

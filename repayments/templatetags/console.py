@@ -1,8 +1,10 @@
 """Template filters for the console: money with its currency, masked cards, failure codes."""
 
+import json
 from decimal import Decimal
 
 from django import template
+from django.core.serializers.json import DjangoJSONEncoder
 
 from baitiao.masking import mask_card, mask_name, mask_phone
 from baitiao.money import format_money
@@ -50,3 +52,11 @@ def mask_phone_filter(value: str) -> str:
 def sub(left: Decimal, right: Decimal) -> Decimal:
     """``{{ bill.late_fee|sub:bill.late_fee_waived }}``: exact Decimal subtraction."""
     return left - right
+
+
+@register.filter
+def as_json(value) -> str:
+    """An audit snapshot as compact JSON (amounts and dates as strings); empty for ``None``."""
+    if value is None:
+        return ""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, cls=DjangoJSONEncoder)

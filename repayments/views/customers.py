@@ -92,6 +92,8 @@ def reveal(request: HttpRequest, customer_no: str) -> HttpResponse:
             )
         except RuleViolation as exc:
             error = str(exc)
+    elif "field" in form.errors:
+        error = _("That field cannot be revealed.")
     else:
         error = _("Give a reason of at least five characters to reveal this field.")
     field = request.POST.get("field", "")

@@ -5,8 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from repayments.imports.columns import RESOURCES
 
@@ -21,23 +24,34 @@ class Command(BaseCommand):
         parser.add_argument("--unmask", action="store_true", help="personal data in clear (needs --reason, --actor)")
         parser.add_argument("--reason", default="", help="why the unmasked export is needed (audited)")
         parser.add_argument("--actor", help="username recorded in the audit trail (default: system)")
+        parser.add_argument(
+            "--language",
+            choices=[code for code, _name in settings.LANGUAGES],
+            default="en",
+            help="language of the messages (default: en)",
+        )
 
     def handle(self, *args, **options):
+        # English unless asked, as ``import_data``.
+        with translation.override(options["language"]):
+            self._export(options)
+
+    def _export(self, options):
         from accounts.models import User
         from repayments.services.exports import data_export
 
         out: Path | None = options["out"]
         fmt = options["format"] or ("xlsx" if out and out.suffix.lower() == ".xlsx" else "csv")
         if fmt == "xlsx" and out is None:
-            raise CommandError("--format xlsx needs --out PATH")
+            raise CommandError(_("--format xlsx needs --out PATH"))
         actor = None
         if options["actor"]:
             actor = User.objects.filter(username=options["actor"]).first()
             if actor is None:
-                raise CommandError(f"{options['actor']}: no such user")
+                raise CommandError(_("%(user)s: no such user") % {"user": options["actor"]})
         if options["unmask"] and (actor is None or not options["reason"].strip()):
             raise CommandError(
-                "--unmask needs --actor USER (with the personal-data export permission) and --reason TEXT"
+                _("--unmask needs --actor USER (with the personal-data export permission) and --reason TEXT")
             )
         try:
             if out is None:
@@ -63,4 +77,8 @@ class Command(BaseCommand):
             if out is not None:
                 out.unlink(missing_ok=True)
             raise CommandError(str(exc)) from None
-        self.stderr.write(f"{rows} rows exported ({fmt}, {'unmasked' if options['unmask'] else 'masked'})")
+        if options["unmask"]:
+            message = _("%(rows)d rows exported (%(format)s, unmasked)")
+        else:
+            message = _("%(rows)d rows exported (%(format)s, masked)")
+        self.stderr.write(message % {"rows": rows, "format": fmt})

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from repayments.imports.columns import RESOURCES
 
@@ -26,19 +29,30 @@ class Command(BaseCommand):
         parser.add_argument("--error-report", type=Path, help="also write the problems to this CSV file")
         parser.add_argument("--actor", help="username recorded in the audit trail (default: system)")
         parser.add_argument("--fast-path", choices=["auto", "on", "off"], default="auto")
+        parser.add_argument(
+            "--language",
+            choices=[code for code, _name in settings.LANGUAGES],
+            default="en",
+            help="language of the problems, notes and error report (default: en)",
+        )
 
     def handle(self, *args, **options):
+        # English unless asked: the report must not depend on the shell's or caller's locale.
+        with translation.override(options["language"]):
+            self._import(options)
+
+    def _import(self, options):
         from accounts.models import User
         from repayments.services.imports import data_import
 
         path: Path = options["file"]
         if not path.is_file():
-            raise CommandError(f"{path}: no such file")
+            raise CommandError(_("%(path)s: no such file") % {"path": path})
         actor = None
         if options["actor"]:
             actor = User.objects.filter(username=options["actor"]).first()
             if actor is None or not actor.has_perm("repayments.import_data"):
-                raise CommandError(f"{options['actor']}: no such user with the import permission")
+                raise CommandError(_("%(user)s: no such user with the import permission") % {"user": options["actor"]})
         outcome = data_import(
             resource=options["resource"],
             content=path.read_bytes(),
@@ -58,8 +72,18 @@ class Command(BaseCommand):
         if options["error_report"] and outcome.problems:
             options["error_report"].write_bytes(outcome.error_report())
         self.stdout.write(
-            f"{outcome.status}: {outcome.rows} rows ({outcome.encoding}), {outcome.created} created, "
-            f"{outcome.updated} updated, {len(outcome.problems)} problems"
+            _(
+                "%(status)s: %(rows)d rows (%(encoding)s), %(created)d created, %(updated)d updated, "
+                "%(problems)d problems"
+            )
+            % {
+                "status": outcome.status,
+                "rows": outcome.rows,
+                "encoding": outcome.encoding,
+                "created": outcome.created,
+                "updated": outcome.updated,
+                "problems": len(outcome.problems),
+            }
         )
         if outcome.problems or not (outcome.applied or outcome.dry_run):
             raise SystemExit(1)
