@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from django import template
 from django.core.serializers.json import DjangoJSONEncoder
+from django.utils.translation import gettext_lazy
 
 from baitiao.masking import mask_card, mask_name, mask_phone
 from baitiao.money import format_money
@@ -32,10 +33,19 @@ def failure_label(code: str) -> str:
     """A gateway failure code in the reader's language; unknown bank codes as they came."""
     if not code:
         return ""
+    if code in BINDING_REASONS:
+        return str(BINDING_REASONS[code])
     try:
         return str(FailureCode(code).label)
     except ValueError:
         return code
+
+
+# Reasons the services write on a binding's status (CardBinding.status_reason), for display.
+BINDING_REASONS = {
+    "replaced by a verified card": gettext_lazy("replaced by a verified card"),
+    "re-bound": gettext_lazy("bound again"),
+}
 
 
 @register.filter(name="mask_name")
