@@ -685,7 +685,7 @@ class ImportJob(TimeStampedModel):
 
     resource = models.CharField(max_length=24)  # repayments.imports.columns.RESOURCES
     filename = models.CharField(max_length=255)
-    content = models.BinaryField()  # the uploaded bytes; cleared once the job finishes
+    content = models.BinaryField()  # the upload, Fernet-encrypted (personal data); cleared once the job has run
     options = models.JSONField(default=dict)  # dry_run, encoding, header_row, skip_footer, apply_valid_rows
     status = models.CharField(max_length=10, choices=ImportJobStatus.choices, default=ImportJobStatus.QUEUED)
     rows_total = models.PositiveIntegerField(default=0)

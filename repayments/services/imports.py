@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from accounts.services import audit_record
+from baitiao.pii import fernet
 from repayments.imports.reading import Table, read_table, table_dataset
 from repayments.imports.report import FileRefused, Problem, masked_value, problems_csv
 from repayments.imports.resources import RESOURCE_CLASSES
@@ -276,8 +277,14 @@ def import_job_create(
     if unknown:
         raise ValueError(f"unknown import options {sorted(unknown)}")
     stored = {**options, LANGUAGE_OPTION: translation.get_language() or settings.LANGUAGE_CODE}
+    # The upload holds personal data: encrypted at rest like every other copy, and
+    # cleared once the job has run (whatever the outcome).
     job = ImportJob.objects.create(
-        resource=resource, filename=filename[:255], content=content, options=stored, created_by=actor
+        resource=resource,
+        filename=filename[:255],
+        content=fernet().encrypt(content),
+        options=stored,
+        created_by=actor,
     )
     if len(content) <= INLINE_MAX_BYTES:
         import_job_run(job_id=job.pk)
@@ -337,7 +344,7 @@ def import_job_run(*, job_id: int) -> str:
         with translation.override(language):
             outcome = data_import(
                 resource=job.resource,
-                content=bytes(job.content),
+                content=fernet().decrypt(bytes(job.content)),
                 actor=job.created_by,
                 filename=job.filename,
                 progress=progress,
