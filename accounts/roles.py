@@ -55,6 +55,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "repayments.retry_debit",
         "repayments.work_cases",
         "repayments.view_dashboard",
+        "repayments.manage_incident",
+        "repayments.view_bureau_ledger",
     ],
     ANALYST: [
         *_READ_DOMAIN,
@@ -67,6 +69,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "accounts.view_auditevent",
         "accounts.view_audit_trail",
         "accounts.export_audit_trail",
+        "repayments.view_bureau_ledger",
     ],
 }
 

@@ -279,6 +279,22 @@ EXTENSION_POLICY = {
 # In the bill's currency (CNY for most lines), summed per bill over the waivers agents grant.
 WAIVER_AGENT_LIMIT = Decimal(env.str("WAIVER_AGENT_LIMIT", default="100.00"))
 
+# System-fault incidents (repayments/services/incidents.py, docs/incidents.md).
+# An incident opens when, for one bank, at least ``threshold_percent`` of at least
+# ``min_attempts`` debits settled in the last ``window_minutes`` failed with a
+# system-family code. Relief re-debits ``redebit_after_minutes`` after recovery and
+# works through ``chunk`` bills per transaction.
+INCIDENT_DETECTION = {
+    "threshold_percent": Decimal(env.str("INCIDENT_THRESHOLD_PERCENT", default="20")),
+    "min_attempts": env.int("INCIDENT_MIN_ATTEMPTS", default=50),
+    "window_minutes": env.int("INCIDENT_WINDOW_MINUTES", default=5),
+}
+INCIDENT_RELIEF = {
+    "max_days": 90,  # like extensions (database check)
+    "redebit_after_minutes": 30,
+    "chunk": 2000,
+}
+
 # Customer email: files under var/mail in development, SMTP in production.
 if DEBUG:
     EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"

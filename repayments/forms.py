@@ -10,7 +10,7 @@ from django.conf import settings
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
-from repayments.models import ExtensionReason
+from repayments.models import Channel, ExtensionReason
 from repayments.services.casework import REVEALABLE_FIELDS
 
 REASON_CHOICES = [("", _("— choose a reason —")), *ExtensionReason.choices]
@@ -78,3 +78,43 @@ class BindingConfirmForm(forms.Form):
         label=_("SMS code"), max_length=8, widget=forms.TextInput(attrs={"autocomplete": "one-time-code"})
     )
     reason = forms.CharField(label=_("Reason"), max_length=500, initial=_("Customer asked to bind a new card"))
+
+
+class IncidentDeclareForm(forms.Form):
+    bank_code = forms.CharField(
+        label=_("Bank code"),
+        max_length=16,
+        required=False,
+        help_text=_("The issuer code on the customers' cards, e.g. ICBC. Empty: every bank."),
+    )
+    channel = forms.ChoiceField(
+        label=_("Channel"), choices=[("", _("every channel")), *Channel.choices], required=False
+    )
+    started_at = forms.DateTimeField(
+        label=_("Start (business time)"), widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+    ended_at = forms.DateTimeField(
+        label=_("End (business time)"),
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        required=False,
+        help_text=_("Empty while it lasts; the incident stays open until someone resolves it."),
+    )
+    description = forms.CharField(label=_("What failed"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
+
+    def clean_bank_code(self) -> str:
+        return self.cleaned_data["bank_code"].strip().upper()
+
+
+class ReliefRequestForm(forms.Form):
+    days = forms.IntegerField(
+        label=_("Days"),
+        min_value=1,
+        max_value=settings.INCIDENT_RELIEF["max_days"],
+        initial=7,
+        help_text=_("Calendar days added to each affected bill's due date."),
+    )
+    note = forms.CharField(label=_("Note"), widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=2000)
+
+
+class ReliefReverseForm(forms.Form):
+    reason = forms.CharField(label=_("Reason"), min_length=5, max_length=500)

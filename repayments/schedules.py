@@ -58,4 +58,10 @@ SCHEDULES: tuple[ScheduleSpec, ...] = (
         cron="*/10 * * * *",
         description="Send due reminders outside quiet hours, within the daily cap.",
     ),
+    ScheduleSpec(
+        name="detect-incidents",
+        func="repayments.tasks.detect_incidents",
+        cron="* * * * *",
+        description="Open an incident when a bank's system-failure rate spikes; resume stalled relief batches.",
+    ),
 )

@@ -57,3 +57,25 @@ def run_import_job(job_id: int) -> str:
     from repayments.services.imports import import_job_run
 
     return import_job_run(job_id=job_id)
+
+
+def detect_incidents() -> dict[str, int]:
+    """Every minute: open incidents for banks whose system failures spiked; resume stalled relief."""
+    from repayments.services.incidents import incident_detect, relief_resume_stale
+
+    opened = incident_detect()
+    return {"opened": len(opened), "relief_resumed": relief_resume_stale()}
+
+
+def run_relief(batch_id: int) -> dict[str, int]:
+    """An approved relief batch (issue #5): apply it chunk by chunk; a second run applies nothing twice."""
+    from repayments.services.incidents import relief_run
+
+    return relief_run(batch_id=batch_id)
+
+
+def notify_relief(item_ids: list[int]) -> int:
+    """The apology for the bills of one relief chunk; a replay sends nothing twice."""
+    from repayments.services.incidents import relief_notify
+
+    return relief_notify(item_ids=item_ids)

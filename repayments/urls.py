@@ -1,7 +1,7 @@
 from django.urls import path
 
 from repayments import api
-from repayments.views import approvals, customers, overview, worklist
+from repayments.views import approvals, customers, incidents, overview, worklist
 
 app_name = "console"
 
@@ -25,5 +25,14 @@ urlpatterns = [
     path("console/approvals/<str:kind>/<int:pk>/", approvals.decide, name="approval-decide"),
     path("console/audit/", approvals.audit, name="audit"),
     path("console/audit/export.csv", approvals.audit_export, name="audit-export"),
+    path("console/incidents/", incidents.incident_list, name="incidents"),
+    path("console/incidents/declare/", incidents.incident_declare_view, name="incident-declare"),
+    path("console/incidents/<int:pk>/", incidents.incident_detail, name="incident-detail"),
+    path("console/incidents/<int:pk>/resolve/", incidents.incident_resolve_view, name="incident-resolve"),
+    path("console/incidents/<int:pk>/relief/", incidents.relief_request_view, name="relief-request"),
+    path("console/incidents/relief/<int:batch_id>/approve/", incidents.relief_approve_view, name="relief-approve"),
+    path("console/incidents/relief/<int:batch_id>/reverse/", incidents.relief_reverse_view, name="relief-reverse"),
+    path("console/bureau-ledger/", incidents.bureau_ledger, name="bureau-ledger"),
+    path("console/bureau-ledger/export.csv", incidents.bureau_ledger_export, name="bureau-ledger-export"),
     path("api/v1/gateway/callbacks/", api.gateway_callback, name="gateway-callback"),
 ]

@@ -468,6 +468,12 @@ def _apply_failure(bill: Bill, attempt: RepaymentAttempt, family: str, now: dt.d
             ]
     else:
         bill.retry_at = retry_time(family=family, failures=failures, now=now, streak_started=streak_started)
+        if family == FailureFamily.SYSTEM and _incident_open_for(attempt):
+            # An open incident on this bank (issue #5): retrying it every few minutes only
+            # adds load to a failing channel; wait the longest backoff. Resolving the
+            # incident brings these retries back at once.
+            cap = now + dt.timedelta(minutes=settings.RETRY_POLICY["system"]["cap_minutes"])
+            bill.retry_at = max(bill.retry_at, cap) if bill.retry_at else cap
         if family == FailureFamily.FUNDS:
             event, channels = (
                 NotificationEvent.DEBIT_FAILED_FUNDS,
@@ -480,6 +486,13 @@ def _apply_failure(bill: Bill, attempt: RepaymentAttempt, family: str, now: dt.d
     bill.last_failure_family, bill.last_failure_code, bill.last_failure_at = family, attempt.failure_code, now
     bill.save(update_fields=["retry_at", "last_failure_family", "last_failure_code", "last_failure_at", "updated_at"])
     return event, channels
+
+
+def _incident_open_for(attempt: RepaymentAttempt) -> bool:
+    from repayments.selectors.incidents import incident_open_for_bank
+
+    bank_code = attempt.card_binding.bank_code if attempt.card_binding_id else ""
+    return incident_open_for_bank(bank_code)
 
 
 def attempt_notify(*, attempt_id: int, event: str, channels: list[str]) -> int:

@@ -19,6 +19,7 @@ from django.db import connection, transaction
 
 from accounts.services import audit_record
 from repayments.models import BillStatus
+from repayments.selectors.incidents import shielded_sql
 
 _PARAMS_SQL = {
     "pending": BillStatus.PENDING.value,
@@ -32,13 +33,17 @@ CLOSE_PAID = """
      WHERE status IN (%(pending)s, %(overdue)s)
        AND amount_paid >= amount_due + late_fee - late_fee_waived
 """
-BECOME_OVERDUE = """
+# Bills an open incident shields (issue #5) neither turn overdue nor age: their
+# debit failed on our side or the bank's, so DPD and late fees wait until the
+# incident is resolved (relief then moves their due date).
+BECOME_OVERDUE = f"""
     UPDATE repayments_bill
        SET status = %(overdue)s, updated_at = now()
      WHERE status = %(pending)s
        AND due_date + %(grace)s < %(as_of)s::date
        AND amount_paid < amount_due + late_fee - late_fee_waived
-"""
+       AND NOT {shielded_sql("repayments_bill")}
+"""  # noqa: S608 - constant SQL, no input
 # An extension can move the due date past today again: the bill is current once more.
 BACK_TO_PENDING = """
     UPDATE repayments_bill
@@ -46,7 +51,7 @@ BACK_TO_PENDING = """
      WHERE status = %(overdue)s
        AND due_date + %(grace)s >= %(as_of)s::date
 """
-AGE = """
+AGE = f"""
     WITH aged AS (
         SELECT id,
                GREATEST(%(as_of)s::date - due_date, 0) AS dpd,
@@ -56,6 +61,7 @@ AGE = """
                ) AS fee
           FROM repayments_bill
          WHERE status = %(overdue)s
+           AND NOT {shielded_sql("repayments_bill")}
     )
     UPDATE repayments_bill AS b
        SET dpd = aged.dpd, late_fee = GREATEST(aged.fee, b.late_fee_waived, b.amount_paid - b.amount_due),
@@ -65,7 +71,7 @@ AGE = """
      WHERE b.id = aged.id
        AND (b.dpd, b.late_fee, b.dpd_as_of)
            IS DISTINCT FROM (aged.dpd, GREATEST(aged.fee, b.late_fee_waived, b.amount_paid - b.amount_due), %(as_of)s)
-"""
+"""  # noqa: S608 - constant SQL, no input
 
 
 def bills_refresh_delinquency(*, as_of: dt.date, audit: bool = True) -> dict[str, int]:

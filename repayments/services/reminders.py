@@ -7,8 +7,8 @@
 * Sending: never in quiet hours (``settings.REMINDER_QUIET_HOURS``, 21:00–08:00
   business time: deferred to 08:00); at most ``settings.REMINDER_DAILY_CAP``
   reminders per customer per business day (the rest move to the next day);
-  skipped once the bill is paid or extended; channels push → SMS → email, the
-  first that delivers wins.
+  skipped once the bill is paid or extended, or while an open incident shields it
+  (issue #5); channels push → SMS → email, the first that delivers wins.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from baitiao.business_time import business_datetime, days_past_due
 from baitiao.money import format_money
 from repayments.models import Bill, BillStatus, NotificationEvent, NotificationStatus, Reminder
 from repayments.models import Notification as NotificationModel
+from repayments.selectors.incidents import shielded_sql
 
 # The tier is worked out once per bill (a materialized CTE: left to the planner,
 # the first-bill probe ran once per bill *and slot*, 13 M times for 1.2 M bills),
@@ -143,6 +144,7 @@ def reminders_send_due(
     counts = {"sent": 0, "skipped": 0, "deferred": 0}
     if in_quiet_hours(now):
         return counts  # nothing goes out at night; the next run inside the window sends
+    counts["skipped"] += _skip_shielded(now)
     deadline = time.monotonic() + budget_seconds
     while time.monotonic() < deadline:
         due = list(
@@ -159,6 +161,22 @@ def reminders_send_due(
             if time.monotonic() >= deadline:
                 break
     return counts
+
+
+# Dunning a customer whose debit failed because of an open incident (issue #5) would
+# blame them for our fault: their due reminders are skipped, in one statement.
+SKIP_SHIELDED = f"""
+    UPDATE repayments_reminder r SET status = 'skipped', skip_reason = 'incident', updated_at = now()
+      FROM repayments_bill b
+     WHERE b.id = r.bill_id AND r.status = 'planned' AND r.scheduled_at <= %(now)s
+       AND {shielded_sql("b")}
+"""  # noqa: S608 - constant SQL, no input
+
+
+def _skip_shielded(now: dt.datetime) -> int:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(SKIP_SHIELDED, {"now": now})
+        return cursor.rowcount
 
 
 @transaction.atomic

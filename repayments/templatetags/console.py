@@ -70,3 +70,11 @@ def as_json(value) -> str:
     if value is None:
         return ""
     return json.dumps(value, ensure_ascii=False, sort_keys=True, cls=DjangoJSONEncoder)
+
+
+@register.simple_tag
+def open_incidents() -> list[dict]:
+    """``{% open_incidents as incidents %}``: open incidents for the console banner (cached briefly)."""
+    from repayments.selectors.incidents import incidents_open_banner
+
+    return incidents_open_banner()

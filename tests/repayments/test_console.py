@@ -13,8 +13,18 @@ from django.urls import get_resolver, reverse
 from django.utils import timezone
 from stdnum import luhn
 
-from accounts.models import AuditEvent
-from repayments.models import Bill, BillStatus, CardBinding, Customer, Extension, FailureFamily, ImportJob
+from accounts.models import AuditEvent, User
+from repayments.models import (
+    Bill,
+    BillStatus,
+    CardBinding,
+    Customer,
+    Extension,
+    FailureFamily,
+    ImportJob,
+    Incident,
+    ReliefBatch,
+)
 from repayments.services.extensions import extension_request
 
 ROLES = ["agent", "supervisor", "analyst", "auditor", "admin_user"]
@@ -37,6 +47,16 @@ MATRIX = {
     "approval-decide": ("post", [DENIED, ALLOWED, DENIED, DENIED, ALLOWED]),
     "audit": ("get", [DENIED, DENIED, DENIED, ALLOWED, ALLOWED]),
     "audit-export": ("get", [DENIED, DENIED, DENIED, ALLOWED, ALLOWED]),
+    # System-fault incidents (issue #5): supervisors only.
+    "incidents": ("get", [DENIED, ALLOWED, DENIED, DENIED, ALLOWED]),
+    "incident-declare": ("get", [DENIED, ALLOWED, DENIED, DENIED, ALLOWED]),
+    "incident-detail": ("get", [DENIED, ALLOWED, DENIED, DENIED, ALLOWED]),
+    "incident-resolve": ("post", [DENIED, ALLOWED, DENIED, DENIED, ALLOWED]),
+    "relief-request": ("post", [DENIED, ALLOWED, DENIED, DENIED, ALLOWED]),
+    "relief-approve": ("post", [DENIED, ALLOWED, DENIED, DENIED, ALLOWED]),
+    "relief-reverse": ("post", [DENIED, ALLOWED, DENIED, DENIED, ALLOWED]),
+    "bureau-ledger": ("get", [DENIED, ALLOWED, DENIED, ALLOWED, ALLOWED]),
+    "bureau-ledger-export": ("get", [DENIED, ALLOWED, DENIED, ALLOWED, ALLOWED]),
     # The analysts' import/export pages (namespace "data", issue #6).
     "data:home": ("get", [DENIED, DENIED, ALLOWED, DENIED, ALLOWED]),
     "data:import": ("post", [DENIED, DENIED, ALLOWED, DENIED, ALLOWED]),
@@ -69,6 +89,8 @@ def _request(client, name, method, bill, pending_extension, user):
         return _data_request(client, name, user)
     if name == "approval-decide":
         kwargs = {"kind": "extension", "pk": pending_extension.pk}
+    elif name.startswith(("incident-", "relief-")):
+        kwargs = _incident_kwargs(name, user)
     else:
         kwargs = {
             "customer-detail": {"customer_no": customer_no},
@@ -85,6 +107,8 @@ def _request(client, name, method, bill, pending_extension, user):
         "customer-reveal": {"field": "phone", "reason": "customer asked, ticket 42"},
         "note-add": {"body": "called, no answer"},
         "approval-decide": {"decision": "reject", "note": "matrix test"},
+        "relief-request": {"days": "7", "note": "matrix test"},
+        "relief-reverse": {"reason": "matrix test"},
     }.get(name, {})
     url = reverse(f"console:{name}", kwargs=kwargs)
     if name == "search":
@@ -111,6 +135,27 @@ def test_each_role_gets_exactly_its_cell_of_the_permission_matrix(name, role, cl
         assert response.status_code in (200, 302)
         if response.status_code == 302:
             assert not response["Location"].startswith(reverse("accounts:login"))
+
+
+def _incident_kwargs(name, user):
+    """A resolved incident with a relief batch someone else requested (the services then refuse or act)."""
+    if name == "incident-declare":
+        return {}
+    now = timezone.now()
+    incident = Incident.objects.create(
+        bank_code="MATRIX",
+        started_at=now - dt.timedelta(hours=2),
+        ended_at=now - dt.timedelta(hours=1),
+        status="resolved",
+        source="declared",
+        declared_by=user,
+        description="matrix",
+    )
+    if name in ("relief-approve", "relief-reverse"):
+        requester = User.objects.create_user(username=f"matrix-requester-{uuid.uuid4().hex[:6]}")
+        batch = ReliefBatch.objects.create(incident=incident, days=7, requested_by=requester, audit_id=uuid.uuid4())
+        return {"batch_id": batch.pk}
+    return {"pk": incident.pk}
 
 
 def _data_request(client, name, user):

@@ -1,0 +1,105 @@
+"""The bureau-suppression ledger: per bill and period, why lateness was not reported, and who decided."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db.models import F, OuterRef, QuerySet, Subquery
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from repayments.models import BureauSuppression, ReliefBatch
+
+LEDGER_COLUMNS = (
+    "created_at",
+    "bill_no",
+    "customer_no",
+    "period",
+    "suppress_until",
+    "cause",
+    "reason",
+    "decided_by",
+    "reference",
+    "revoked_at",
+)
+
+
+def suppression_ledger(params) -> tuple[QuerySet[BureauSuppression], list[str]]:
+    """The ledger narrowed by ``params`` (``request.GET``), newest first, and the refused inputs.
+
+    Args:
+        params: any of ``customer`` (customer_no), ``bill`` (bill_no), ``period``
+            (``YYYY-MM``, the bill's billing month), ``cause`` (``extension`` or
+            ``incident``), ``since`` / ``until`` (business dates the record was made,
+            inclusive), ``revoked`` ("1" to include records whose relief was reversed).
+
+    Returns:
+        Rows annotated with ``bill_no``, ``customer_no``, ``period``, ``decided_by``
+        (the extension's approver, the requester when the agent policy approved it,
+        or the relief batch's approver) and ``reference`` (extension or incident id).
+    """
+    relief_approver = (
+        ReliefBatch.objects.filter(incident=OuterRef("incident"), approved_by__isnull=False)
+        .order_by("-approved_at")
+        .values("approved_by__username")[:1]
+    )
+    rows = BureauSuppression.objects.annotate(
+        bill_no=F("bill__bill_no"),
+        customer_no=F("bill__customer__customer_no"),
+        period=F("bill__period"),
+        extension_approver=F("extension__decided_by__username"),
+        extension_requester=F("extension__requested_by__username"),
+        relief_approver=Subquery(relief_approver),
+    )
+    errors: list[str] = []
+    if params.get("customer"):
+        rows = rows.filter(bill__customer__customer_no=params["customer"].strip())
+    if params.get("bill"):
+        rows = rows.filter(bill__bill_no=params["bill"].strip())
+    if params.get("cause") == "extension":
+        rows = rows.filter(extension__isnull=False)
+    elif params.get("cause") == "incident":
+        rows = rows.filter(incident__isnull=False)
+    if params.get("revoked") != "1":
+        rows = rows.filter(revoked_at__isnull=True)
+    period = (params.get("period") or "").strip()
+    if period:
+        try:
+            rows = rows.filter(bill__period=dt.date.fromisoformat(period + "-01"))
+        except ValueError:
+            errors.append(_("Period: “%(value)s” is not a month (YYYY-MM).") % {"value": period})
+    for name, lookup in (("since", "created_at__gte"), ("until", "created_at__lt")):
+        raw = (params.get(name) or "").strip()
+        if not raw:
+            continue
+        try:
+            day = dt.date.fromisoformat(raw)
+        except ValueError:
+            errors.append(_("“%(value)s” is not a date (YYYY-MM-DD).") % {"value": raw})
+            continue
+        if name == "until":
+            day += dt.timedelta(days=1)
+        rows = rows.filter(**{lookup: timezone.make_aware(dt.datetime.combine(day, dt.time(0, 0)))})
+    return rows.order_by("-created_at", "-id"), errors
+
+
+def ledger_row(entry: BureauSuppression) -> dict:
+    """One ledger row for the page and the CSV (see ``LEDGER_COLUMNS``)."""
+    if entry.extension_id:
+        cause, reference = "extension", f"extension {entry.extension_id}"
+        decided_by = entry.extension_approver or f"{entry.extension_requester} (policy)"
+    else:
+        cause, reference = "incident", f"incident {entry.incident_id}"
+        decided_by = entry.relief_approver or ""
+    return {
+        "created_at": timezone.localtime(entry.created_at).isoformat(timespec="seconds"),
+        "bill_no": entry.bill_no,
+        "customer_no": entry.customer_no,
+        "period": entry.period.strftime("%Y-%m"),
+        "suppress_until": entry.suppress_until.isoformat(),
+        "cause": cause,
+        "reason": entry.reason,
+        "decided_by": decided_by,
+        "reference": reference,
+        "revoked_at": timezone.localtime(entry.revoked_at).isoformat(timespec="seconds") if entry.revoked_at else "",
+    }

@@ -1,0 +1,731 @@
+"""System-fault incidents (issue #5): detect an outage, shield its customers, relieve them in one batch.
+
+* :func:`incident_detect` (every minute): per bank, the share of debits sent in the
+  last ``settings.INCIDENT_DETECTION["window_minutes"]`` that failed with a
+  system-family code; at ``threshold_percent`` of at least ``min_attempts`` it opens
+  an incident and alerts the supervisors (console banner, email).
+* :func:`incident_declare` / :func:`incident_resolve`: by hand, overlapping refused.
+* While an incident is open, the bills it shields (``selectors.incidents``) are not
+  punished: system retries back off, reminders are skipped, DPD and late fees do
+  not age (``collection.py``, ``reminders.py``, ``delinquency.py``).
+* Relief: :func:`relief_request` fixes the bills (``ReliefItem`` rows, the ledger),
+  :func:`relief_approve` (another supervisor) queues :func:`relief_run`, which works
+  through the items a chunk per transaction: due date + N days, late fee waived,
+  a bureau suppression, a re-debit after recovery, an apology. Idempotent and
+  resumable: an item is applied once, in the same transaction as its bill.
+  :func:`relief_reverse` restores every bill exactly, once.
+
+Every audit event of a batch carries the batch's ``audit_id`` as ``request_id``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.mail import send_mail
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, F, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django_q.tasks import async_task
+
+from accounts.models import User
+from accounts.services import audit_record
+from baitiao.business_time import business_today
+from baitiao.money import format_money
+from repayments.models import (
+    ExtensionReason,
+    Incident,
+    IncidentSource,
+    IncidentStatus,
+    Notification,
+    NotificationChannel,
+    NotificationEvent,
+    ReliefBatch,
+    ReliefItem,
+    ReliefStatus,
+)
+from repayments.selectors.incidents import (
+    BANNER_CACHE_KEY,
+    RELIEF_SELECTION,
+    relief_selection_params,
+    shielded_sql,
+)
+from repayments.services.collection import NOTIFY_QUEUE
+from repayments.services.errors import RuleViolation
+
+logger = logging.getLogger(__name__)
+
+PERMISSION = "repayments.manage_incident"
+RELIEF_LOCK_SPACE = 7_002  # pg_advisory_lock(space, batch_id): one runner per batch
+
+DETECT = """
+    SELECT cb.bank_code,
+           count(*) AS settled,
+           count(*) FILTER (WHERE a.status = 'failed' AND a.failure_family = 'system') AS system_failed,
+           min(a.requested_at) FILTER (WHERE a.status = 'failed' AND a.failure_family = 'system') AS first_failure
+      FROM repayments_repaymentattempt a
+      JOIN repayments_cardbinding cb ON cb.id = a.card_binding_id
+     WHERE a.requested_at > %(since)s AND a.requested_at <= %(now)s
+       AND a.status IN ('succeeded', 'failed')
+     GROUP BY cb.bank_code
+"""
+
+
+def _audit_id(value: uuid.UUID) -> str:
+    return str(value)
+
+
+def _clear_banner() -> None:
+    transaction.on_commit(lambda: cache.delete(BANNER_CACHE_KEY))
+
+
+def _overlapping(*, bank_code: str, channel: str, start: dt.datetime, end: dt.datetime | None):
+    """Incidents whose scope and window meet this one's (an empty bank or channel covers all)."""
+    scope = (Q(bank_code="") | Q(bank_code=bank_code) if bank_code else Q()) & (
+        Q(channel="") | Q(channel=channel) if channel else Q()
+    )
+    window = Q(ended_at__isnull=True) | Q(ended_at__gte=start)
+    if end is not None:
+        window &= Q(started_at__lte=end)
+    return Incident.objects.filter(scope, window)
+
+
+def incident_detect(*, now: dt.datetime | None = None) -> list[Incident]:
+    """Open an incident for each bank whose system-failure rate crossed the threshold.
+
+    Args:
+        now: end of the sliding window (UTC aware); default ``timezone.now()``.
+
+    Returns:
+        The incidents opened (a bank already under an open incident opens none).
+    """
+    now = now or timezone.now()
+    config = settings.INCIDENT_DETECTION
+    since = now - dt.timedelta(minutes=config["window_minutes"])
+    with connection.cursor() as cursor:
+        cursor.execute(DETECT, {"since": since, "now": now})
+        rows = cursor.fetchall()
+    opened = []
+    for bank_code, settled, system_failed, first_failure in rows:
+        if not bank_code:
+            continue  # cards of unknown issuer: an incident without a bank would cover every bank
+        if settled < config["min_attempts"] or system_failed * 100 < config["threshold_percent"] * settled:
+            continue
+        if (
+            _overlapping(bank_code=bank_code, channel="", start=first_failure, end=None)
+            .filter(status=IncidentStatus.OPEN)
+            .exists()
+        ):
+            continue
+        description = _("%(failed)s of %(settled)s debits on %(bank)s failed with system codes in %(minutes)s minutes.")
+        try:
+            with transaction.atomic():
+                incident = Incident.objects.create(
+                    bank_code=bank_code,
+                    started_at=first_failure,
+                    source=IncidentSource.DETECTED,
+                    description=description
+                    % {
+                        "failed": system_failed,
+                        "settled": settled,
+                        "bank": bank_code or "?",
+                        "minutes": config["window_minutes"],
+                    },
+                    attempts_seen=settled,
+                    system_failures_seen=system_failed,
+                )
+                _on_open(incident, actor=None, now=now)
+        except IntegrityError:
+            continue  # another detector opened it a moment ago
+        opened.append(incident)
+    return opened
+
+
+def incident_declare(
+    *,
+    declared_by: User,
+    bank_code: str,
+    channel: str,
+    started_at: dt.datetime,
+    ended_at: dt.datetime | None,
+    description: str,
+) -> Incident:
+    """Declare an incident by hand: open (no end) or a past window (with its end, resolved at once).
+
+    Raises:
+        RuleViolation: no permission, an empty description, an end before the start,
+            or an incident whose scope and window overlap this one's.
+    """
+    if not declared_by.has_perm(PERMISSION):
+        raise RuleViolation("__all__", _("You may not declare incidents."))
+    if not description.strip():
+        raise RuleViolation("description", _("Describe what failed."))
+    if ended_at is not None and ended_at < started_at:
+        raise RuleViolation("ended_at", _("The end is before the start."))
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            # One declaration at a time, so two supervisors cannot both pass the overlap check.
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [RELIEF_LOCK_SPACE + 1])
+            clash = _overlapping(bank_code=bank_code, channel=channel, start=started_at, end=ended_at).first()
+            if clash is not None:
+                raise RuleViolation(
+                    "__all__",
+                    _("It overlaps incident %(pk)s (%(scope)s, from %(start)s). Change the window or the scope.")
+                    % {
+                        "pk": clash.pk,
+                        "scope": f"{clash.bank_code or '*'}/{clash.channel or '*'}",
+                        "start": timezone.localtime(clash.started_at).strftime("%Y-%m-%d %H:%M"),
+                    },
+                )
+            incident = Incident.objects.create(
+                bank_code=bank_code,
+                channel=channel,
+                started_at=started_at,
+                ended_at=ended_at,
+                status=IncidentStatus.RESOLVED if ended_at else IncidentStatus.OPEN,
+                resolved_by=declared_by if ended_at else None,
+                source=IncidentSource.DECLARED,
+                declared_by=declared_by,
+                description=description.strip(),
+            )
+            if ended_at is None:
+                _on_open(incident, actor=declared_by, now=now)
+            else:
+                audit_record(actor=declared_by, action="incident.declare", target=incident, after=_snapshot(incident))
+    except IntegrityError:
+        raise RuleViolation("__all__", _("An open incident for this scope already exists.")) from None
+    return incident
+
+
+def _snapshot(incident: Incident) -> dict:
+    return {
+        "bank_code": incident.bank_code,
+        "channel": incident.channel,
+        "started_at": incident.started_at,
+        "ended_at": incident.ended_at,
+        "source": incident.source,
+        "status": incident.status,
+    }
+
+
+def _on_open(incident: Incident, *, actor: User | None, now: dt.datetime) -> None:
+    """Audit, back off the shielded bills' system retries to the cap, alert the supervisors."""
+    action = "incident.detect" if actor is None else "incident.declare"
+    audit_record(actor=actor, action=action, target=incident, after=_snapshot(incident))
+    cap = dt.timedelta(minutes=settings.RETRY_POLICY["system"]["cap_minutes"])
+    with connection.cursor() as cursor:
+        # Retrying a failing bank every few minutes only adds load to it; the cap is
+        # the longest the engine waits, and resolving the incident brings them back.
+        cursor.execute(
+            "UPDATE repayments_bill b SET retry_at = %s, updated_at = now()"  # noqa: S608 - constant SQL
+            f" WHERE b.status IN ('pending', 'overdue') AND b.retry_at < %s AND {shielded_sql('b')}",
+            [now + cap, now + cap],
+        )
+    _clear_banner()
+    transaction.on_commit(lambda: _alert_supervisors(incident.pk))
+
+
+def _alert_supervisors(incident_id: int) -> None:
+    incident = Incident.objects.get(pk=incident_id)
+    recipients = sorted(
+        {
+            user.email
+            for user in User.objects.filter(is_active=True)
+            .exclude(email="")
+            .filter(
+                Q(groups__permissions__codename="manage_incident") | Q(user_permissions__codename="manage_incident")
+            )
+        }
+    )
+    if not recipients:
+        return
+    subject = _("[Baitiao Ops] Incident %(pk)s open: %(scope)s") % {
+        "pk": incident.pk,
+        "scope": incident.bank_code or _("all banks"),
+    }
+    body = "\n".join(
+        [
+            incident.description,
+            _("Started: %(start)s") % {"start": timezone.localtime(incident.started_at).strftime("%Y-%m-%d %H:%M")},
+            _("Dunning, late fees and DPD aging are paused for the affected bills until it is resolved."),
+        ]
+    )
+    try:
+        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
+    except OSError:  # a mail outage must not hide the incident: the banner shows it anyway
+        logger.warning("incident %s: alert email failed", incident_id)
+
+
+def incident_resolve(*, incident_id: int, resolved_by: User, ended_at: dt.datetime | None = None) -> Incident:
+    """Close an open incident's window; its shielded bills are retried now.
+
+    Raises:
+        RuleViolation: no permission, not open, or an end before the start.
+    """
+    if not resolved_by.has_perm(PERMISSION):
+        raise RuleViolation("__all__", _("You may not resolve incidents."))
+    now = timezone.now()
+    ended_at = ended_at or now
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().filter(pk=incident_id).first()
+        if incident is None or incident.status != IncidentStatus.OPEN:
+            raise RuleViolation("__all__", _("This incident is not open."))
+        if ended_at < incident.started_at:
+            raise RuleViolation("ended_at", _("The end is before the start."))
+        with connection.cursor() as cursor:
+            # Shielded by this incident (it is still open here): the backed-off retries come back now.
+            cursor.execute(
+                "UPDATE repayments_bill b SET retry_at = %s, updated_at = now()"  # noqa: S608 - constant SQL
+                f" WHERE b.status IN ('pending', 'overdue') AND b.retry_at > %s AND {shielded_sql('b')}",
+                [now, now],
+            )
+            retried = cursor.rowcount
+        incident.status, incident.ended_at, incident.resolved_by = IncidentStatus.RESOLVED, ended_at, resolved_by
+        incident.save(update_fields=["status", "ended_at", "resolved_by", "updated_at"])
+        audit_record(
+            actor=resolved_by,
+            action="incident.resolve",
+            target=incident,
+            after={"ended_at": ended_at, "bills_retried": retried},
+        )
+        _clear_banner()
+    return incident
+
+
+def relief_request(*, incident_id: int, requested_by: User, days: int, note: str = "") -> ReliefBatch:
+    """Ask for relief of every bill the (resolved) incident hurt; the bills are fixed now.
+
+    Args:
+        incident_id: a resolved incident (its window is known).
+        requested_by: a supervisor (``repayments.manage_incident``).
+        days: calendar days added to each due date (1 … ``INCIDENT_RELIEF["max_days"]``).
+        note: why, kept on the batch and in the audit trail.
+
+    Raises:
+        RuleViolation: no permission, days out of range, the incident still open,
+            a live batch already exists, or no bill to relieve.
+    """
+    if not requested_by.has_perm(PERMISSION):
+        raise RuleViolation("__all__", _("You may not request relief."))
+    max_days = settings.INCIDENT_RELIEF["max_days"]
+    if not 1 <= days <= max_days:
+        raise RuleViolation(
+            "days", _("Days must be between 1 and %(max)s; got %(days)s.") % {"max": max_days, "days": days}
+        )
+    try:
+        with transaction.atomic():
+            incident = Incident.objects.select_for_update().filter(pk=incident_id).first()
+            if incident is None:
+                raise RuleViolation("__all__", _("No such incident."))
+            if incident.status != IncidentStatus.RESOLVED:
+                raise RuleViolation("__all__", _("Resolve the incident first: relief needs the end of its window."))
+            batch = ReliefBatch.objects.create(
+                incident=incident, days=days, note=note.strip(), requested_by=requested_by, audit_id=uuid.uuid4()
+            )
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "INSERT INTO repayments_reliefitem (batch_id, bill_id, amount_owed, applied, skip_reason,"  # noqa: S608
+                    " reversed, reverse_skip_reason, status_before)"
+                    f" SELECT %(batch)s, sel.bill_id, sel.owed, false, '', false, '', '' FROM ({RELIEF_SELECTION}) sel",
+                    {"batch": batch.pk, **relief_selection_params(incident, until=timezone.now())},
+                )
+                total = cursor.rowcount
+            if not total:
+                raise RuleViolation("__all__", _("No bill to relieve: none failed with a system code and is unpaid."))
+            batch.bills_total = total
+            batch.save(update_fields=["bills_total", "updated_at"])
+            audit_record(
+                actor=requested_by,
+                action="relief.request",
+                target=batch,
+                reason=note.strip(),
+                after={"incident": incident.pk, "days": days, "bills": total},
+                request_id=_audit_id(batch.audit_id),
+            )
+    except IntegrityError:
+        raise RuleViolation("__all__", _("This incident already has a relief batch.")) from None
+    return batch
+
+
+def relief_approve(*, batch_id: int, approved_by: User) -> ReliefBatch:
+    """Approve a requested batch (never one's own) and queue its run.
+
+    Raises:
+        RuleViolation: no permission, the approver is the requester, or not awaiting approval.
+    """
+    if not approved_by.has_perm(PERMISSION):
+        raise RuleViolation("__all__", _("You may not approve relief."))
+    with transaction.atomic():
+        batch = ReliefBatch.objects.select_for_update().filter(pk=batch_id).first()
+        if batch is None:
+            raise RuleViolation("__all__", _("No such relief batch."))
+        if batch.requested_by_id == approved_by.pk:
+            raise RuleViolation("__all__", _("You cannot approve your own relief batch; another supervisor must."))
+        if batch.status != ReliefStatus.REQUESTED:
+            raise RuleViolation(
+                "__all__",
+                _("This batch is not awaiting approval: %(status)s.") % {"status": batch.get_status_display()},
+            )
+        batch.status, batch.approved_by, batch.approved_at = ReliefStatus.APPROVED, approved_by, timezone.now()
+        batch.save(update_fields=["status", "approved_by", "approved_at", "updated_at"])
+        audit_record(
+            actor=approved_by,
+            action="relief.approve",
+            target=batch,
+            after={"incident": batch.incident_id, "days": batch.days, "bills": batch.bills_total},
+            request_id=_audit_id(batch.audit_id),
+        )
+        transaction.on_commit(lambda: async_task("repayments.tasks.run_relief", batch.pk))
+    return batch
+
+
+# One chunk of a batch, under the locks of its items and bills. The statements run
+# in order: skip paid bills, skip bills with a debit at the bank (its amount was
+# fixed from the bill as it was), record the before-values and mark the rest
+# applied, then change the bills, write the suppressions and the audit events.
+_CHUNK_ITEMS = """
+    SELECT i.id FROM repayments_reliefitem i
+     WHERE i.batch_id = %(batch)s AND i.processed_at IS NULL
+     ORDER BY i.id LIMIT %(chunk)s
+       FOR UPDATE
+"""
+_LOCK_BILLS = """
+    SELECT b.id FROM repayments_bill b
+     WHERE b.id IN (SELECT bill_id FROM repayments_reliefitem WHERE id = ANY(%(ids)s))
+     ORDER BY b.id FOR UPDATE
+"""
+_SKIP_PAID = """
+    UPDATE repayments_reliefitem i SET processed_at = %(now)s, skip_reason = 'paid'
+      FROM repayments_bill b
+     WHERE b.id = i.bill_id AND i.id = ANY(%(ids)s)
+       AND (b.status NOT IN ('pending', 'overdue') OR b.amount_paid >= b.amount_due + b.late_fee - b.late_fee_waived)
+"""
+_SKIP_IN_FLIGHT = """
+    UPDATE repayments_reliefitem i SET processed_at = %(now)s, skip_reason = 'debit_in_flight'
+     WHERE i.id = ANY(%(ids)s) AND i.processed_at IS NULL
+       AND EXISTS (SELECT 1 FROM repayments_repaymentattempt a
+                    WHERE a.bill_id = i.bill_id AND a.status IN ('pending', 'processing', 'unknown'))
+"""
+_MARK_APPLIED = """
+    UPDATE repayments_reliefitem i
+       SET processed_at = %(now)s, applied = true,
+           due_date_before = b.due_date, status_before = b.status, dpd_before = b.dpd,
+           dpd_as_of_before = b.dpd_as_of, late_fee_waived_before = b.late_fee_waived, retry_at_before = b.retry_at,
+           due_date_after = b.due_date + %(days)s, late_fee_waived_after = b.late_fee
+      FROM repayments_bill b
+     WHERE b.id = i.bill_id AND i.id = ANY(%(ids)s) AND i.processed_at IS NULL
+    RETURNING i.id
+"""
+# As an approved extension does (services/extensions.py): status and DPD for today
+# with the new due date; the whole unwaived late fee waived (the bill was late
+# because of us); the next debit soon after recovery.
+_APPLY_BILLS = """
+    UPDATE repayments_bill b
+       SET due_date = i.due_date_after,
+           late_fee_waived = i.late_fee_waived_after,
+           status = CASE WHEN i.due_date_after + %(grace)s < %(today)s::date THEN 'overdue' ELSE 'pending' END,
+           dpd = CASE WHEN i.due_date_after + %(grace)s < %(today)s::date
+                      THEN %(today)s::date - i.due_date_after ELSE 0 END,
+           dpd_as_of = %(today)s, retry_at = %(redebit)s, updated_at = %(now)s
+      FROM repayments_reliefitem i
+     WHERE i.bill_id = b.id AND i.id = ANY(%(applied)s)
+"""
+_SUPPRESS = """
+    INSERT INTO repayments_bureausuppression (bill_id, extension_id, incident_id, suppress_until, reason,
+        revoked_at, created_at, updated_at)
+    SELECT i.bill_id, NULL, %(incident)s, i.due_date_after + %(grace)s, %(reason)s, NULL, %(now)s, %(now)s
+      FROM repayments_reliefitem i WHERE i.id = ANY(%(applied)s)
+"""
+# One audit event per bill (the customer's history shows it), set-based; all under the batch's audit id.
+_RELIEF_VALUES = "jsonb_build_object('due_date', i.due_date_after, 'late_fee_waived', i.late_fee_waived_after::text)"
+_ORIGINAL_VALUES = (
+    "jsonb_build_object('due_date', i.due_date_before, 'status', i.status_before, 'dpd', i.dpd_before,"
+    " 'late_fee_waived', i.late_fee_waived_before::text, 'retry_at', i.retry_at_before)"
+)
+_AUDIT_ITEMS = """
+    INSERT INTO accounts_audit_event (occurred_at, actor_id, actor_label, action, target_type, target_id,
+        customer_no, reason, before, after, ip_address, request_id)
+    SELECT %(now)s, %(actor_id)s, %(actor_label)s, %(action)s, 'repayments.bill', b.id::text, c.customer_no, '',
+           {before}, {after}, NULL, %(audit_id)s
+      FROM repayments_reliefitem i
+      JOIN repayments_bill b ON b.id = i.bill_id
+      JOIN repayments_customer c ON c.id = b.customer_id
+     WHERE i.id = ANY(%(applied)s)
+"""
+_AUDIT_APPLY = _AUDIT_ITEMS.format(before=_ORIGINAL_VALUES, after=_RELIEF_VALUES)
+_AUDIT_REVERSE = _AUDIT_ITEMS.format(before=_RELIEF_VALUES, after=_ORIGINAL_VALUES)
+
+
+def relief_run(*, batch_id: int, chunk: int | None = None, max_chunks: int | None = None) -> dict[str, int]:
+    """Apply an approved batch, a chunk of items per transaction; safe to run twice or after a crash.
+
+    Only one runner works on a batch at a time (a session advisory lock); a second
+    one returns at once. Items already processed are never touched again.
+
+    Args:
+        batch_id: an approved (or running, after a crash) batch.
+        chunk: items per transaction (default ``INCIDENT_RELIEF["chunk"]``).
+        max_chunks: stop after this many chunks (tests: a crash half-way).
+
+    Returns:
+        Counts of this run: ``applied``, ``skipped``, ``chunks``; ``busy`` 1 when another runner has it.
+    """
+    chunk = chunk or settings.INCIDENT_RELIEF["chunk"]
+    counts = {"applied": 0, "skipped": 0, "chunks": 0, "busy": 0}
+    now = timezone.now()
+    claimed = ReliefBatch.objects.filter(pk=batch_id, status__in=[ReliefStatus.APPROVED, ReliefStatus.RUNNING]).update(
+        status=ReliefStatus.RUNNING, updated_at=now
+    )
+    if not claimed:
+        return counts  # requested, done or reversed: nothing to do
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [RELIEF_LOCK_SPACE, batch_id])
+        if not cursor.fetchone()[0]:
+            counts["busy"] = 1
+            return counts
+    try:
+        batch = ReliefBatch.objects.select_related("incident", "approved_by").get(pk=batch_id)
+        if batch.started_at is None:
+            ReliefBatch.objects.filter(pk=batch_id, started_at__isnull=True).update(started_at=now)
+        while max_chunks is None or counts["chunks"] < max_chunks:
+            applied, skipped = _run_chunk(batch, chunk)
+            if applied is None:
+                break
+            counts["applied"] += applied
+            counts["skipped"] += skipped
+            counts["chunks"] += 1
+        else:
+            return counts
+        with transaction.atomic():
+            if ReliefBatch.objects.filter(pk=batch_id, status=ReliefStatus.RUNNING).update(
+                status=ReliefStatus.DONE, finished_at=timezone.now(), updated_at=timezone.now()
+            ):
+                batch.refresh_from_db()
+                audit_record(
+                    actor=batch.approved_by,
+                    action="relief.done",
+                    target=batch,
+                    after={
+                        "applied": batch.bills_applied,
+                        "skipped": batch.bills_skipped,
+                        "total": batch.bills_total,
+                    },
+                    request_id=_audit_id(batch.audit_id),
+                )
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [RELIEF_LOCK_SPACE, batch_id])
+    return counts
+
+
+def _run_chunk(batch: ReliefBatch, chunk: int) -> tuple[int | None, int]:
+    """One transaction: the next ``chunk`` items. ``(None, 0)`` when none is left."""
+    now = timezone.now()
+    incident = batch.incident
+    recovered = max(incident.ended_at or now, now)
+    params = {
+        "batch": batch.pk,
+        "chunk": chunk,
+        "now": now,
+        "days": batch.days,
+        "grace": settings.GRACE_PERIOD_DAYS,
+        "today": business_today(),
+        "redebit": recovered + dt.timedelta(minutes=settings.INCIDENT_RELIEF["redebit_after_minutes"]),
+        "incident": incident.pk,
+        "reason": ExtensionReason.SYSTEM_FAULT.value,
+        "actor_id": batch.approved_by_id,
+        "actor_label": batch.approved_by.get_username() if batch.approved_by else "system",
+        "action": "relief.apply",
+        "audit_id": _audit_id(batch.audit_id),
+    }
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_CHUNK_ITEMS, params)
+        params["ids"] = [row[0] for row in cursor.fetchall()]
+        if not params["ids"]:
+            return None, 0
+        cursor.execute(_LOCK_BILLS, params)
+        cursor.execute(_SKIP_PAID, params)
+        skipped = cursor.rowcount
+        cursor.execute(_SKIP_IN_FLIGHT, params)
+        skipped += cursor.rowcount
+        cursor.execute(_MARK_APPLIED, params)
+        params["applied"] = [row[0] for row in cursor.fetchall()]
+        if params["applied"]:
+            cursor.execute(_APPLY_BILLS, params)
+            cursor.execute(_SUPPRESS, params)
+            cursor.execute(_AUDIT_APPLY, params)
+        applied = len(params["applied"])
+        ReliefBatch.objects.filter(pk=batch.pk).update(
+            bills_done=F("bills_done") + applied + skipped,
+            bills_applied=F("bills_applied") + applied,
+            bills_skipped=F("bills_skipped") + skipped,
+            updated_at=now,
+        )
+        if applied:
+            item_ids = params["applied"]
+            transaction.on_commit(lambda: async_task("repayments.tasks.notify_relief", item_ids, cluster=NOTIFY_QUEUE))
+    return applied, skipped
+
+
+def relief_resume_stale(*, now: dt.datetime | None = None, stale_seconds: int = 120) -> int:
+    """Queue the run again for batches approved or running whose progress stopped (a worker died).
+
+    The runner's advisory lock makes a second runner of a live batch return at once.
+    """
+    now = now or timezone.now()
+    stale = list(
+        ReliefBatch.objects.filter(
+            status__in=[ReliefStatus.APPROVED, ReliefStatus.RUNNING],
+            updated_at__lt=now - dt.timedelta(seconds=stale_seconds),
+        ).values_list("pk", flat=True)
+    )
+    for batch_id in stale:
+        async_task("repayments.tasks.run_relief", batch_id)
+    return len(stale)
+
+
+def relief_notify(*, item_ids: list[int]) -> int:
+    """Send the apology for each applied, unreversed item that has not had it; returns messages written."""
+    from repayments.services.notifications import notification_send
+
+    items = list(
+        ReliefItem.objects.filter(id__in=item_ids, applied=True, reversed=False).select_related(
+            "bill__customer", "bill__credit_line", "batch"
+        )
+    )
+    told = set(
+        Notification.objects.filter(
+            bill_id__in=[item.bill_id for item in items], event=NotificationEvent.INCIDENT_APOLOGY
+        ).values_list("bill_id", flat=True)
+    )
+    written = 0
+    for item in items:
+        if item.bill_id in told:
+            continue  # a replayed task, or an earlier batch of the incident: told once
+        bill = item.bill
+        written += len(
+            notification_send(
+                customer=bill.customer,
+                event=NotificationEvent.INCIDENT_APOLOGY,
+                channels=[NotificationChannel.IN_APP, NotificationChannel.SMS],
+                fallback=False,
+                context={
+                    "bill_no": bill.bill_no,
+                    "due_date": bill.due_date.isoformat(),
+                    "amount": format_money(bill.outstanding, bill.credit_line.currency),
+                },
+                bill=bill,
+            )
+        )
+    return written
+
+
+_REVERSE_CHANGED = """
+    UPDATE repayments_reliefitem i SET reverse_skip_reason = 'changed_since'
+      FROM repayments_bill b
+     WHERE b.id = i.bill_id AND i.batch_id = %(batch)s AND i.applied AND NOT i.reversed
+       AND (b.due_date <> i.due_date_after OR b.late_fee_waived <> i.late_fee_waived_after
+            OR b.status NOT IN ('pending', 'overdue'))
+"""
+_REVERSE_BILLS = """
+    UPDATE repayments_bill b
+       SET due_date = i.due_date_before, status = i.status_before, dpd = i.dpd_before,
+           dpd_as_of = i.dpd_as_of_before, late_fee_waived = i.late_fee_waived_before,
+           retry_at = i.retry_at_before, updated_at = %(now)s
+      FROM repayments_reliefitem i
+     WHERE i.bill_id = b.id AND i.batch_id = %(batch)s AND i.applied AND NOT i.reversed
+       AND i.reverse_skip_reason = ''
+"""
+_REVERSE_ITEMS = """
+    UPDATE repayments_reliefitem SET reversed = true
+     WHERE batch_id = %(batch)s AND applied AND NOT reversed AND reverse_skip_reason = ''
+    RETURNING id
+"""
+_REVOKE_SUPPRESSIONS = """
+    UPDATE repayments_bureausuppression s SET revoked_at = %(now)s, updated_at = %(now)s
+      FROM repayments_reliefitem i
+     WHERE i.id = ANY(%(applied)s) AND s.bill_id = i.bill_id AND s.incident_id = %(incident)s
+       AND s.revoked_at IS NULL
+"""
+
+
+def relief_reverse(*, batch_id: int, reversed_by: User, reason: str) -> ReliefBatch:
+    """Undo an applied batch: every bill gets back exactly the values it had before; once only.
+
+    A bill that changed since relief (paid, extended again, waived again) keeps its
+    current values and is reported (``reverse_skip_reason = "changed_since"``).
+
+    Raises:
+        RuleViolation: no permission, no reason, the batch is not applied, or already reversed.
+    """
+    if not reversed_by.has_perm(PERMISSION):
+        raise RuleViolation("__all__", _("You may not reverse relief."))
+    if len(reason.strip()) < 5:
+        raise RuleViolation("reason", _("Give a reason of at least five characters."))
+    now = timezone.now()
+    with transaction.atomic():
+        batch = ReliefBatch.objects.select_for_update().filter(pk=batch_id).first()
+        if batch is None:
+            raise RuleViolation("__all__", _("No such relief batch."))
+        if batch.status == ReliefStatus.REVERSED:
+            raise RuleViolation("__all__", _("This batch has already been reversed."))
+        if batch.status != ReliefStatus.DONE:
+            raise RuleViolation(
+                "__all__",
+                _("Only an applied batch can be reversed; this one is %(status)s.")
+                % {"status": batch.get_status_display()},
+            )
+        params = {
+            "batch": batch.pk,
+            "now": now,
+            "incident": batch.incident_id,
+            "actor_id": reversed_by.pk,
+            "actor_label": reversed_by.get_username(),
+            "action": "relief.reverse",
+            "audit_id": _audit_id(batch.audit_id),
+        }
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT b.id FROM repayments_bill b JOIN repayments_reliefitem i ON i.bill_id = b.id"
+                " WHERE i.batch_id = %(batch)s AND i.applied ORDER BY b.id FOR UPDATE OF b",
+                params,
+            )
+            cursor.execute(_REVERSE_CHANGED, params)
+            cursor.execute(_REVERSE_BILLS, params)
+            cursor.execute(_REVERSE_ITEMS, params)
+            params["applied"] = [row[0] for row in cursor.fetchall()]
+            cursor.execute(_REVOKE_SUPPRESSIONS, params)
+            cursor.execute(_AUDIT_REVERSE, params)  # before: relief's values; after: the originals restored
+        batch.status, batch.reversed_by, batch.reversed_at = ReliefStatus.REVERSED, reversed_by, now
+        batch.bills_reversed = len(params["applied"])
+        batch.save(update_fields=["status", "reversed_by", "reversed_at", "bills_reversed", "updated_at"])
+        audit_record(
+            actor=reversed_by,
+            action="relief.reverse_batch",
+            target=batch,
+            reason=reason.strip(),
+            after={"reversed": batch.bills_reversed, "changed_since": batch.bills_applied - batch.bills_reversed},
+            request_id=_audit_id(batch.audit_id),
+        )
+    return batch
+
+
+def relief_refusals(batch: ReliefBatch) -> dict[str, int]:
+    """Items skipped (by reason) and reversal refusals of ``batch``, for the console."""
+    counts = dict(
+        batch.items.exclude(skip_reason="")
+        .values_list("skip_reason")
+        .annotate(n=Count("id"))
+        .values_list("skip_reason", "n")
+    )
+    changed = batch.items.filter(reverse_skip_reason="changed_since").count()
+    if changed:
+        counts["changed_since"] = changed
+    return counts

@@ -1,0 +1,224 @@
+"""System-fault incidents for supervisors (issue #5): list, declare, resolve, relief with maker-checker."""
+
+from __future__ import annotations
+
+import csv
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from accounts.services import audit_record
+from repayments.forms import IncidentDeclareForm, ReliefRequestForm, ReliefReverseForm
+from repayments.imports.safety import neutralize
+from repayments.models import Incident, ReliefBatch, ReliefStatus
+from repayments.selectors.bureau import LEDGER_COLUMNS, ledger_row, suppression_ledger
+from repayments.selectors.incidents import incident_page
+from repayments.services.errors import RuleViolation
+from repayments.services.incidents import (
+    incident_declare,
+    incident_resolve,
+    relief_approve,
+    relief_refusals,
+    relief_request,
+    relief_reverse,
+)
+
+PAGE_SIZE = 50
+PERMISSION = "repayments.manage_incident"
+
+
+@login_required
+@permission_required(PERMISSION, raise_exception=True)
+def incident_list(request: HttpRequest) -> HttpResponse:
+    """Incidents, newest first; open ones first. ``LIMIT 51`` pages, no count."""
+    try:
+        page = max(int(request.GET.get("page", "1")), 1)
+    except ValueError:
+        page = 1
+    offset = (page - 1) * PAGE_SIZE
+    rows = list(
+        Incident.objects.select_related("declared_by", "resolved_by").order_by("status", "-started_at", "-id")[
+            offset : offset + PAGE_SIZE + 1
+        ]
+    )
+    return render(
+        request,
+        "console/incidents/list.html",
+        {"incidents": rows[:PAGE_SIZE], "has_next": len(rows) > PAGE_SIZE, "page_number": page},
+    )
+
+
+@login_required
+@permission_required(PERMISSION, raise_exception=True)
+def incident_declare_view(request: HttpRequest) -> HttpResponse:
+    """Declare an incident by hand; overlapping ones are refused with the one they meet."""
+    form = IncidentDeclareForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            incident = incident_declare(
+                declared_by=request.user,
+                bank_code=data["bank_code"],
+                channel=data["channel"],
+                started_at=data["started_at"],
+                ended_at=data["ended_at"],
+                description=data["description"],
+            )
+        except RuleViolation as exc:
+            form.add_error(None if exc.field == "__all__" else exc.field, str(exc))
+        else:
+            messages.success(request, _("Incident %(pk)s declared.") % {"pk": incident.pk})
+            return redirect("console:incident-detail", pk=incident.pk)
+    return render(request, "console/incidents/declare.html", {"form": form})
+
+
+@login_required
+@permission_required(PERMISSION, raise_exception=True)
+def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """Timeline, scope, affected customers and amounts, relief and its progress, recovery since."""
+    incident = get_object_or_404(Incident.objects.select_related("declared_by", "resolved_by"), pk=pk)
+    page = incident_page(incident=incident, now=timezone.now())
+    live = next((b for b in page.batches if b.status != ReliefStatus.REVERSED), None)
+    return render(
+        request,
+        "console/incidents/detail.html",
+        {
+            "page": page,
+            "incident": incident,
+            "live": live,
+            "refusals": relief_refusals(live) if live else {},
+            "request_form": ReliefRequestForm(),
+            "reverse_form": ReliefReverseForm(),
+            "polling": live is not None and live.status in (ReliefStatus.APPROVED, ReliefStatus.RUNNING),
+        },
+    )
+
+
+def _done(request: HttpRequest, pk: int, call, success: str) -> HttpResponse:
+    try:
+        call()
+        messages.success(request, success)
+    except RuleViolation as exc:
+        messages.error(request, str(exc))
+    return redirect("console:incident-detail", pk=pk)
+
+
+@login_required
+@permission_required(PERMISSION, raise_exception=True)
+@require_POST
+def incident_resolve_view(request: HttpRequest, pk: int) -> HttpResponse:
+    return _done(
+        request,
+        pk,
+        lambda: incident_resolve(incident_id=pk, resolved_by=request.user),
+        _("Incident resolved; its customers' debits are retried now."),
+    )
+
+
+@login_required
+@permission_required(PERMISSION, raise_exception=True)
+@require_POST
+def relief_request_view(request: HttpRequest, pk: int) -> HttpResponse:
+    form = ReliefRequestForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Days must be a whole number between 1 and 90."))
+        return redirect("console:incident-detail", pk=pk)
+    data = form.cleaned_data
+    return _done(
+        request,
+        pk,
+        lambda: relief_request(incident_id=pk, requested_by=request.user, days=data["days"], note=data["note"]),
+        _("Relief requested; another supervisor approves it."),
+    )
+
+
+@login_required
+@permission_required(PERMISSION, raise_exception=True)
+@require_POST
+def relief_approve_view(request: HttpRequest, batch_id: int) -> HttpResponse:
+    batch = get_object_or_404(ReliefBatch, pk=batch_id)
+    return _done(
+        request,
+        batch.incident_id,
+        lambda: relief_approve(batch_id=batch_id, approved_by=request.user),
+        _("Relief approved; it is being applied."),
+    )
+
+
+@login_required
+@permission_required(PERMISSION, raise_exception=True)
+@require_POST
+def relief_reverse_view(request: HttpRequest, batch_id: int) -> HttpResponse:
+    batch = get_object_or_404(ReliefBatch, pk=batch_id)
+    form = ReliefReverseForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Give a reason of at least five characters."))
+        return redirect("console:incident-detail", pk=batch.incident_id)
+    return _done(
+        request,
+        batch.incident_id,
+        lambda: relief_reverse(batch_id=batch_id, reversed_by=request.user, reason=form.cleaned_data["reason"]),
+        _("Relief reversed: every bill has its earlier values back."),
+    )
+
+
+LEDGER_PAGE_SIZE = 100
+
+
+@login_required
+@permission_required("repayments.view_bureau_ledger", raise_exception=True)
+def bureau_ledger(request: HttpRequest) -> HttpResponse:
+    """Why each bill's lateness was not reported to the credit bureau, and who decided; newest first."""
+    rows, errors = suppression_ledger(request.GET)
+    try:
+        page = max(int(request.GET.get("page", "1")), 1)
+    except ValueError:
+        page = 1
+    offset = (page - 1) * LEDGER_PAGE_SIZE
+    entries = [ledger_row(entry) for entry in rows[offset : offset + LEDGER_PAGE_SIZE + 1]]
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "entries": entries[:LEDGER_PAGE_SIZE],
+        "has_next": len(entries) > LEDGER_PAGE_SIZE,
+        "page_number": page,
+        "errors": errors,
+        "params": request.GET,
+        "query_without_page": query.urlencode(),
+    }
+    return render(request, "console/incidents/ledger.html", context)
+
+
+@login_required
+@permission_required("repayments.view_bureau_ledger", raise_exception=True)
+def bureau_ledger_export(request: HttpRequest) -> StreamingHttpResponse:
+    """The filtered ledger as CSV for regulators (UTF-8 with BOM, formula-safe), streamed; audited."""
+    rows, _errors = suppression_ledger(request.GET)
+    audit_record(
+        actor=request.user,
+        action="bureau_ledger.export",
+        target_type="repayments.bureausuppression",
+        after={"filters": dict(request.GET.items())},
+    )
+    buffer = _Line()
+    writer = csv.writer(buffer)
+
+    def lines():
+        yield "\ufeff" + writer.writerow(LEDGER_COLUMNS)
+        for entry in rows.iterator(chunk_size=2000):
+            row = ledger_row(entry)
+            yield writer.writerow(neutralize(row[column]) for column in LEDGER_COLUMNS)
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="bureau-suppression-ledger.csv"'
+    return response
+
+
+class _Line:
+    def write(self, value: str) -> str:
+        return value
