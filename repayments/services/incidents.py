@@ -64,7 +64,7 @@ PERMISSION = "repayments.manage_incident"
 RELIEF_LOCK_SPACE = 7_002  # pg_advisory_lock(space, batch_id): one runner per batch
 
 DETECT = """
-    SELECT cb.bank_code,
+    SELECT cb.bank_code, a.channel,
            count(*) AS settled,
            count(*) FILTER (WHERE a.status = 'failed' AND a.failure_family = 'system') AS system_failed,
            min(a.requested_at) FILTER (WHERE a.status = 'failed' AND a.failure_family = 'system') AS first_failure
@@ -72,7 +72,7 @@ DETECT = """
       JOIN repayments_cardbinding cb ON cb.id = a.card_binding_id
      WHERE a.requested_at > %(since)s AND a.requested_at <= %(now)s
        AND a.status IN ('succeeded', 'failed')
-     GROUP BY cb.bank_code
+     GROUP BY cb.bank_code, a.channel
 """
 
 
@@ -96,13 +96,13 @@ def _overlapping(*, bank_code: str, channel: str, start: dt.datetime, end: dt.da
 
 
 def incident_detect(*, now: dt.datetime | None = None) -> list[Incident]:
-    """Open an incident for each bank whose system-failure rate crossed the threshold.
+    """Open an incident for each bank and channel whose system-failure rate crossed the threshold.
 
     Args:
         now: end of the sliding window (UTC aware); default ``timezone.now()``.
 
     Returns:
-        The incidents opened (a bank already under an open incident opens none).
+        The incidents opened (a bank and channel already under an open incident open none).
     """
     now = now or timezone.now()
     config = settings.INCIDENT_DETECTION
@@ -111,13 +111,13 @@ def incident_detect(*, now: dt.datetime | None = None) -> list[Incident]:
         cursor.execute(DETECT, {"since": since, "now": now})
         rows = cursor.fetchall()
     opened = []
-    for bank_code, settled, system_failed, first_failure in rows:
+    for bank_code, channel, settled, system_failed, first_failure in rows:
         if not bank_code:
             continue  # cards of unknown issuer: an incident without a bank would cover every bank
         if settled < config["min_attempts"] or system_failed * 100 < config["threshold_percent"] * settled:
             continue
         if (
-            _overlapping(bank_code=bank_code, channel="", start=first_failure, end=None)
+            _overlapping(bank_code=bank_code, channel=channel, start=first_failure, end=None)
             .filter(status=IncidentStatus.OPEN)
             .exists()
         ):
@@ -127,6 +127,7 @@ def incident_detect(*, now: dt.datetime | None = None) -> list[Incident]:
             with transaction.atomic():
                 incident = Incident.objects.create(
                     bank_code=bank_code,
+                    channel=channel,
                     started_at=first_failure,
                     source=IncidentSource.DETECTED,
                     description=description
