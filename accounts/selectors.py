@@ -45,6 +45,8 @@ def audit_events_filtered(params) -> tuple[QuerySet[AuditEvent], list[str]]:
             errors.append(_("%(name)s: “%(raw)s” is not a date (YYYY-MM-DD).") % {"name": labels[name], "raw": raw})
             continue
         if name == "until":
+            if day == dt.date.max:
+                continue  # "until the end of time" filters nothing
             day += dt.timedelta(days=1)  # inclusive
         events = events.filter(**{lookup: timezone.make_aware(dt.datetime.combine(day, dt.time(0, 0)))})
     since, until = params.get("since", "").strip(), params.get("until", "").strip()

@@ -78,6 +78,8 @@ def suppression_ledger(params) -> tuple[QuerySet[BureauSuppression], list[str]]:
             errors.append(_("“%(value)s” is not a date (YYYY-MM-DD).") % {"value": raw})
             continue
         if name == "until":
+            if day == dt.date.max:
+                continue  # "until the end of time" filters nothing
             day += dt.timedelta(days=1)
         rows = rows.filter(**{lookup: timezone.make_aware(dt.datetime.combine(day, dt.time(0, 0)))})
     return rows.order_by("-created_at", "-id"), errors

@@ -28,7 +28,7 @@ from repayments.models import (
 )
 
 # A bill is shielded while an open incident covers it: its latest failure is
-# system-family and the customer's active card is on the incident's bank (an
+# system-family, it happened during the incident, and the customer's active card is on the incident's bank (an
 # incident without a bank covers every bank). ``{bill}`` is the bill table's alias
 # in the statement the fragment is put into. Cheap when nothing is open: the inner
 # scan reads the (tiny) open part of the incident table.
@@ -36,6 +36,7 @@ SHIELDED_BY_OPEN_INCIDENT = """
     ({bill}.last_failure_family = 'system' AND EXISTS (
         SELECT 1 FROM repayments_incident inc
          WHERE inc.status = 'open'
+           AND {bill}.last_failure_at >= inc.started_at
            AND (inc.bank_code = '' OR EXISTS (
                 SELECT 1 FROM repayments_cardbinding icb
                  WHERE icb.customer_id = {bill}.customer_id AND icb.status = 'active'

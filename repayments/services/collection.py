@@ -87,6 +87,9 @@ CREATE_ATTEMPTS = """
                        OFFSET 0)
      ORDER BY b.due_date DESC, b.id  -- the current cycle first, then older overdue bills
      LIMIT %(limit)s
+     -- The amount is fixed from the bill as read here: lock it, and leave to the next
+     -- run a bill an agent or a relief batch holds (its waiver would come too late).
+       FOR UPDATE OF b SKIP LOCKED
     ON CONFLICT DO NOTHING
     RETURNING id, bill_id
 """

@@ -116,12 +116,14 @@ def incident_detect(*, now: dt.datetime | None = None) -> list[Incident]:
             continue  # cards of unknown issuer: an incident without a bank would cover every bank
         if settled < config["min_attempts"] or system_failed * 100 < config["threshold_percent"] * settled:
             continue
-        if (
-            _overlapping(bank_code=bank_code, channel=channel, start=first_failure, end=None)
-            .filter(status=IncidentStatus.OPEN)
-            .exists()
-        ):
+        earlier = _overlapping(bank_code=bank_code, channel=channel, start=first_failure, end=None)
+        if earlier.filter(status=IncidentStatus.OPEN).exists():
             continue
+        # A new incident starts after any resolved one whose window it would overlap,
+        # so no bill's failure falls in two incidents (and gets relief twice).
+        last_end = max((i.ended_at for i in earlier if i.ended_at is not None), default=None)
+        if last_end is not None and last_end >= first_failure:
+            first_failure = last_end + dt.timedelta(microseconds=1)
         description = _("%(failed)s of %(settled)s debits on %(bank)s failed with system codes in %(minutes)s minutes.")
         try:
             with transaction.atomic():
@@ -391,12 +393,19 @@ def relief_approve(*, batch_id: int, approved_by: User) -> ReliefBatch:
 # in order: skip paid bills, skip bills with a debit at the bank (its amount was
 # fixed from the bill as it was), record the before-values and mark the rest
 # applied, then change the bills, write the suppressions and the audit events.
+_IN_FLIGHT = """
+    EXISTS (SELECT 1 FROM repayments_repaymentattempt a
+             WHERE a.bill_id = i.bill_id AND a.status IN ('pending', 'processing', 'unknown'))
+"""
+# Items whose bill has a debit at the bank wait (processed_at stays NULL): the batch
+# stays running and the minute job re-queues it, so they are relieved once the
+# debit has settled (or skipped as paid if it succeeded), never dropped.
 _CHUNK_ITEMS = """
     SELECT i.id FROM repayments_reliefitem i
-     WHERE i.batch_id = %(batch)s AND i.processed_at IS NULL
+     WHERE i.batch_id = %(batch)s AND i.processed_at IS NULL AND NOT {in_flight}
      ORDER BY i.id LIMIT %(chunk)s
-       FOR UPDATE
-"""
+       FOR UPDATE OF i
+""".replace("{in_flight}", _IN_FLIGHT)
 _LOCK_BILLS = """
     SELECT b.id FROM repayments_bill b
      WHERE b.id IN (SELECT bill_id FROM repayments_reliefitem WHERE id = ANY(%(ids)s))
@@ -408,12 +417,6 @@ _SKIP_PAID = """
      WHERE b.id = i.bill_id AND i.id = ANY(%(ids)s)
        AND (b.status NOT IN ('pending', 'overdue') OR b.amount_paid >= b.amount_due + b.late_fee - b.late_fee_waived)
 """
-_SKIP_IN_FLIGHT = """
-    UPDATE repayments_reliefitem i SET processed_at = %(now)s, skip_reason = 'debit_in_flight'
-     WHERE i.id = ANY(%(ids)s) AND i.processed_at IS NULL
-       AND EXISTS (SELECT 1 FROM repayments_repaymentattempt a
-                    WHERE a.bill_id = i.bill_id AND a.status IN ('pending', 'processing', 'unknown'))
-"""
 _MARK_APPLIED = """
     UPDATE repayments_reliefitem i
        SET processed_at = %(now)s, applied = true,
@@ -422,8 +425,9 @@ _MARK_APPLIED = """
            due_date_after = b.due_date + %(days)s, late_fee_waived_after = b.late_fee
       FROM repayments_bill b
      WHERE b.id = i.bill_id AND i.id = ANY(%(ids)s) AND i.processed_at IS NULL
+       AND NOT {in_flight}
     RETURNING i.id
-"""
+""".replace("{in_flight}", _IN_FLIGHT)
 # As an approved extension does (services/extensions.py): status and DPD for today
 # with the new due date; the whole unwaived late fee waived (the bill was late
 # because of us); the next debit soon after recovery.
@@ -504,6 +508,8 @@ def relief_run(*, batch_id: int, chunk: int | None = None, max_chunks: int | Non
             counts["chunks"] += 1
         else:
             return counts
+        if ReliefItem.objects.filter(batch_id=batch_id, processed_at__isnull=True).exists():
+            return counts  # bills with a debit at the bank: the minute job runs the batch again
         with transaction.atomic():
             if ReliefBatch.objects.filter(pk=batch_id, status=ReliefStatus.RUNNING).update(
                 status=ReliefStatus.DONE, finished_at=timezone.now(), updated_at=timezone.now()
@@ -554,8 +560,6 @@ def _run_chunk(batch: ReliefBatch, chunk: int) -> tuple[int | None, int]:
         cursor.execute(_LOCK_BILLS, params)
         cursor.execute(_SKIP_PAID, params)
         skipped = cursor.rowcount
-        cursor.execute(_SKIP_IN_FLIGHT, params)
-        skipped += cursor.rowcount
         cursor.execute(_MARK_APPLIED, params)
         params["applied"] = [row[0] for row in cursor.fetchall()]
         if params["applied"]:

@@ -198,7 +198,9 @@ def bureau_ledger(request: HttpRequest) -> HttpResponse:
 @permission_required("repayments.view_bureau_ledger", raise_exception=True)
 def bureau_ledger_export(request: HttpRequest) -> StreamingHttpResponse:
     """The filtered ledger as CSV for regulators (UTF-8 with BOM, formula-safe), streamed; audited."""
-    rows, _errors = suppression_ledger(request.GET)
+    rows, errors = suppression_ledger(request.GET)
+    if errors:  # never widen an export because a filter was mistyped
+        return HttpResponse("\n".join(errors), status=400, content_type="text/plain; charset=utf-8")
     audit_record(
         actor=request.user,
         action="bureau_ledger.export",

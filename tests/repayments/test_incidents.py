@@ -454,3 +454,57 @@ def test_the_bureau_ledger_says_why_each_bill_was_not_reported_and_who_decided(c
     assert lines[1][1] == bill.bill_no and lines[1][5] == "extension"
     bad = client.get(reverse("console:bureau-ledger"), {"period": "10/2026"})
     assert bad.context["errors"] == ["Period: “10/2026” is not a month (YYYY-MM)."]
+
+
+def test_a_bill_with_a_debit_at_the_bank_waits_and_is_relieved_once_the_debit_has_failed(supervisor, admin_user):
+    """Relief never drops a bill because a debit was in flight: the batch waits for it."""
+    from repayments.services.incidents import incident_declare, relief_approve, relief_request, relief_run
+    from tests.factories import BillFactory, CardBindingFactory
+
+    start = timezone.now() - dt.timedelta(hours=2)
+    bill = BillFactory(status="overdue", dpd=5, late_fee=Decimal("4.00"))
+    binding = CardBindingFactory(customer=bill.customer, bank_code="ICBC")
+    failed_at = start + dt.timedelta(minutes=5)
+    RepaymentAttempt.objects.create(
+        attempt_no=f"{bill.bill_no}-S1",
+        bill=bill,
+        card_binding=binding,
+        amount=Decimal("1004.00"),
+        status="failed",
+        failure_code="bank_system_error",
+        failure_family="system",
+        requested_at=failed_at,
+        completed_at=failed_at,
+    )
+    Bill.objects.filter(pk=bill.pk).update(last_failure_family="system", last_failure_at=failed_at)
+    incident = incident_declare(
+        declared_by=supervisor,
+        bank_code="ICBC",
+        channel="",
+        started_at=start,
+        ended_at=start + dt.timedelta(minutes=30),
+        description="core banking down",
+    )
+    batch = relief_request(incident_id=incident.pk, requested_by=supervisor, days=7, note="")
+    relief_approve(batch_id=batch.pk, approved_by=admin_user)
+    in_flight = RepaymentAttempt.objects.create(
+        attempt_no=f"{bill.bill_no}-A9",
+        bill=bill,
+        card_binding=binding,
+        amount=Decimal("1004.00"),
+        status="processing",
+        requested_at=timezone.now(),
+    )
+    relief_run(batch_id=batch.pk)
+    item = ReliefItem.objects.get(batch=batch, bill=bill)
+    assert (item.processed_at, item.applied) == (None, False)
+    assert ReliefBatch.objects.get(pk=batch.pk).status == "running"
+    RepaymentAttempt.objects.filter(pk=in_flight.pk).update(
+        status="failed", failure_code="bank_system_error", failure_family="system", completed_at=timezone.now()
+    )
+    relief_run(batch_id=batch.pk)
+    item.refresh_from_db()
+    bill.refresh_from_db()
+    assert item.applied
+    assert bill.late_fee_waived == Decimal("4.00")
+    assert ReliefBatch.objects.get(pk=batch.pk).status == "done"
