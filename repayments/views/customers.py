@@ -218,36 +218,54 @@ def _bill_for(customer_no: str, bill_no: str) -> Bill:
     )
 
 
+def _bill_request(request: HttpRequest, bill: Bill, form, submit, done) -> HttpResponse | None:
+    """The shared half of the extension and waiver forms: validate, call the service, report.
+
+    ``submit(data)`` calls the service with the form's data (the one-time token and
+    the bill version included); ``done(result)`` gives the message for an approved
+    or a pending request. Returns the redirect after success, or ``None`` to render
+    the form again with the service's refusal on its field.
+    """
+    if request.method != "POST" or not form.is_valid():
+        return None
+    data = form.cleaned_data
+    try:
+        result = submit({**data, "bill_version": data["bill_version"] or None})
+    except RuleViolation as exc:
+        form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+        return None
+    approved = result.status == ApprovalStatus.APPROVED
+    messages.add_message(request, messages.SUCCESS if approved else messages.INFO, done(result, approved))
+    return redirect("console:customer-detail", customer_no=bill.customer.customer_no)
+
+
 @login_required
 @permission_required("repayments.request_extension", raise_exception=True)
 def extension_create(request: HttpRequest, customer_no: str, bill_no: str) -> HttpResponse:
     """Request an extension; within policy it applies at once, otherwise it awaits a supervisor."""
     bill = _bill_for(customer_no, bill_no)
     form = ExtensionForm(request.POST or None, initial={"bill_version": bill.updated_at.isoformat()})
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            extension = extension_request(
-                bill_id=bill.id,
-                requested_by=request.user,
-                days=data["days"],
-                reason=data["reason"],
-                note=data["note"],
-                request_token=data["request_token"],
-                bill_version=data["bill_version"] or None,
-            )
-        except RuleViolation as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, str(exc))
-        else:
-            if extension.status == ApprovalStatus.APPROVED:
-                messages.success(
-                    request,
-                    _("Extension granted: %(bill)s is now due %(date)s.")
-                    % {"bill": bill_no, "date": extension.due_date_after},
-                )
-            else:
-                messages.info(request, _("Extension of %(bill)s sent for a supervisor's approval.") % {"bill": bill_no})
-            return redirect("console:customer-detail", customer_no=customer_no)
+    response = _bill_request(
+        request,
+        bill,
+        form,
+        submit=lambda data: extension_request(
+            bill_id=bill.id,
+            requested_by=request.user,
+            days=data["days"],
+            reason=data["reason"],
+            note=data["note"],
+            request_token=data["request_token"],
+            bill_version=data["bill_version"],
+        ),
+        done=lambda extension, approved: (
+            _("Extension granted: %(bill)s is now due %(date)s.") % {"bill": bill_no, "date": extension.due_date_after}
+            if approved
+            else _("Extension of %(bill)s sent for a supervisor's approval.") % {"bill": bill_no}
+        ),
+    )
+    if response is not None:
+        return response
     days = form.data.get("days") if form.is_bound else None
     policy_note = ""
     if days and str(days).isdigit():
@@ -272,26 +290,27 @@ def waiver_create(request: HttpRequest, customer_no: str, bill_no: str) -> HttpR
     """Request a late-fee waiver; above the agent limit it awaits a supervisor."""
     bill = _bill_for(customer_no, bill_no)
     form = WaiverForm(request.POST or None, initial={"bill_version": bill.updated_at.isoformat()})
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        try:
-            waiver = waiver_request(
-                bill_id=bill.id,
-                requested_by=request.user,
-                amount=data["amount"],
-                reason=data["reason"],
-                note=data["note"],
-                request_token=data["request_token"],
-                bill_version=data["bill_version"] or None,
-            )
-        except RuleViolation as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, str(exc))
-        else:
-            if waiver.status == ApprovalStatus.APPROVED:
-                messages.success(request, _("Late fee waived on %(bill)s.") % {"bill": bill_no})
-            else:
-                messages.info(request, _("Waiver on %(bill)s sent for a supervisor's approval.") % {"bill": bill_no})
-            return redirect("console:customer-detail", customer_no=customer_no)
+    response = _bill_request(
+        request,
+        bill,
+        form,
+        submit=lambda data: waiver_request(
+            bill_id=bill.id,
+            requested_by=request.user,
+            amount=data["amount"],
+            reason=data["reason"],
+            note=data["note"],
+            request_token=data["request_token"],
+            bill_version=data["bill_version"],
+        ),
+        done=lambda waiver, approved: (
+            _("Late fee waived on %(bill)s.") % {"bill": bill_no}
+            if approved
+            else _("Waiver on %(bill)s sent for a supervisor's approval.") % {"bill": bill_no}
+        ),
+    )
+    if response is not None:
+        return response
     limit = format_money(settings.WAIVER_AGENT_LIMIT, bill.credit_line.currency)
     return render(
         request, "console/bill_action.html", {"bill": bill, "form": form, "action": "waiver", "waiver_limit": limit}
