@@ -8,7 +8,7 @@ MANAGE := $(BIN)/python manage.py
 # Local runs are demo mode: DEBUG on, dev-only keys, demo staff. Override in the environment.
 export DEBUG ?= true
 
-.PHONY: run test setup install lint check-migrations db-stop clean-db benchmarks help
+.PHONY: run test setup install lint check-migrations db-stop db-backup db-restore clean-db benchmarks soak help
 
 help:
 	@echo "make run    - set up and start web + queue cluster on http://127.0.0.1:8000"
@@ -49,7 +49,26 @@ benchmarks: install
 	$(BIN)/python benchmarks/run.py --keep
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/console.py
+	$(BIN)/python benchmarks/dashboard.py
 	$(BIN)/python benchmarks/imports.py
+
+# Soak (benchmarks/soak.py): agents browse while the bank calls back, 10 minutes on loopback.
+# Options: make soak SOAK_ARGS="--run-time 2m --users 8".
+soak: setup
+	$(BIN)/python benchmarks/soak.py $(SOAK_ARGS)
 
 db-stop: install
 	@$(BIN)/python -c "from pathlib import Path; from baitiao.embedded_db import stop_embedded_database as stop; print('stopped' if stop(Path('var')) else 'embedded PostgreSQL is not running')"
+
+# Backups (docs/operations.md): pg_dump's custom format of DATABASE_URL into var/backups/.
+db-backup:
+	@test -n "$(DATABASE_URL)" || { echo "set DATABASE_URL"; exit 1; }
+	mkdir -p var/backups
+	pg_dump --format=custom --no-owner --file=var/backups/baitiao-$$(date -u +%Y%m%dT%H%M%SZ).dump "$(DATABASE_URL)"
+	@ls -l var/backups | tail -1
+
+# Restore DUMP into the empty database RESTORE_URL, then check its migrations are complete.
+db-restore: install
+	@test -n "$(DUMP)" -a -n "$(RESTORE_URL)" || { echo "usage: make db-restore DUMP=file RESTORE_URL=postgres://…/new_db"; exit 1; }
+	pg_restore --no-owner --jobs=2 --exit-on-error --dbname="$(RESTORE_URL)" "$(DUMP)"
+	DATABASE_URL="$(RESTORE_URL)" $(MANAGE) migrate --check

@@ -55,6 +55,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "repayments.retry_debit",
         "repayments.work_cases",
         "repayments.view_dashboard",
+        "repayments.refresh_dashboard",
         "repayments.manage_incident",
         "repayments.view_bureau_ledger",
     ],

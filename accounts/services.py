@@ -7,6 +7,7 @@ from typing import Any
 from django.db import models, transaction
 
 from accounts.models import AuditEvent, User
+from baitiao.logs import current_request_id
 
 SYSTEM_ACTOR = "system"
 
@@ -42,6 +43,8 @@ def audit_record(
         before / after: JSON-serialisable snapshots of the changed fields only; never
             clear personal data.
         ip_address: the request's client address, when there is a request.
+        request_id: groups events; by default the id of the web request in progress
+            (``baitiao.logs``), so an event leads to that request's log lines.
     """
     if target is not None:
         target_type = target._meta.label_lower
@@ -59,7 +62,7 @@ def audit_record(
         before=before,
         after=after,
         ip_address=ip_address,
-        request_id=request_id,
+        request_id=request_id or current_request_id(),
     )
 
 
@@ -91,3 +94,34 @@ def staff_ensure_demo_user(*, role: str, password: str, reset_password: bool) ->
     if created:
         audit_record(actor=None, action="staff.create_demo", target=user, after={"role": role})
     return user, created
+
+
+def api_token_issue(*, user: User, days: int, reason: str, issued_by: User | None = None) -> str:
+    """Issue an API token for ``user`` valid ``days`` days; return it (shown once, stored hashed).
+
+    The token carries the user's role permissions (docs/api.md). Knox keeps only a
+    hash; a lost token is revoked and a new one issued.
+
+    Raises:
+        ValueError: ``days`` outside 1 … 365, an empty reason, or an inactive user.
+    """
+    import datetime as dt
+
+    from knox.models import AuthToken
+
+    if not 1 <= days <= 365:
+        raise ValueError(f"days must be between 1 and 365; got {days}")
+    if not reason.strip():
+        raise ValueError("say why the token is issued")
+    if not user.is_active:
+        raise ValueError(f"user {user.username} is inactive")
+    with transaction.atomic():
+        instance, token = AuthToken.objects.create(user=user, expiry=dt.timedelta(days=days))
+        audit_record(
+            actor=issued_by,
+            action="api_token.issue",
+            target=user,
+            reason=reason.strip(),
+            after={"token_key": instance.token_key, "expiry": instance.expiry.isoformat()},
+        )
+    return token

@@ -41,6 +41,26 @@ SECRET_KEY = _secret("SECRET_KEY", "dev-only-insecure-secret-key-change-me-01234
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
+# HTTPS (docs/deploy.md). Production sits behind a TLS-terminating load balancer:
+# every default below is the safe production value, and DEBUG=true (local runs,
+# http://127.0.0.1:8000) turns them off. SECURE_PROXY_SSL_HEADER is taken from the
+# environment only ("HTTP_X_FORWARDED_PROTO,https"): trusting the header is right
+# only when the proxy always sets it, or clients could claim HTTPS themselves.
+_proxy_ssl_header = env.list("SECURE_PROXY_SSL_HEADER", default=[])
+if _proxy_ssl_header:
+    if len(_proxy_ssl_header) != 2:
+        raise ImproperlyConfigured("SECURE_PROXY_SSL_HEADER is HEADER,VALUE, e.g. HTTP_X_FORWARDED_PROTO,https")
+    SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header[0], _proxy_ssl_header[1])
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# Probes and the Prometheus scrape come over plain HTTP from inside the cluster.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+# Only the header's "preload" token; joining browsers' preload list is a separate, manual step.
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+
 # Personal data at rest: Fernet keys, newest first (MultiFernet decrypts with any,
 # encrypts with the first), and a separate key for the keyed lookup hash.
 PII_ENCRYPTION_KEYS = [
@@ -59,19 +79,34 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
+    "knox",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "drf_standardized_errors",
     "django_q",
     "import_export",
     "pgtrigger",
     "axes",
     "csp",
     "django_htmx",
+    "django_prometheus",
     "accounts",
     "repayments",
 ]
 
 MIDDLEWARE = [
+    # Request counts and latencies for Prometheus (django-prometheus): first and (almost) last.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # /healthz, /readyz and /metrics, answered before host validation, the HTTPS
+    # redirect, sessions and login: probes and scrapes come by pod IP over plain HTTP.
+    "baitiao.probes.OpsEndpointsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files from the web process itself (compressed, cached forever when hashed).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Request id and staff user id on every log line of the request (baitiao/logs.py).
+    "baitiao.logs.RequestContextMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -81,6 +116,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
     # Last, as django-axes asks: it turns a lockout into the lockout response.
     "axes.middleware.AxesMiddleware",
 ]
@@ -139,13 +175,29 @@ else:
     from baitiao.embedded_db import embedded_database_url
 
     DATABASES = {"default": env.db_url_config(embedded_database_url(VAR_DIR))}
-if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-    raise ImproperlyConfigured("Baitiao Ops runs on PostgreSQL only (DATABASE_URL=postgres://…)")
-# Persistent connections in production (gunicorn workers). Not under runserver:
-# it serves each request on a new thread, and kept connections pile up until
-# PostgreSQL refuses new clients (Django's docs warn about exactly this).
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0 if DEBUG else 60))
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# An optional read replica (streaming replication of the same cluster) for the
+# dashboard and exports only; baitiao/db_routers.py decides which reads go there.
+if env.str("DATABASE_REPLICA_URL", default=""):
+    DATABASES["replica"] = env.db("DATABASE_REPLICA_URL")
+    # Tests read the test database through it; nothing is created or migrated there.
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["baitiao.db_routers.ReplicaRouter"]
+# The alias reporting reads use (baitiao.db_routers.reporting_db).
+REPORTING_DATABASE = "replica" if "replica" in DATABASES else "default"
+# Query counts and latencies per alias for Prometheus: django-prometheus's PostgreSQL
+# backend is Django's own (a subclass) with counting cursors, so the PostgreSQL-only
+# check runs on the URL's engine first. DB_METRICS=false keeps Django's backend.
+DB_METRICS = env.bool("DB_METRICS", default=True)
+for _alias, _db in DATABASES.items():
+    if _db["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("Baitiao Ops runs on PostgreSQL only (DATABASE_URL=postgres://…)")
+    if DB_METRICS:
+        _db["ENGINE"] = "django_prometheus.db.backends.postgresql"
+    # Persistent connections in production (gunicorn workers). Not under runserver:
+    # it serves each request on a new thread, and kept connections pile up until
+    # PostgreSQL refuses new clients (Django's docs warn about exactly this).
+    _db.setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0 if DEBUG else 60))
+    _db["CONN_HEALTH_CHECKS"] = True
 
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "accounts:login"
@@ -170,7 +222,21 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT = env.path("STATIC_ROOT", default=VAR_DIR / "staticfiles")
+# WhiteNoise serves static files from the web process. In production, from
+# STATIC_ROOT as `collectstatic` left them: hashed names, gzip/brotli copies, cached
+# forever. With DEBUG on (runserver, tests) straight from the finders, unhashed,
+# so nothing needs collectstatic first.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "baitiao.staticfiles.StaticFilesStorage"  # WhiteNoise's compressed manifest
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -188,17 +254,63 @@ X_FRAME_OPTIONS = "DENY"
 
 REDIS_URL = env.str("REDIS_URL", default="")
 
+# Stateless web processes (any worker on any machine serves any request): sessions
+# live in the database, cached in Redis when there is one; the cache (API
+# throttling, django-q2's cluster stats with the ORM broker) is Redis too then.
+# Local memory otherwise, which is per process: fine for one machine in development.
+# Login throttling (django-axes) uses its database handler, never the cache.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "baitiao",
+            "TIMEOUT": 300,
+        }
+    }
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    SESSION_ENGINE = "django.contrib.sessions.backends.db"
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+
+# Health and metrics (baitiao/probes.py, repayments/metrics.py, docs/deploy.md).
+# /metrics answers DEBUG runs, requests with "Authorization: Bearer METRICS_TOKEN",
+# and clients in METRICS_ALLOWED_NETWORKS (CIDRs, matched on the TCP peer address).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="") or (
+    Path(env.str("METRICS_TOKEN_FILE")).read_text(encoding="utf-8").strip()
+    if env.str("METRICS_TOKEN_FILE", default="")
+    else ""
+)
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"])
+# Debit outcomes on /metrics count attempts requested in this trailing window (hours).
+METRICS_WINDOW_HOURS = env.int("METRICS_WINDOW_HOURS", default=24)
+# /readyz: the queue is stale when a ready task has waited, or a schedule has been
+# overdue, longer than this (seconds); the gateway must answer within the timeout.
+READINESS_QUEUE_MAX_AGE_SECONDS = env.int("READINESS_QUEUE_MAX_AGE_SECONDS", default=600)
+READINESS_GATEWAY_TIMEOUT_SECONDS = env.float("READINESS_GATEWAY_TIMEOUT_SECONDS", default=2.0)
+GATEWAY_HEALTH_PATH = env.str("GATEWAY_HEALTH_PATH", default="/healthz")
+
 # django-q2: the ORM broker on PostgreSQL by default; Redis when REDIS_URL is set
 # so that clusters on several machines share one queue. `retry` must exceed
 # `timeout`, or a slow task is handed to a second worker while the first runs.
+# Delivery (docs/resilience.md, tests/ops/test_multi_cluster.py): on Redis a task is
+# popped atomically (BLPOP) by one cluster and never redelivered (`retry`,
+# `max_attempts` and `ack_failures` apply to the ORM broker only); on the ORM broker
+# a claimed task comes back after `retry` s unless acknowledged, and a failed one
+# (`ack_failures` off) is retried until `max_attempts`. Either way every task is
+# idempotent. A cluster holds at most `queue_limit` tasks taken from the shared
+# queue: kept small, so that tasks wait where any machine can take them, a killed
+# cluster loses few (Redis), and none waits locally past `retry` and runs twice (ORM).
+_Q_WORKERS = env.int("Q_WORKERS", default=2)
 Q_CLUSTER = {
     "name": "baitiao",
-    "workers": env.int("Q_WORKERS", default=2),
+    "workers": _Q_WORKERS,
     "timeout": 300,
     "retry": 360,
     "max_attempts": 3,
-    "queue_limit": 50,
-    "bulk": 10,
+    "queue_limit": 2 * _Q_WORKERS,
+    "bulk": 1,
     "catch_up": False,
     "label": "Task queue",
     # Customer messages have their own queue and cluster (Q_CLUSTER_NAME=notify), so a
@@ -210,13 +322,78 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
+# REST API (/api/v1/, docs/api.md). Knox tokens (stored hashed, with an expiry) for
+# other systems, the console session for staff in a browser; the console's role
+# permissions; errors in one machine-readable shape (drf-standardized-errors).
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "knox.auth.TokenAuthentication",  # first, so a missing credential is a 401 with WWW-Authenticate
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "COERCE_DECIMAL_TO_STRING": True,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "repayments.api.pagination.IdCursorPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env.str("API_THROTTLE_ANON", default="60/minute"),
+        "user": env.str("API_THROTTLE_USER", default="1200/minute"),
+    },
+    "DEFAULT_SCHEMA_CLASS": "drf_standardized_errors.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "drf_standardized_errors.handler.exception_handler",
+    "COERCE_DECIMAL_TO_STRING": True,  # amounts travel as strings: "1234.50", never a float
+    "DATETIME_FORMAT": "iso-8601",  # with the offset: 2026-11-30T09:00:00+08:00
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
+DRF_STANDARDIZED_ERRORS = {
+    "EXCEPTION_HANDLER_CLASS": "repayments.api.errors.ApiExceptionHandler",
+    "ALLOWED_ERROR_STATUS_CODES": ["400", "401", "403", "404", "405", "406", "409", "415", "422", "429", "500"],
+    # Our codes go beyond DRF's fixed ones (unknown_field, rule_violation, bad_signature…),
+    # so these responses are documented with the general shape.
+    "ERROR_SCHEMAS": {
+        status: "repayments.api.errors.ErrorResponseSerializer" for status in ("400", "403", "409", "422")
+    },
+}
+REST_KNOX = {
+    "TOKEN_TTL": dt.timedelta(days=env.int("API_TOKEN_TTL_DAYS", default=90)),
+    "AUTO_REFRESH": False,
+    "TOKEN_LIMIT_PER_USER": 5,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Baitiao Ops API",
+    "DESCRIPTION": "Repayment operations: customers (masked), credit lines, bills, repayment attempts, "
+    "extensions and waivers, binding repairs, reminders, incidents and the gateway callback. "
+    "Amounts are decimal strings in the bill's currency; times are ISO 8601 with an offset. "
+    "Every POST that moves money or grants relief needs an Idempotency-Key header.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",  # self-hosted: no CDN on the internal network
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "ValidationErrorEnum": "drf_standardized_errors.openapi_serializers.ValidationErrorEnum.choices",
+        "ClientErrorEnum": "drf_standardized_errors.openapi_serializers.ClientErrorEnum.choices",
+        "ServerErrorEnum": "drf_standardized_errors.openapi_serializers.ServerErrorEnum.choices",
+        "BillStatusEnum": "repayments.models.BillStatus",
+        "AttemptStatusEnum": "repayments.models.AttemptStatus",
+        "FailureFamilyEnum": "repayments.models.FailureFamily",
+        "ApprovalStatusEnum": "repayments.models.ApprovalStatus",
+        "CreditLineStatusEnum": "repayments.models.CreditLineStatus",
+        "CardBindingStatusEnum": "repayments.models.CardBindingStatus",
+        "RepairCaseStatusEnum": "repayments.models.RepairCaseStatus",
+        "IncidentStatusEnum": "repayments.models.IncidentStatus",
+        "ReliefStatusEnum": "repayments.models.ReliefStatus",
+        "ReminderStatusEnum": "repayments.models.Reminder.Status",
+    },
+    "POSTPROCESSING_HOOKS": ["drf_standardized_errors.openapi_hooks.postprocess_schema_enums"],
+}
+# Idempotency-Key records are kept this long (hours); a retry after that runs anew.
+API_IDEMPOTENCY_TTL_HOURS = env.int("API_IDEMPOTENCY_TTL_HOURS", default=48)
 
 # Delinquency buckets by DPD (inclusive upper bounds; the last is open-ended).
 DELINQUENCY_BUCKETS = [
@@ -295,6 +472,14 @@ INCIDENT_RELIEF = {
     "chunk": 2000,
 }
 
+# Retention (PIPL; repayments/services/retention.py, docs/operations.md): a customer whose
+# credit line closed more than CUSTOMER_RETENTION_YEARS calendar years ago (and who owes
+# nothing) is anonymized by a daily job. CUSTOMER_RETENTION_DAYS, when set (> 0), counts
+# days instead (for a regulator's different rule, or a test).
+CUSTOMER_RETENTION_YEARS = env.int("CUSTOMER_RETENTION_YEARS", default=5)
+CUSTOMER_RETENTION_DAYS = env.int("CUSTOMER_RETENTION_DAYS", default=0)
+CUSTOMER_RETENTION_CHUNK = env.int("CUSTOMER_RETENTION_CHUNK", default=1000)
+
 # Customer email: files under var/mail in development, SMTP in production.
 if DEBUG:
     EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
@@ -308,11 +493,43 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Baitiao <noreply@exa
 SMS_PROVIDER = env.str("SMS_PROVIDER", default="repayments.notifications.providers.SandboxSmsProvider")
 PUSH_PROVIDER = env.str("PUSH_PROVIDER", default="repayments.notifications.providers.SandboxPushProvider")
 
+# Logs (baitiao/logs.py, docs/operations.md): every line, ours and the libraries',
+# through structlog's ProcessorFormatter: JSON lines on stdout in production,
+# readable lines with DEBUG on; LOG_FORMAT=json|console overrides. Personal data is
+# never logged; a redaction processor masks phones, IDs and card numbers anyway.
+LOG_FORMAT = env.str("LOG_FORMAT", default="console" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "console"):
+    raise ImproperlyConfigured("LOG_FORMAT must be json or console")
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"pgserver": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
+    "formatters": {"structured": {"()": "baitiao.logs.make_formatter", "log_format": LOG_FORMAT}},
+    "filters": {"drop_query_strings": {"()": "baitiao.logs.DropQueryStrings"}},
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": "structured",
+            "filters": ["drop_query_strings"],
+        }
+    },
+    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
+    "loggers": {
+        # Handlers of their own would bypass ours: Django's default ones, and the one
+        # django-q2 adds to "django-q" when it finds none.
+        "django": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
+        # runserver's access lines: our middleware writes one per request with its id.
+        "django.server": {"handlers": ["stdout"], "level": "WARNING", "propagate": False},
+        "django-q": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
+        # gunicorn's worker-side lines (its access line has no query string: gunicorn.conf.py).
+        "gunicorn.error": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
+        "gunicorn.access": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
+        "pgserver": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
 }
+from baitiao.logs import configure_structlog  # noqa: E402 - after LOGGING, which it complements
+
+configure_structlog()

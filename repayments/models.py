@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.postgres.indexes import BrinIndex
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Case, IntegerField, Q, Value, When
 from django.db.models.functions import Greatest
@@ -56,6 +57,9 @@ class Customer(TimeStampedModel):
     source = models.CharField(max_length=16, choices=DataSource.choices, default=DataSource.CONSOLE)
     source_ref = models.CharField(max_length=32, blank=True, help_text=_("ID in the source dataset."))
     language = models.CharField(max_length=8, default="zh-hans", help_text=_("Language of customer messages."))
+    # Set by the retention job (repayments/services/retention.py): personal data erased,
+    # the customer number, money and dates kept.
+    anonymized_at = models.DateTimeField(null=True, blank=True)  # UTC
 
     class Meta:
         ordering = ["customer_no"]
@@ -70,6 +74,7 @@ class Customer(TimeStampedModel):
             ("reveal_personal_data", "Can reveal masked personal data with a reason"),
             ("export_personal_data", "Can export unmasked personal data with a reason"),
             ("view_dashboard", "Can view the receivables dashboard"),
+            ("refresh_dashboard", "Can refresh the dashboard's rollups now"),
             ("import_data", "Can import CSV and Excel files"),
             ("export_data", "Can export CSV and Excel files"),
         ]
@@ -102,6 +107,10 @@ class CreditLine(TimeStampedModel):
                 name="credit_line_available_within_limit",
             ),
             models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"), name="credit_line_currency_iso"),
+        ]
+        indexes = [
+            # The retention job: lines closed before a cutoff.
+            models.Index(fields=["status_changed_at"], name="credit_line_closed_idx", condition=Q(status="closed")),
         ]
 
     def __str__(self) -> str:
@@ -883,3 +892,29 @@ class ReliefItem(models.Model):
 
     def __str__(self) -> str:
         return f"relief {self.batch_id} bill {self.bill_id}"
+
+
+class IdempotencyKey(models.Model):
+    """One API request that moves money or grants relief, by its ``Idempotency-Key`` header.
+
+    The unique (user, key) row is inserted in the request's transaction before the
+    service runs, so a concurrent duplicate waits for the first and then replays
+    its response; a request that fails leaves no row and may be retried with the
+    same key. Rows older than ``API_IDEMPOTENCY_TTL_HOURS`` are purged daily.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)  # SHA-256 of method, path and body: a reused key is caught
+    status_code = models.PositiveSmallIntegerField(null=True)
+    response_body = models.JSONField(null=True, encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_unique_per_user")]
+        indexes = [BrinIndex(fields=["created_at"], name="idempotency_created_brin")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}:{self.key}"

@@ -64,4 +64,23 @@ SCHEDULES: tuple[ScheduleSpec, ...] = (
         cron="* * * * *",
         description="Open an incident when a bank's system-failure rate spikes; resume stalled relief batches.",
     ),
+    ScheduleSpec(
+        name="refresh-dashboard",
+        func="repayments.tasks.refresh_dashboard",
+        cron="*/15 * * * *",
+        description="Rebuild the receivables dashboard's rollups (REFRESH MATERIALIZED VIEW CONCURRENTLY).",
+        run_when_created=True,
+    ),
+    ScheduleSpec(
+        name="anonymize-expired-customers",
+        func="repayments.tasks.anonymize_expired_customers",
+        cron="30 3 * * *",
+        description="Anonymize customers whose line closed more than the retention period ago (03:30 business time).",
+    ),
+    ScheduleSpec(
+        name="purge-idempotency-keys",
+        func="repayments.tasks.purge_idempotency_keys",
+        cron="45 3 * * *",
+        description="Forget API Idempotency-Keys older than API_IDEMPOTENCY_TTL_HOURS (03:45 business time).",
+    ),
 )

@@ -79,3 +79,27 @@ def notify_relief(item_ids: list[int]) -> int:
     from repayments.services.incidents import relief_notify
 
     return relief_notify(item_ids=item_ids)
+
+
+def anonymize_expired_customers() -> int:
+    """Daily 03:30 business time: anonymize customers whose retention period ran out (PIPL)."""
+    from repayments.services.retention import customer_anonymize_expired
+
+    return customer_anonymize_expired()
+
+
+def refresh_dashboard(trigger: str = "schedule", actor_id: int | None = None) -> dict[str, object]:
+    """Every 15 minutes (and on "refresh now"): rebuild the dashboard rollups; a concurrent second run does nothing."""
+    from accounts.models import User
+    from repayments.services.dashboard import dashboard_refresh
+
+    actor = User.objects.filter(pk=actor_id).first() if actor_id else None
+    result = dashboard_refresh(trigger=trigger, actor=actor)
+    return {"refreshed": result.refreshed, "duration_ms": result.duration_ms, "views_ms": result.view_ms}
+
+
+def purge_idempotency_keys() -> int:
+    """Delete API idempotency records older than ``API_IDEMPOTENCY_TTL_HOURS``; return how many."""
+    from repayments.services.idempotency import idempotency_keys_purge
+
+    return idempotency_keys_purge()

@@ -1,7 +1,6 @@
 from django.urls import path
 
-from repayments import api
-from repayments.views import approvals, customers, incidents, overview, worklist
+from repayments.views import approvals, customers, dashboard, incidents, overview, worklist
 
 app_name = "console"
 
@@ -34,5 +33,7 @@ urlpatterns = [
     path("console/incidents/relief/<int:batch_id>/reverse/", incidents.relief_reverse_view, name="relief-reverse"),
     path("console/bureau-ledger/", incidents.bureau_ledger, name="bureau-ledger"),
     path("console/bureau-ledger/export.csv", incidents.bureau_ledger_export, name="bureau-ledger-export"),
-    path("api/v1/gateway/callbacks/", api.gateway_callback, name="gateway-callback"),
+    path("console/dashboard/", dashboard.dashboard, name="dashboard"),
+    path("console/dashboard/export.csv", dashboard.dashboard_export, name="dashboard-export"),
+    path("console/dashboard/refresh/", dashboard.dashboard_refresh_now, name="dashboard-refresh"),
 ]

@@ -19,6 +19,11 @@ shares nothing with our database. What it does, like a bank would:
   waits while still processing the debit (the ambiguous case); ``"off"`` ends it.
 * **Card binding** with an SMS step: ``POST /v1/bindings`` then
   ``POST /v1/bindings/<id>/confirm`` with code ``111111`` (UnionPay's test code).
+* **A durable ledger** (``--ledger FILE``): like a bank's books, every debit and
+  its outcome is journalled before it is answered or called back, so a bank
+  that crashes and restarts still knows every debit (``query`` answers as
+  before) and settles those it had not decided yet. ``GET /sandbox/ledger`` lists
+  every debit with its outcome: the ground truth of who was charged.
 """
 
 from __future__ import annotations
@@ -93,6 +98,12 @@ class SandboxConfig:
     hold_seconds: float = 8.0  # how long "timeout" mode holds an answer
     seed: int | None = None
     callback_workers: int = 8  # callbacks in flight at once
+    ledger_path: str | None = None  # journal of debits (JSON lines); survives a restart
+
+
+def _scenario(token: str) -> str:
+    parts = token.split("_")  # sbx_<scenario>_<hex>; scenarios may contain "_"
+    return "_".join(parts[1:-1]) if parts[0] == "sbx" and len(parts) >= 3 else "unknown"
 
 
 class _Scheduler:
@@ -138,6 +149,50 @@ class SandboxBank:
         # senders, so a burst of debits becomes a steady stream of callbacks rather
         # than one thread (and one connection to us) per debit.
         self.settlements = _Scheduler(self._settle, workers=config.callback_workers)
+        self.ledger = None
+        if config.ledger_path:
+            self._replay_ledger(config.ledger_path)
+            self.ledger = open(config.ledger_path, "a", encoding="utf-8")  # noqa: SIM115 - lives with the bank
+
+    # -- ledger -------------------------------------------------------------------
+    def _journal(self, debit: Debit) -> None:
+        """Append the debit's current state (under ``self.lock``); flushed before anyone hears of it."""
+        if self.ledger is not None:
+            self.ledger.write(json.dumps({**debit.as_json(), "token": debit.token}) + "\n")
+            self.ledger.flush()
+
+    def _replay_ledger(self, path: str) -> None:
+        """Rebuild debits and balances from the journal; settle what was still processing."""
+        try:
+            with open(path, encoding="utf-8") as handle:
+                lines = handle.read().splitlines()
+        except FileNotFoundError:
+            return
+        for line in lines:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by the crash: its debit was never answered
+            self.debits[row["idempotency_key"]] = Debit(
+                key=row["idempotency_key"],
+                token=row["token"],
+                amount=Decimal(row["amount"]),
+                currency=row["currency"],
+                status=row["status"],
+                code=row["code"],
+                message=row["message"],
+                reference=row["reference"],
+            )
+        for debit in self.debits.values():
+            if debit.status == "succeeded":
+                self.balances[debit.token] = self._balance(debit.token) - debit.amount
+            elif debit.status == "processing":
+                self.settlements.schedule(self.random.uniform(*self.config.latency_ms) / 1000, debit.key)
+        logger.warning("sandbox ledger %s: %d debits replayed", path, len(self.debits))
+
+    def ledger_entries(self) -> dict[str, Any]:
+        with self.lock:
+            return {"debits": [debit.as_json() for debit in self.debits.values()]}
 
     # -- debits -------------------------------------------------------------------
     def debit(self, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -162,8 +217,10 @@ class SandboxBank:
                 debit.code = self.random.choice(["bank_system_error", "channel_unavailable"])
                 debit.message = "核心系统繁忙 / core banking system busy"
                 self.debits[key] = debit
+                self._journal(debit)
                 return 200, debit.as_json()
             self.debits[key] = debit
+            self._journal(debit)
             hold = self.outage == "timeout"
         delay = self.random.uniform(*self.config.latency_ms) / 1000
         if hold:  # a slow bank is slow all the way: the result comes after the held answer
@@ -179,14 +236,14 @@ class SandboxBank:
             if debit.status != "processing":
                 return
             self._decide(debit)
+            self._journal(debit)
             body = debit.as_json()
             copies = 2 if self.random.random() < self.config.duplicate_rate else 1
         for _ in range(copies):
             self._deliver(body)
 
     def _decide(self, debit: Debit) -> None:
-        parts = debit.token.split("_")  # sbx_<scenario>_<hex>; scenarios may contain "_"
-        scenario = "_".join(parts[1:-1]) if parts[0] == "sbx" and len(parts) >= 3 else "unknown"
+        scenario = _scenario(debit.token)
         if scenario in BINDING_SCENARIOS:
             debit.status, debit.code, debit.message = "failed", scenario, "持卡人信息有误 / cardholder data invalid"
             return
@@ -196,16 +253,20 @@ class SandboxBank:
         if debit.amount > DAILY_LIMIT:
             debit.status, debit.code, debit.message = "failed", "exceeds_limit", "超过单笔限额 / over the limit"
             return
-        balance = self.balances.get(debit.token)
-        if balance is None:
-            seed = int(hashlib.sha256(debit.token.encode()).hexdigest()[:8], 16)
-            balance = Decimal(seed % 500) if scenario == "lowfunds" else Decimal(100_000 + seed % 1_000_000)
+        balance = self._balance(debit.token)
         if debit.amount > balance:
             self.balances[debit.token] = balance
             debit.status, debit.code, debit.message = "failed", "insufficient_funds", "余额不足 / insufficient funds"
             return
         self.balances[debit.token] = balance - debit.amount
         debit.status = "succeeded"
+
+    def _balance(self, token: str) -> Decimal:
+        """The card's balance now: what the ledger left, or the opening balance its token implies."""
+        if token in self.balances:
+            return self.balances[token]
+        seed = int(hashlib.sha256(token.encode()).hexdigest()[:8], 16)
+        return Decimal(seed % 500) if _scenario(token) == "lowfunds" else Decimal(100_000 + seed % 1_000_000)
 
     def _deliver(self, body: dict[str, Any]) -> None:
         raw = json.dumps(body, separators=(",", ":")).encode()
@@ -306,6 +367,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, {"status": "ok"})
         if self.path == "/sandbox/state":
             return self._send(200, self.bank.state())
+        if self.path == "/sandbox/ledger":
+            return self._send(200, self.bank.ledger_entries())
         if self.path.startswith("/v1/debits/") and self._authenticated(body):
             return self._send(*self.bank.query(self.path.removeprefix("/v1/debits/")))
         if not self.path.startswith("/v1/"):

@@ -44,6 +44,6 @@ def verify(header: str | None, body: bytes, secret: str, tolerance: int = 300, n
     if abs(current - timestamp) > tolerance:
         raise SignatureError("stale signature")
     expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, given):
+    if not given.isascii() or not hmac.compare_digest(expected, given):
         raise SignatureError("signature mismatch")
     return timestamp

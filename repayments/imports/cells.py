@@ -411,7 +411,7 @@ def parse_datetime(raw: object, *, what: str = _TIME) -> dt.datetime:
     """A moment: a date in any :func:`parse_date` form, a space or ``T``, and ``H:MM[:SS]``.
 
     A time without a UTC offset is business time (Asia/Shanghai); a date alone is
-    00:00 business time. ``+08:00`` / ``Z`` offsets are honoured. Returns an aware datetime.
+    00:00 business time. ``+08:00`` / ``Z`` offsets are honoured (the result is then in UTC). Returns an aware datetime.
 
     Raises:
         CellError: not a date and time.
@@ -442,8 +442,10 @@ def parse_datetime(raw: object, *, what: str = _TIME) -> dt.datetime:
                 ) from None
         parsed = dt.datetime.combine(day, moment)
     if timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed, timezone.get_default_timezone())
-    return parsed
+        return timezone.make_aware(parsed, timezone.get_default_timezone())
+    # A stated offset: the same instant in UTC (Python accepts offsets up to ±23:59,
+    # PostgreSQL only up to ±15:59).
+    return parsed.astimezone(dt.UTC)
 
 
 def parse_choice(raw: object, *, what: str, words: dict[str, str], default: str | None = None) -> str:

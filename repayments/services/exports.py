@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from accounts.services import audit_record
+from baitiao.db_routers import reporting_db
 from baitiao.masking import mask_name, mask_national_id, mask_phone
 from repayments.imports.columns import RESOURCES
 from repayments.imports.resources import render_cell
@@ -104,6 +105,10 @@ def export_rows(resource: str, *, unmask: bool = False, queryset=None) -> Iterat
     """
     source = _SOURCES[resource]
     query = queryset if queryset is not None else source.queryset()
+    # The read replica when there is one (baitiao/db_routers.py): a long export scan
+    # stays off the primary. Explicit, because the rows are read lazily, while the
+    # response streams, long after any ``with reporting_reads()`` block would end.
+    query = query.using(reporting_db())
     masks = {} if unmask else source.masks
     for values in query.values_list(*source.columns).iterator(chunk_size=_CHUNK):
         row = []

@@ -274,8 +274,8 @@ def test_unknown_attempts_and_mismatched_amounts_are_kept_for_review(live_server
     unknown = post({"idempotency_key": "NOPE-A1", "status": "succeeded", "amount": "100.00"})
     mismatch = post({"idempotency_key": attempt.attempt_no, "status": "succeeded", "amount": "1000.00"})
     malformed = post({"status": "succeeded"})
-    assert (unknown.status_code, unknown.json()["error"]) == (422, "unknown_attempt")
-    assert (mismatch.status_code, mismatch.json()["error"]) == (422, "amount_mismatch")
+    assert (unknown.status_code, unknown.json()["errors"][0]["code"]) == (422, "unknown_attempt")
+    assert (mismatch.status_code, mismatch.json()["errors"][0]["code"]) == (422, "amount_mismatch")
     assert malformed.status_code == 400
     assert sorted(GatewayReviewItem.objects.values_list("reason", flat=True)) == [
         "amount_mismatch",

@@ -20,6 +20,7 @@ class Command(BaseCommand):
         run.add_argument("--duplicate-rate", type=float, default=0.1, help="share of callbacks delivered twice")
         run.add_argument("--hold-seconds", type=float, default=settings.GATEWAY_TIMEOUT_SECONDS + 3)
         run.add_argument("--seed", type=int, default=None)
+        run.add_argument("--ledger", default=None, help="journal of debits (JSON lines), replayed on start")
         outage = sub.add_parser("outage", help="switch the running sandbox's outage mode")
         group = outage.add_mutually_exclusive_group(required=True)
         group.add_argument("--start", action="store_true")
@@ -36,6 +37,7 @@ class Command(BaseCommand):
                 duplicate_rate=options["duplicate_rate"],
                 hold_seconds=options["hold_seconds"],
                 seed=options["seed"],
+                ledger_path=options["ledger"],
             )
             self.stdout.write(f"Sandbox bank on http://{options['host']}:{options['port']}")
             serve(options["host"], options["port"], config)

@@ -75,6 +75,14 @@ def test_a_time_without_offset_is_business_time():
     assert moment.utcoffset() == dt.timedelta(hours=8) and moment.hour == 9
 
 
+@pytest.mark.parametrize("text", ["2024-03-05T09:00:00+19:29", "2024-03-05T09:00:00-21:03", "2024-03-05T09:00Z"])
+def test_a_stated_offset_becomes_the_same_instant_in_utc_which_postgresql_can_store(text):
+    """Python accepts offsets PostgreSQL refuses (over ±15:59): found by the API's fuzzing."""
+    moment = cells.parse_datetime(text)
+    assert moment.utcoffset() == dt.timedelta(0)
+    assert moment == dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

@@ -1,0 +1,118 @@
+"""``Idempotency-Key`` for the API's POSTs that move money or grant relief.
+
+A client sends a unique key (a UUID, say) with each such request and the same
+key when it retries. The first request's response is stored and replayed for
+every retry with the same key and body; a different body under the same key is
+refused (422); a retry while the first is still running waits for it. This is
+the behaviour of the IETF draft "The Idempotency-Key HTTP Header Field"
+(draft-ietf-httpapi-idempotency-key-header) and of payment APIs such as Stripe's.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+import uuid
+
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework import exceptions
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from repayments.api.errors import IdempotencyKeyReused
+from repayments.models import IdempotencyKey
+
+HEADER = "Idempotency-Key"
+REPLAY_HEADER = "Idempotent-Replayed"
+# Printable ASCII without spaces, 8–255 characters (a UUID fits; an empty or huge key does not).
+_KEY_RE = re.compile(r"^[\x21-\x7e]{8,255}$")
+
+IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    name=HEADER,
+    type=OpenApiTypes.STR,
+    location=OpenApiParameter.HEADER,
+    required=True,
+    description="A unique key per operation (8–255 printable ASCII characters, e.g. a UUID). "
+    "Send the same key when retrying: the first response is replayed and nothing happens twice.",
+)
+
+
+class IdempotencyKeyMissing(exceptions.ValidationError):
+    """400: the header is absent or malformed."""
+
+
+def request_token(user_id: int, key: str) -> uuid.UUID:
+    """The service-level one-time token derived from the client's key (stable across retries)."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"baitiao-api:{user_id}:{key}")
+
+
+def _fingerprint(request: Request) -> str:
+    """SHA-256 of method, path and the parsed body in canonical form (key order does not matter).
+
+    The parsed body, not the raw bytes: with a session, the CSRF check has already
+    read the stream, and ``{"a":1,"b":2}`` is the same request as ``{"b":2,"a":1}``.
+    Raises DRF's ParseError (400) for a malformed body.
+    """
+    digest = hashlib.sha256()
+    for part in (request.method, request.get_full_path(), json.dumps(request.data, sort_keys=True, default=str)):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def idempotent(view_method):
+    """Decorate a DRF view method so that it runs at most once per ``Idempotency-Key``.
+
+    The key row and the service's writes commit together, so a crash between them
+    cannot record a success that did not happen. The wrapped method gets the key
+    as ``request.idempotency_key``.
+
+    Raises (as API errors):
+        ValidationError (400): the header is missing or malformed.
+        IdempotencyKeyReused (422): the key was used for a different request.
+    """
+
+    @functools.wraps(view_method)
+    def wrapper(self, request: Request, *args, **kwargs) -> Response:
+        key = request.headers.get(HEADER, "")
+        if not _KEY_RE.match(key):
+            raise IdempotencyKeyMissing(
+                {HEADER: [_("Send an Idempotency-Key header of 8–255 printable characters (e.g. a UUID).")]},
+                code="idempotency_key_required",
+            )
+        fingerprint = _fingerprint(request)
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                # Waits on the unique index while another request with this key is running.
+                cursor.execute(
+                    f"INSERT INTO {IdempotencyKey._meta.db_table} "  # noqa: S608 - table name from the model
+                    "(user_id, key, method, path, fingerprint, created_at) "
+                    "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (user_id, key) DO NOTHING RETURNING id",
+                    [request.user.pk, key, request.method, request.path[:255], fingerprint, timezone.now()],
+                )
+                row = cursor.fetchone()
+            if row is None:
+                earlier = IdempotencyKey.objects.get(user=request.user, key=key)
+                if earlier.fingerprint != fingerprint:
+                    raise IdempotencyKeyReused()
+                response = Response(earlier.response_body, status=earlier.status_code)
+                response[REPLAY_HEADER] = "true"
+                return response
+            request.idempotency_key = key
+            response = view_method(self, request, *args, **kwargs)
+            if response.status_code >= 400:
+                # Nothing was done: forget the key so that a corrected retry may use it.
+                transaction.set_rollback(True)
+                return response
+            IdempotencyKey.objects.filter(pk=row[0]).update(
+                status_code=response.status_code, response_body=response.data
+            )
+        return response
+
+    return wrapper

@@ -1,0 +1,623 @@
+"""Receivables dashboard (issue #7): reads of the materialized rollups only.
+
+Every query here reads a ``dashboard_*_rollup`` view (``0005_dashboard``), a few
+thousand rows at most whatever the size of the base tables, so a dashboard
+request answers in milliseconds on 10,000,000 attempts. The numbers are only as
+fresh as the last refresh (:func:`last_refresh`). What each number means and how
+it is computed: ``docs/dashboard.md``.
+
+Money is ``Decimal`` in the currency of its row; amounts of different currencies
+are never added (each money row or chart series carries one currency). Months
+are business-time calendar months, given as the first day of the month.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db import connections
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
+
+from baitiao.business_time import bucket_ranges
+from baitiao.db_routers import reporting_db
+from repayments.models import ApprovalStatus, FailureFamily, IncidentStatus, NotificationChannel, RiskTier
+
+RECOVERY_CHANNELS = ("retry", "reminder", "agent", "extension")  # the recoveries, charted
+PAYMENT_SOURCES = (*RECOVERY_CHANNELS, "first_debit", "customer")  # every succeeded payment, tabled
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+_BANK = re.compile(r"^[A-Z0-9_]{1,16}$")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_CHART_BANKS = 8  # failures by bank: the chart draws the banks with the most failures; the table has all
+
+
+@dataclass(frozen=True)
+class DashboardFilters:
+    """The filters of every section; empty means "all"."""
+
+    month_from: dt.date | None = None  # first day of a business month, inclusive
+    month_to: dt.date | None = None  # first day of a business month, inclusive
+    bank: str = ""  # bank code, e.g. "ICBC"
+    risk_tier: str = ""  # RiskTier value
+    currency: str = ""  # ISO 4217
+
+    def as_params(self) -> dict[str, str]:
+        """The filters as query-string values (for the CSV links)."""
+        values = {
+            "month_from": self.month_from.strftime("%Y-%m") if self.month_from else "",
+            "month_to": self.month_to.strftime("%Y-%m") if self.month_to else "",
+            "bank": self.bank,
+            "risk_tier": self.risk_tier,
+            "currency": self.currency,
+        }
+        return {key: value for key, value in values.items() if value}
+
+
+@dataclass(frozen=True)
+class FilterChoices:
+    banks: list[str]
+    currencies: list[str]
+
+
+@dataclass
+class Section:
+    """One dashboard section: a chart, its table (the same numbers) and a CSV download."""
+
+    key: str
+    title: str
+    definition: str  # one sentence: what the number is (docs/dashboard.md has the detail)
+    columns: list[str]
+    numeric: list[bool]  # per column: right-aligned number
+    rows: list[list] = field(default_factory=list)  # cells: str, int, Decimal or None
+    chart: dict = field(default_factory=dict)  # {"type", "labels", "datasets": [{"label", "data"}], "percent"}
+
+
+@dataclass(frozen=True)
+class RefreshInfo:
+    finished_at: dt.datetime | None  # UTC; None = never refreshed since the rollups were created
+    duration_ms: int | None
+    trigger: str
+
+    @property
+    def duration_seconds(self) -> Decimal | None:
+        """The refresh's wall-clock time in seconds, one decimal place."""
+        if self.duration_ms is None:
+            return None
+        return (Decimal(self.duration_ms) / 1000).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+
+
+def _fetch(sql: str, params: list | None = None) -> list[tuple]:
+    # Reporting reads: the read replica when DATABASE_REPLICA_URL is set (baitiao/db_routers.py);
+    # the rollups are replicated with the rest of the cluster.
+    with connections[reporting_db()].cursor() as cursor:
+        cursor.execute(sql, params or [])
+        return cursor.fetchall()
+
+
+def last_refresh() -> RefreshInfo:
+    """When the rollups were last rebuilt (one query)."""
+    rows = _fetch("SELECT finished_at, duration_ms, trigger FROM dashboard_refresh ORDER BY finished_at DESC LIMIT 1")
+    if not rows:
+        return RefreshInfo(finished_at=None, duration_ms=None, trigger="")
+    return RefreshInfo(*rows[0])
+
+
+def filter_choices() -> FilterChoices:
+    """Banks and currencies present in the rollups, for the filter form (one query)."""
+    rows = _fetch(
+        "SELECT 'bank', bank_code FROM dashboard_bill_rollup WHERE bank_code <> '' GROUP BY 2"
+        " UNION SELECT 'bank', bank_code FROM dashboard_attempt_rollup WHERE bank_code <> '' GROUP BY 2"
+        " UNION SELECT 'currency', currency FROM dashboard_bill_rollup GROUP BY 2"
+    )
+    return FilterChoices(
+        banks=sorted(value for kind, value in rows if kind == "bank"),
+        currencies=sorted(value for kind, value in rows if kind == "currency"),
+    )
+
+
+def parse_dashboard_filters(params: Mapping[str, str], choices: FilterChoices) -> tuple[DashboardFilters, list[str]]:
+    """Read the filter query string; return the filters and one message per bad value.
+
+    Args:
+        params: ``month_from`` / ``month_to`` (``YYYY-MM``), ``bank`` (a bank code in
+            the data), ``risk_tier`` (low, medium, high), ``currency`` (ISO 4217 code
+            in the data). Blank values mean "all".
+        choices: what the data holds (:func:`filter_choices`).
+
+    Returns:
+        ``(filters, errors)``: a bad value is named with its field in ``errors``
+        and left out of ``filters`` (never silently widened: callers that export
+        refuse when ``errors`` is not empty).
+    """
+    errors: list[str] = []
+    months: dict[str, dt.date | None] = {}
+    for name, label in (("month_from", _("Period from")), ("month_to", _("Period to"))):
+        raw = (params.get(name) or "").strip()
+        months[name] = None
+        if raw:
+            match = _MONTH.match(raw)
+            if match and 1 <= int(match[2]) <= 12 and int(match[1]) >= 1900:
+                months[name] = dt.date(int(match[1]), int(match[2]), 1)
+            else:
+                errors.append(
+                    _("%(field)s: “%(value)s” is not a month; use YYYY-MM, e.g. 2026-10.")
+                    % {"field": label, "value": raw}
+                )
+    if months["month_from"] and months["month_to"] and months["month_from"] > months["month_to"]:
+        errors.append(
+            _("Period: “%(start)s” is after “%(end)s”.")
+            % {"start": params.get("month_from", "").strip(), "end": params.get("month_to", "").strip()}
+        )
+        months["month_to"] = None
+    bank = (params.get("bank") or "").strip().upper()
+    if bank and (not _BANK.match(bank) or bank not in choices.banks):
+        errors.append(_("Bank: “%(value)s” is not a bank in the data.") % {"value": params.get("bank", "").strip()})
+        bank = ""
+    risk_tier = (params.get("risk_tier") or "").strip().lower()
+    if risk_tier and risk_tier not in RiskTier.values:
+        errors.append(
+            _("Risk tier: “%(value)s” is not one of low, medium, high.")
+            % {"value": params.get("risk_tier", "").strip()}
+        )
+        risk_tier = ""
+    currency = (params.get("currency") or "").strip().upper()
+    if currency and (not _CURRENCY.match(currency) or currency not in choices.currencies):
+        errors.append(
+            _("Currency: “%(value)s” is not a currency in the data.") % {"value": params.get("currency", "").strip()}
+        )
+        currency = ""
+    filters = DashboardFilters(
+        month_from=months["month_from"], month_to=months["month_to"], bank=bank, risk_tier=risk_tier, currency=currency
+    )
+    return filters, errors
+
+
+def _where(f: DashboardFilters, *, bank: bool = True, tier: bool = True, currency: bool = True) -> tuple[str, list]:
+    """SQL conditions (joined by AND, starting with TRUE) and parameters for the filters."""
+    clauses, params = ["TRUE"], []
+    if f.month_from:
+        clauses.append("month >= %s")
+        params.append(f.month_from)
+    if f.month_to:
+        clauses.append("month <= %s")
+        params.append(f.month_to)
+    if bank and f.bank:
+        clauses.append("bank_code = %s")
+        params.append(f.bank)
+    if tier and f.risk_tier:
+        clauses.append("risk_tier = %s")
+        params.append(f.risk_tier)
+    if currency and f.currency:
+        clauses.append("currency = %s")
+        params.append(f.currency)
+    return " AND ".join(clauses), params
+
+
+def _percent(part, whole) -> Decimal | None:
+    """``part / whole`` in percent, two places, half up; None when ``whole`` is zero."""
+    if not whole:
+        return None
+    return (Decimal(part) * 100 / Decimal(whole)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def _month(value: dt.date) -> str:
+    return value.strftime("%Y-%m")
+
+
+def _chart_number(value) -> float | int | None:
+    # Charts draw numbers; the tables and CSV keep the exact Decimal.
+    return None if value is None else (value if isinstance(value, int) else float(value))
+
+
+def _series_chart(kind: str, labels: list[str], series: dict[str, dict[str, object]], *, percent=False, stacked=False):
+    return {
+        "type": kind,
+        "labels": labels,
+        "percent": percent,
+        "stacked": stacked,
+        "datasets": [
+            {"label": name, "data": [_chart_number(points.get(label)) for label in labels]}
+            for name, points in series.items()
+        ],
+    }
+
+
+def _label(choices, value: str) -> str:
+    return str(dict(choices).get(value, value or _("none")))
+
+
+# --- sections -------------------------------------------------------------------------
+
+
+def section_buckets(f: DashboardFilters) -> Section:
+    """Open bills (pending, overdue) by delinquency bucket of their DPD: count and balance per currency."""
+    ranges = bucket_ranges()
+    whens, params = [], []
+    for name, lower, upper in ranges:
+        if upper is None:
+            whens.append("WHEN dpd >= %s THEN %s")
+            params += [lower, name]
+        else:
+            whens.append("WHEN dpd BETWEEN %s AND %s THEN %s")
+            params += [lower, upper, name]
+    where, where_params = _where(f)
+    rows = _fetch(
+        f"SELECT CASE {' '.join(whens)} END AS bucket, currency, sum(bills)::bigint, sum(outstanding)"  # noqa: S608
+        f" FROM dashboard_bill_rollup WHERE status IN ('pending', 'overdue') AND {where} GROUP BY 1, 2",
+        params + where_params,
+    )
+    found = {(bucket, currency): (bills, balance) for bucket, currency, bills, balance in rows}
+    currencies = sorted({currency for _, currency in found})
+    section = Section(
+        key="buckets",
+        title=_("Receivables by delinquency bucket"),
+        definition=_(
+            "Open bills (pending or overdue) by the bucket of their days past due; balance is what is still owed."
+        ),
+        columns=[_("Bucket"), _("Currency"), _("Open bills"), _("Balance")],
+        numeric=[False, False, True, True],
+    )
+    labels = [name for name, _lower, _upper in ranges]
+    series: dict[str, dict[str, object]] = {}
+    for currency in currencies:
+        for name in labels:
+            bills, balance = found.get((name, currency), (0, Decimal("0.00")))
+            section.rows.append([name, currency, bills, balance])
+            series.setdefault(_("Balance (%(currency)s)") % {"currency": currency}, {})[name] = balance
+    section.chart = _series_chart("bar", labels, series)
+    return section
+
+
+def _cycles(f: DashboardFilters) -> list[tuple]:
+    where, params = _where(f)
+    return _fetch(
+        "SELECT month, currency, sum(bills_due)::bigint, sum(amount_due), sum(collected),"  # noqa: S608
+        " coalesce(sum(bills) FILTER (WHERE status = 'overdue'), 0)::bigint,"
+        " coalesce(sum(outstanding) FILTER (WHERE status = 'overdue'), 0)"
+        f" FROM dashboard_bill_rollup WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2",
+        params,
+    )
+
+
+def section_collection(f: DashboardFilters, cycles: list[tuple] | None = None) -> Section:
+    """Per billing cycle and currency: amount collected over amount due."""
+    section = Section(
+        key="collection",
+        title=_("Collection rate per cycle"),
+        definition=_("Per billing month: collected (paid, up to the amount due, per bill) over the amount due."),
+        columns=[
+            _("Cycle"),
+            _("Currency"),
+            _("Bills with an amount due"),
+            _("Amount due"),
+            _("Collected"),
+            _("Rate %"),
+        ],
+        numeric=[False, False, True, True, True, True],
+    )
+    series: dict[str, dict[str, object]] = {}
+    labels: list[str] = []
+    for month, currency, bills_due, due, collected, _overdue, _balance in cycles if cycles is not None else _cycles(f):
+        rate = _percent(collected, due)
+        section.rows.append([_month(month), currency, bills_due, due, collected, rate])
+        labels.append(_month(month))
+        series.setdefault(currency, {})[_month(month)] = rate
+    section.chart = _series_chart("line", sorted(set(labels)), series, percent=True)
+    return section
+
+
+def section_overdue(f: DashboardFilters, cycles: list[tuple] | None = None) -> Section:
+    """Per billing cycle and currency: bills overdue today over bills with an amount due, and their balance."""
+    section = Section(
+        key="overdue",
+        title=_("Overdue rate by cycle"),
+        definition=_("Per billing month: bills overdue now over bills with an amount due; balance still owed on them."),
+        columns=[
+            _("Cycle"),
+            _("Currency"),
+            _("Bills with an amount due"),
+            _("Overdue bills"),
+            _("Overdue rate %"),
+            _("Overdue balance"),
+        ],
+        numeric=[False, False, True, True, True, True],
+    )
+    series: dict[str, dict[str, object]] = {}
+    labels: list[str] = []
+    for month, currency, bills_due, _due, _collected, overdue, balance in cycles if cycles is not None else _cycles(f):
+        rate = _percent(overdue, bills_due)
+        section.rows.append([_month(month), currency, bills_due, overdue, rate, balance])
+        labels.append(_month(month))
+        series.setdefault(currency, {})[_month(month)] = rate
+    section.chart = _series_chart("line", sorted(set(labels)), series, percent=True)
+    return section
+
+
+def section_failures_family(f: DashboardFilters) -> Section:
+    """Failed debit attempts per month of request and failure family."""
+    where, params = _where(f)
+    rows = _fetch(
+        "SELECT month, failure_family, sum(attempts)::bigint FROM dashboard_attempt_rollup"  # noqa: S608
+        f" WHERE status = 'failed' AND {where} GROUP BY 1, 2 ORDER BY 1, 2",
+        params,
+    )
+    section = Section(
+        key="failures_family",
+        title=_("Failed debits by family"),
+        definition=_("Failed repayment attempts per month they were requested, by failure family."),
+        columns=[_("Month"), _("Family"), _("Failed attempts")],
+        numeric=[False, False, True],
+    )
+    series: dict[str, dict[str, object]] = {_label(FailureFamily.choices, v): {} for v in FailureFamily.values}
+    for month, family, count in rows:
+        name = _label(FailureFamily.choices, family)
+        section.rows.append([_month(month), name, count])
+        series.setdefault(name, {})[_month(month)] = count
+    labels = sorted({_month(month) for month, _family, _count in rows})
+    section.chart = _series_chart("bar", labels, {k: v for k, v in series.items() if v}, stacked=True)
+    return section
+
+
+def section_failures_bank(f: DashboardFilters) -> Section:
+    """Per month and bank of the debited card: failed attempts, finished attempts and the failure rate."""
+    where, params = _where(f)
+    rows = _fetch(
+        "SELECT month, bank_code, coalesce(sum(attempts) FILTER (WHERE status = 'failed'), 0)::bigint,"  # noqa: S608
+        " sum(attempts)::bigint FROM dashboard_attempt_rollup"
+        f" WHERE status IN ('failed', 'succeeded') AND {where} GROUP BY 1, 2 ORDER BY 1, 2",
+        params,
+    )
+    section = Section(
+        key="failures_bank",
+        title=_("Failed debits by bank"),
+        definition=_(
+            "Per month and bank of the debited card: failed attempts over finished (failed or succeeded) ones."
+        ),
+        columns=[_("Month"), _("Bank"), _("Failed attempts"), _("Finished attempts"), _("Failure rate %")],
+        numeric=[False, False, True, True, True],
+    )
+    totals: dict[str, int] = defaultdict(int)
+    series: dict[str, dict[str, object]] = defaultdict(dict)
+    for month, bank, failed, finished in rows:
+        bank = bank or _("unknown")
+        section.rows.append([_month(month), bank, failed, finished, _percent(failed, finished)])
+        totals[bank] += failed
+        series[bank][_month(month)] = failed
+    top = sorted((bank for bank in totals if totals[bank]), key=lambda bank: (-totals[bank], bank))[:_CHART_BANKS]
+    labels = sorted({_month(month) for month, *_rest in rows})
+    section.chart = _series_chart("line", labels, {bank: series[bank] for bank in top})
+    return section
+
+
+def recovery_label(source: str) -> str:
+    return {
+        "retry": _("Automatic retry"),
+        "reminder": _("After a reminder"),
+        "agent": pgettext("recovery channel", "Agent"),
+        "extension": _("Extension"),
+        "first_debit": _("First debit (not a recovery)"),
+        "customer": _("Customer, unprompted (not a recovery)"),
+    }[source]
+
+
+def section_recovery(f: DashboardFilters) -> Section:
+    """Succeeded payments per month and attribution (docs/dashboard.md: agent > extension > retry > reminder)."""
+    where, params = _where(f)
+    rows = _fetch(
+        "SELECT month, recovery, currency, sum(attempts)::bigint, sum(amount) FROM dashboard_attempt_rollup"  # noqa: S608
+        f" WHERE status = 'succeeded' AND {where} GROUP BY 1, 2, 3 ORDER BY 1, 3",
+        params,
+    )
+    order = {source: index for index, source in enumerate(PAYMENT_SOURCES)}
+    rows.sort(key=lambda row: (row[0], row[2], order[row[1]]))
+    section = Section(
+        key="recovery",
+        title=_("Recovery by channel"),
+        definition=_(
+            "Succeeded payments per month, attributed to one channel: agent, then extension, then automatic retry, "
+            "then reminder (within 3 days after one)."
+        ),
+        columns=[_("Month"), _("Channel"), _("Currency"), _("Payments"), _("Amount")],
+        numeric=[False, False, False, True, True],
+    )
+    series: dict[str, dict[str, object]] = {recovery_label(source): {} for source in RECOVERY_CHANNELS}
+    for month, source, currency, count, amount in rows:
+        section.rows.append([_month(month), recovery_label(source), currency, count, amount])
+        if source in RECOVERY_CHANNELS:
+            points = series[recovery_label(source)]
+            points[_month(month)] = points.get(_month(month), 0) + count  # counts add across currencies
+    labels = sorted({_month(row[0]) for row in rows})
+    section.chart = _series_chart("bar", labels, series, stacked=True)
+    return section
+
+
+def section_reminders(f: DashboardFilters) -> Section:
+    """Reminder messages sent, and the share followed by a succeeded debit within 72 hours, by tier and channel."""
+    where, params = _where(f)
+    rows = _fetch(
+        "SELECT risk_tier, channel, sum(sent)::bigint, sum(paid_within_3_days)::bigint"  # noqa: S608
+        f" FROM dashboard_reminder_rollup WHERE {where} GROUP BY 1, 2",
+        params,
+    )
+    tiers = {tier: index for index, tier in enumerate(RiskTier.values)}
+    channels = {channel: index for index, channel in enumerate(NotificationChannel.values)}
+    rows.sort(key=lambda row: (tiers.get(row[0], 99), channels.get(row[1], 99)))
+    section = Section(
+        key="reminders",
+        title=_("Reminder effectiveness"),
+        definition=_(
+            "Reminder messages sent, and the share whose bill was paid within 3 days after, by risk tier and channel."
+        ),
+        columns=[_("Risk tier"), _("Channel"), _("Reminders sent"), _("Paid within 3 days"), _("Share %")],
+        numeric=[False, False, True, True, True],
+    )
+    series: dict[str, dict[str, object]] = {}
+    labels = [_label(RiskTier.choices, tier) for tier in RiskTier.values]
+    for tier, channel, sent, paid in rows:
+        share = _percent(paid, sent)
+        section.rows.append(
+            [_label(RiskTier.choices, tier), _label(NotificationChannel.choices, channel), sent, paid, share]
+        )
+        series.setdefault(_label(NotificationChannel.choices, channel), {})[_label(RiskTier.choices, tier)] = share
+    section.chart = _series_chart("bar", labels, series, percent=True)
+    return section
+
+
+def section_relief(f: DashboardFilters) -> Section:
+    """Extensions and waivers per month requested: how many, by status, days granted and late fees waived."""
+    where, params = _where(f)
+    rows = _fetch(
+        "SELECT month, kind, status, currency, sum(requests)::bigint, sum(days)::bigint, sum(amount)"  # noqa: S608
+        f" FROM dashboard_relief_rollup WHERE {where} GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+        params,
+    )
+    section = Section(
+        key="relief",
+        title=_("Extensions and waivers"),
+        definition=_(
+            "Extensions and late-fee waivers per month requested, by status: days granted and late fees waived."
+        ),
+        columns=[
+            _("Month"),
+            _("Kind"),
+            _("Status"),
+            _("Currency"),
+            _("Requests"),
+            _("Days granted"),
+            _("Late fees waived"),
+        ],
+        numeric=[False, False, False, False, True, True, True],
+    )
+    kinds = {"extension": _("Extensions"), "waiver": _("Waivers")}
+    series: dict[str, dict[str, object]] = {label: {} for label in kinds.values()}
+    for month, kind, status, currency, requests, days, amount in rows:
+        section.rows.append(
+            [_month(month), kinds[kind], _label(ApprovalStatus.choices, status), currency, requests, days, amount]
+        )
+        points = series[kinds[kind]]
+        points[_month(month)] = points.get(_month(month), 0) + requests
+    labels = sorted({_month(row[0]) for row in rows})
+    section.chart = _series_chart("bar", labels, series)
+    return section
+
+
+def section_incidents(f: DashboardFilters) -> Section:
+    """Incidents started in the period (on the filtered bank or on every bank): failures and relief reached."""
+    clauses, params = ["TRUE"], []
+    if f.month_from:
+        clauses.append("month >= %s")
+        params.append(f.month_from)
+    if f.month_to:
+        clauses.append("month <= %s")
+        params.append(f.month_to)
+    if f.bank:
+        clauses.append("bank_code IN (%s, '')")
+        params.append(f.bank)
+    if f.currency:
+        clauses.append("currency IN (%s, '')")
+        params.append(f.currency)
+    rows = _fetch(
+        "SELECT incident_id, bank_code, channel, status, started_at, ended_at, system_failures, currency,"  # noqa: S608
+        " relief_bills, relief_applied, relief_reversed, amount_owed FROM dashboard_incident_rollup"
+        f" WHERE {' AND '.join(clauses)} ORDER BY started_at DESC, incident_id DESC, currency LIMIT 200",
+        params,
+    )
+    section = Section(
+        key="incidents",
+        title=_("Incident impact"),
+        definition=_("Per incident: system-family failures in its window and scope, and the bills its relief reached."),
+        columns=[
+            _("Incident"),
+            _("Bank"),
+            _("Started"),
+            _("Ended"),
+            _("Status"),
+            _("System failures"),
+            _("Currency"),
+            _("Bills in relief"),
+            _("Relieved"),
+            _("Reversed"),
+            _("Owed on relieved bills"),
+        ],
+        numeric=[False, False, False, False, False, True, False, True, True, True, True],
+    )
+    series: dict[str, dict[str, object]] = {_("System failures"): {}}
+    labels = []
+    for (
+        incident_id,
+        bank,
+        _channel,
+        status,
+        started,
+        ended,
+        failures,
+        currency,
+        bills,
+        applied,
+        reversed_,
+        owed,
+    ) in rows:
+        started_local = timezone.localtime(started).strftime("%Y-%m-%d %H:%M")
+        ended_local = timezone.localtime(ended).strftime("%Y-%m-%d %H:%M") if ended else ""
+        section.rows.append(
+            [
+                f"#{incident_id}",
+                bank or _("all banks"),
+                started_local,
+                ended_local,
+                _label(IncidentStatus.choices, status),
+                failures,
+                currency,
+                bills,
+                applied,
+                reversed_,
+                owed if currency else None,
+            ]
+        )
+        label = f"#{incident_id}"
+        if label not in series[_("System failures")]:
+            labels.append(label)
+            series[_("System failures")][label] = failures
+    section.chart = _series_chart("bar", labels, series)
+    return section
+
+
+SECTIONS: dict[str, Callable[[DashboardFilters], Section]] = {
+    "buckets": section_buckets,
+    "collection": section_collection,
+    "overdue": section_overdue,
+    "failures_family": section_failures_family,
+    "failures_bank": section_failures_bank,
+    "recovery": section_recovery,
+    "reminders": section_reminders,
+    "relief": section_relief,
+    "incidents": section_incidents,
+}
+
+
+def dashboard_sections(f: DashboardFilters) -> list[Section]:
+    """Every section, in page order, in eight queries (the two cycle sections share one)."""
+    cycles = _cycles(f)
+    sections = []
+    for key, build in SECTIONS.items():
+        if key in ("collection", "overdue"):
+            sections.append(build(f, cycles))  # type: ignore[call-arg]
+        else:
+            sections.append(build(f))
+    return sections
+
+
+__all__ = [
+    "DashboardFilters",
+    "SECTIONS",
+    "dashboard_sections",
+    "filter_choices",
+    "last_refresh",
+    "parse_dashboard_filters",
+]

@@ -1,0 +1,86 @@
+"""Receivables dashboard (issue #7): rollup reads, per-section CSV, "refresh now"."""
+
+from __future__ import annotations
+
+import csv
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required, permission_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from repayments.imports.safety import neutralize
+from repayments.selectors.dashboard import (
+    SECTIONS,
+    dashboard_sections,
+    filter_choices,
+    last_refresh,
+    parse_dashboard_filters,
+)
+from repayments.services.dashboard import dashboard_export_record, dashboard_refresh_request
+
+# "Refresh now" is for supervisors and admins: the dashboard roles that also run incidents.
+REFRESH_PERMISSION = "repayments.refresh_dashboard"
+
+
+@login_required
+@permission_required("repayments.view_dashboard", raise_exception=True)
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """Every section (chart + table + CSV link) for the filters in the query string."""
+    choices = filter_choices()
+    filters, errors = parse_dashboard_filters(request.GET, choices)
+    sections = dashboard_sections(filters)
+    context = {
+        "sections": sections,
+        "charts": {section.key: section.chart for section in sections},
+        "filters": filters,
+        "filter_query": urlencode(filters.as_params()),
+        "choices": choices,
+        "errors": errors,
+        "refresh": last_refresh(),
+        "can_refresh": request.user.has_perm(REFRESH_PERMISSION),
+    }
+    return render(request, "console/dashboard.html", context)
+
+
+@login_required
+@permission_required("repayments.view_dashboard", raise_exception=True)
+def dashboard_export(request: HttpRequest) -> HttpResponse:
+    """One section's table as CSV (``?section=…`` plus the page's filters); formula-safe, audited."""
+    section_key = request.GET.get("section", "")
+    if section_key not in SECTIONS:
+        message = _("Section: “%(value)s” is not one of %(choices)s.") % {
+            "value": section_key,
+            "choices": ", ".join(SECTIONS),
+        }
+        return HttpResponse(message, status=400, content_type="text/plain; charset=utf-8")
+    filters, errors = parse_dashboard_filters(request.GET, filter_choices())
+    if errors:  # never widen an export because a filter was mistyped
+        return HttpResponse("\n".join(errors), status=400, content_type="text/plain; charset=utf-8")
+    section = SECTIONS[section_key](filters)
+    dashboard_export_record(
+        actor=request.user, section=section_key, filters=filters.as_params(), rows=len(section.rows)
+    )
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="dashboard-{section_key}.csv"'
+    response.write("\ufeff")  # Excel needs the BOM to read UTF-8 (Chinese headers)
+    writer = csv.writer(response, lineterminator="\r\n")
+    writer.writerow([neutralize(column) for column in section.columns])
+    for row in section.rows:
+        writer.writerow(["" if cell is None else neutralize(str(cell)) for cell in row])
+    return response
+
+
+@login_required
+@require_POST
+def dashboard_refresh_now(request: HttpRequest) -> HttpResponse:
+    """Queue a rebuild of the rollups now (supervisors and admins); audited."""
+    if not (request.user.has_perm("repayments.view_dashboard") and request.user.has_perm(REFRESH_PERMISSION)):
+        raise PermissionDenied
+    dashboard_refresh_request(actor=request.user)
+    messages.success(request, _("Refresh queued: the figures update in a minute or two; reload the page."))
+    return redirect("console:dashboard")
