@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.e2e.conftest import screenshot
 from tests.repayments.test_dashboard import add_dashboard_activity
+
+# A live server serves another thread, so the test needs committed rows: a
+# transactional test. Marked, so pytest-django runs it with the transactional tests at
+# the end; unmarked, it ran among the others and its flush emptied their database.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _charts_drawn(page) -> int:
