@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from decimal import Decimal
+
 import pytest
 
+from repayments.models import BillStatus
 from tests.e2e.conftest import screenshot
+from tests.factories import BillFactory, CardBindingFactory
 from tests.repayments.test_dashboard import add_dashboard_activity
 
 # A live server serves another thread, so the test needs committed rows: a
@@ -18,7 +23,23 @@ def _charts_drawn(page) -> int:
     return page.locator("canvas[data-drawn='1']").count()
 
 
-def test_an_analyst_sees_every_dashboard_chart_drawn_in_both_languages(live_server, login, analyst, agent, supervisor):
+def _overdue_bills(count: int = 80) -> None:
+    """Overdue bills with a card each: the test's own data (earlier transactional tests flushed the UCI rows)."""
+    for index in range(count):
+        bill = BillFactory(
+            status=BillStatus.OVERDUE,
+            due_date=dt.date(2026, 10, 20) - dt.timedelta(days=index % 60),
+            dpd=10 + index % 60,
+            late_fee=Decimal("5.00"),
+            amount_due=Decimal("1000.00") + index,
+        )
+        CardBindingFactory(customer=bill.customer, gateway_token=f"sbx_ok_dash{index:04d}")
+
+
+def test_an_analyst_sees_every_dashboard_chart_drawn_in_both_languages(
+    empty_domain, live_server, login, analyst, agent, supervisor
+):
+    _overdue_bills()
     add_dashboard_activity(agent=agent, supervisor=supervisor)
     page = login(analyst)
     problems: list[str] = []  # script errors and CSP violations both land here
