@@ -9,7 +9,7 @@ from django.contrib.auth.models import Group
 
 from accounts.models import User
 from accounts.roles import ADMIN, AGENT, ANALYST, AUDITOR, SUPERVISOR
-from tests.engine import start_sandbox, truncate_domain
+from tests.engine import EngineClock, engine_clock, start_sandbox, truncate_domain
 
 # The business date every dataset test is pinned to (the numbers in docs/dataset.md).
 UCI_AS_OF = dt.date(2026, 11, 15)
@@ -56,6 +56,12 @@ def auditor(db) -> User:
 @pytest.fixture
 def admin_user(db) -> User:
     return _persona(ADMIN)
+
+
+@pytest.fixture
+def clock() -> EngineClock:
+    """The real present for tests that talk to live processes (see :class:`tests.engine.EngineClock`)."""
+    return engine_clock()
 
 
 @pytest.fixture

@@ -14,16 +14,40 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
+from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 
-from baitiao.business_time import business_datetime
 from repayments.models import Bill, CardBinding, Customer
 from tests.factories import BillFactory, CardBindingFactory, CreditLineFactory
 
 ROOT = Path(__file__).resolve().parent.parent
-# The business day the engine tests run on, and its first debit time.
-TODAY = dt.date(2026, 11, 30)
-AT_NINE = business_datetime(TODAY, dt.time(9, 0))
+
+
+@dataclass(frozen=True)
+class EngineClock:
+    """The moment a live-engine test collects at, taken from the wall clock.
+
+    The sandbox bank, our callback endpoint and the django-q2 cluster run in real
+    time (other processes, which no freezing reaches), so a test that pinned
+    "today" disagreed with them on the day it ran. Tests that talk to them use
+    the real present instead and compute what they expect from recorded times.
+
+    ``now``: the real present (UTC aware). ``today``: the latest due date a
+    collection run at ``now`` debits for the first time, a business-time date: the
+    business date from ``settings.COLLECTION_START_HOUR`` on, the day before until then.
+    """
+
+    now: dt.datetime
+    today: dt.date
+
+
+def engine_clock() -> EngineClock:
+    """The :class:`EngineClock` of this instant."""
+    now = timezone.now()
+    local = timezone.localtime(now)
+    today = local.date() if local.hour >= settings.COLLECTION_START_HOUR else local.date() - dt.timedelta(days=1)
+    return EngineClock(now=now, today=today)
 
 
 def free_port() -> int:

@@ -24,7 +24,7 @@ from repayments.models import (
     FailureFamily,
 )
 from tests.e2e.conftest import screenshot
-from tests.engine import TODAY, customer_with_due_bill, start_cluster
+from tests.engine import customer_with_due_bill, engine_clock, start_cluster
 
 LANGUAGES = ["en", "zh-hans"]
 # A UnionPay test card the sandbox binds (reserved phone and SMS code as UnionPay publishes them).
@@ -33,8 +33,9 @@ TEST_CARD, TEST_CARD_PHONE, SMS_CODE = "6216261000000000018", "13552535506", "11
 
 def _bad_binding_customer():
     """A customer whose card expired: binding invalid, repair case open, bill overdue with a binding failure."""
+    clock = engine_clock()
     customer, bill, binding = customer_with_due_bill(
-        scenario="card_expired", amount="1234.56", due=TODAY - dt.timedelta(days=5)
+        scenario="card_expired", amount="1234.56", due=clock.today - dt.timedelta(days=5)
     )
     now = timezone.now()
     binding.status, binding.status_changed_at, binding.status_reason = CardBindingStatus.INVALID, now, "card_expired"
@@ -52,11 +53,14 @@ def _bad_binding_customer():
 
 def _queue_filler(n: int) -> None:
     """Other failed bills, so the worklist screenshot shows a working day."""
+    clock = engine_clock()
     families = [FailureFamily.SYSTEM, FailureFamily.FUNDS, FailureFamily.BINDING]
     codes = {"system": "bank_system_error", "funds": "insufficient_funds", "binding": "card_closed"}
     for index in range(n):
         family = families[index % 3]
-        _, bill, _ = customer_with_due_bill(amount=f"{300 + index * 37}.50", due=TODAY - dt.timedelta(days=index % 4))
+        _, bill, _ = customer_with_due_bill(
+            amount=f"{300 + index * 37}.50", due=clock.today - dt.timedelta(days=index % 4)
+        )
         Bill.objects.filter(pk=bill.pk).update(
             last_failure_family=family,
             last_failure_code=codes[family],
@@ -107,9 +111,9 @@ def test_agent_repairs_a_bad_binding_and_sees_the_retry_succeed(language, empty_
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_a_ten_day_extension_needs_a_supervisor_and_moves_the_due_date(
-    language, empty_domain, login, agent, supervisor
+    clock, language, empty_domain, login, agent, supervisor
 ):
-    customer, bill, _ = customer_with_due_bill(due=TODAY - dt.timedelta(days=6))
+    customer, bill, _ = customer_with_due_bill(due=clock.today - dt.timedelta(days=6))
     Bill.objects.filter(pk=bill.pk).update(status=BillStatus.OVERDUE, dpd=6, late_fee=Decimal("3.70"))
     page = login(agent, language)
     base = page.url.rstrip("/")
@@ -133,15 +137,15 @@ def test_a_ten_day_extension_needs_a_supervisor_and_moves_the_due_date(
     boss.click(f"[data-testid=approve-extension-{extension.pk}]")
     boss.wait_for_selector(".messages .success")
     boss.goto(f"{base}/console/customers/{customer.customer_no}/")
-    new_due = (TODAY - dt.timedelta(days=6) + dt.timedelta(days=10)).isoformat()
+    new_due = (clock.today - dt.timedelta(days=6) + dt.timedelta(days=10)).isoformat()
     assert new_due in boss.inner_text(f"[data-testid=due-{bill.bill_no}]")
     bill.refresh_from_db()
     assert (bill.due_date.isoformat(), bill.status) == (new_due, BillStatus.PENDING)
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-def test_a_reveal_appears_in_the_auditors_view(language, empty_domain, login, agent, auditor):
-    customer, _, _ = customer_with_due_bill(due=TODAY)
+def test_a_reveal_appears_in_the_auditors_view(clock, language, empty_domain, login, agent, auditor):
+    customer, _, _ = customer_with_due_bill(due=clock.today)
     page = login(agent, language)
     base = page.url.rstrip("/")
     page.goto(f"{base}/console/customers/{customer.customer_no}/")

@@ -30,11 +30,10 @@ from baitiao.pii import pii_hash
 from repayments.models import Bill, BillStatus, Customer, Notification
 from repayments.services.collection import collection_run
 from tests.engine import (
-    AT_NINE,
     ROOT,
-    TODAY,
     Cluster,
     customer_with_due_bill,
+    engine_clock,
     free_port,
     wait_for,
 )
@@ -190,10 +189,13 @@ def _unreadable_customer() -> Customer:
 
 def _full_run(stack, agent, analyst) -> dict:
     """Everything that might leak: debits and failures, repair, search, reveal, import, errors."""
+    clock = engine_clock()
     web = stack["web"]
     customers = {}
     for no, scenario, name, phone, national_id, email in PEOPLE:
-        customer, _, binding = customer_with_due_bill(due=TODAY, customer_no=no, scenario=scenario, amount="120.50")
+        customer, _, binding = customer_with_due_bill(
+            due=clock.today, customer_no=no, scenario=scenario, amount="120.50"
+        )
         customer.name, customer.phone, customer.national_id, customer.email = name, phone, national_id, email
         customer.phone_hash, customer.phone_last4 = pii_hash(phone), phone[-4:]
         customer.national_id_hash, customer.national_id_last4 = pii_hash(national_id), national_id[-4:]
@@ -204,7 +206,7 @@ def _full_run(stack, agent, analyst) -> dict:
     lost = _unreadable_customer()
 
     # The collection run (in this process): the bank answers on the clusters; one binding failure.
-    assert collection_run(now=AT_NINE)["attempts"] == 3
+    assert collection_run(now=clock.now)["attempts"] == 3
     bad = customers["PII-BAD"]
     wait_for(
         lambda: Notification.objects.filter(customer=bad, event="debit_failed_binding", status="sent").exists(),

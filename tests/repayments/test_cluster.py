@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from repayments.models import AttemptStatus, Bill, BillStatus, Notification, RepaymentAttempt
 from repayments.services.collection import attempts_resolve_stale, collection_run
-from tests.engine import AT_NINE, TODAY, customer_with_due_bill, start_cluster, wait_for
+from tests.engine import customer_with_due_bill, start_cluster, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("empty_domain")]
 
@@ -39,13 +39,13 @@ def unsettled() -> int:
     return RepaymentAttempt.objects.exclude(status__in=[AttemptStatus.SUCCEEDED, AttemptStatus.FAILED]).count()
 
 
-def test_the_cluster_collects_due_bills_and_tells_binding_failures_within_a_minute(sandbox, cluster_factory):
+def test_the_cluster_collects_due_bills_and_tells_binding_failures_within_a_minute(clock, sandbox, cluster_factory):
     for n in range(8):
-        customer_with_due_bill(due=TODAY, customer_no=f"OK-{n:02d}", amount=f"{100 + n}.25")
-    bad, _, _ = customer_with_due_bill(due=TODAY, customer_no="BAD-01", scenario="card_expired")
+        customer_with_due_bill(due=clock.today, customer_no=f"OK-{n:02d}", amount=f"{100 + n}.25")
+    bad, _, _ = customer_with_due_bill(due=clock.today, customer_no="BAD-01", scenario="card_expired")
     cluster_factory()
     started = timezone.now()
-    assert collection_run(now=AT_NINE)["attempts"] == 9
+    assert collection_run(now=clock.now)["attempts"] == 9
     wait_for(lambda: unsettled() == 0, timeout=60, what="every attempt settled by the cluster")
     assert Bill.objects.filter(status=BillStatus.PAID).count() == 8
     assert Bill.objects.get(customer__customer_no="OK-03").amount_paid == Decimal("103.25")
@@ -58,12 +58,12 @@ def test_the_cluster_collects_due_bills_and_tells_binding_failures_within_a_minu
     assert sandbox.state()["debits"] == {"succeeded": 8, "failed": 1}
 
 
-def test_killing_the_cluster_mid_debit_charges_nobody_twice(sandbox, cluster_factory):
+def test_killing_the_cluster_mid_debit_charges_nobody_twice(clock, sandbox, cluster_factory):
     for n in range(6):
-        customer_with_due_bill(due=TODAY, customer_no=f"K-{n:02d}", amount="42.00")
+        customer_with_due_bill(due=clock.today, customer_no=f"K-{n:02d}", amount="42.00")
     sandbox.outage("timeout")  # the bank holds every answer: workers are mid-debit
     first = cluster_factory()
-    collection_run(now=AT_NINE)
+    collection_run(now=clock.now)
     wait_for(
         lambda: RepaymentAttempt.objects.filter(status=AttemptStatus.PROCESSING).exists(),
         what="a worker mid-debit",

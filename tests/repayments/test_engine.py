@@ -29,7 +29,7 @@ from repayments.models import (
 )
 from repayments.services.bindings import card_binding_confirm, card_binding_start
 from repayments.services.collection import attempts_resolve_stale, attempts_send, collection_run
-from tests.engine import AT_NINE, TODAY, customer_with_due_bill, start_sandbox, wait_for
+from tests.engine import customer_with_due_bill, start_sandbox, wait_for
 from tests.factories import BillFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("empty_domain")]
@@ -56,7 +56,7 @@ def sync_queue(monkeypatch):
     monkeypatch.setattr(Conf, "SYNC", True)
 
 
-def send_all(now=AT_NINE) -> list[int]:
+def send_all(now: dt.datetime) -> list[int]:
     """Run a collection at ``now`` and send what it created (the sync queue may have sent it already)."""
     collection_run(now=now)
     ids = list(RepaymentAttempt.objects.filter(requested_at=now).values_list("id", flat=True))
@@ -69,9 +69,9 @@ def settled(attempt_id: int) -> RepaymentAttempt | None:
     return attempt if attempt.status in (AttemptStatus.SUCCEEDED, AttemptStatus.FAILED) else None
 
 
-def test_a_due_bill_is_debited_and_paid_through_the_async_callback(sandbox):
-    _, bill, _ = customer_with_due_bill(due=TODAY, amount="1234.56")
-    [attempt_id] = send_all()
+def test_a_due_bill_is_debited_and_paid_through_the_async_callback(clock, sandbox):
+    _, bill, _ = customer_with_due_bill(due=clock.today, amount="1234.56")
+    [attempt_id] = send_all(clock.now)
     attempt = wait_for(lambda: settled(attempt_id), what="callback")
     bill.refresh_from_db()
     assert attempt.status == AttemptStatus.SUCCEEDED and attempt.gateway_reference.startswith("SBX")
@@ -79,26 +79,26 @@ def test_a_due_bill_is_debited_and_paid_through_the_async_callback(sandbox):
     assert bill.status == BillStatus.PAID and bill.closed_at is not None
 
 
-def test_nothing_is_debited_before_nine_on_the_due_date(sandbox):
-    customer_with_due_bill(due=TODAY)
-    assert collection_run(now=business_datetime(TODAY, dt.time(8, 59)))["attempts"] == 0
-    assert collection_run(now=AT_NINE)["attempts"] == 1
+def test_nothing_is_debited_before_nine_on_the_due_date(clock, sandbox):
+    customer_with_due_bill(due=clock.today)
+    assert collection_run(now=business_datetime(clock.today, dt.time(8, 59)))["attempts"] == 0
+    assert collection_run(now=business_datetime(clock.today, dt.time(9, 0)))["attempts"] == 1
 
 
-def test_duplicate_callbacks_are_applied_once(sandbox):
+def test_duplicate_callbacks_are_applied_once(clock, sandbox):
     # The sandbox delivers every callback twice in these tests (duplicate rate 1.0).
-    _, bill, _ = customer_with_due_bill(due=TODAY, amount="300.00")
-    [attempt_id] = send_all()
+    _, bill, _ = customer_with_due_bill(due=clock.today, amount="300.00")
+    [attempt_id] = send_all(clock.now)
     wait_for(lambda: settled(attempt_id), what="callback")
     wait_for(lambda: sandbox.state()["callbacks_sent"] >= 2, what="the duplicate")
     bill.refresh_from_db()
     assert bill.amount_paid == Decimal("300.00")
 
 
-def test_concurrent_identical_callbacks_change_the_bill_once(sandbox, live_server, settings):
-    _, bill, _ = customer_with_due_bill(due=TODAY, amount="500.00")
+def test_concurrent_identical_callbacks_change_the_bill_once(clock, sandbox, live_server, settings):
+    _, bill, _ = customer_with_due_bill(due=clock.today, amount="500.00")
     sandbox.outage("timeout")  # keep the bank's own callback from arriving first
-    collection_run(now=AT_NINE)
+    collection_run(now=clock.now)
     attempt = RepaymentAttempt.objects.get()
     RepaymentAttempt.objects.filter(id=attempt.id).update(status=AttemptStatus.PROCESSING)
     body = json.dumps(
@@ -124,21 +124,21 @@ def test_concurrent_identical_callbacks_change_the_bill_once(sandbox, live_serve
     assert bill.amount_paid == Decimal("500.00")
 
 
-def test_two_concurrent_collection_runs_create_each_attempt_once(sandbox):
+def test_two_concurrent_collection_runs_create_each_attempt_once(clock, sandbox):
     for n in range(20):
-        customer_with_due_bill(due=TODAY, customer_no=f"CC-{n:03d}")
+        customer_with_due_bill(due=clock.today, customer_no=f"CC-{n:03d}")
     inserted, results = threading.Event(), {}
 
     def first_run_holding_its_transaction():
         with transaction.atomic():
-            results["first"] = collection_run(now=AT_NINE)
+            results["first"] = collection_run(now=clock.now)
             inserted.set()
             time.sleep(1.5)  # the second run starts while these rows are uncommitted
         connection.close()
 
     def second_run():
         inserted.wait(10)
-        results["second"] = collection_run(now=AT_NINE)
+        results["second"] = collection_run(now=clock.now)
         connection.close()
 
     threads = [threading.Thread(target=first_run_holding_its_transaction), threading.Thread(target=second_run)]
@@ -151,13 +151,13 @@ def test_two_concurrent_collection_runs_create_each_attempt_once(sandbox):
     assert set(Bill.objects.values_list("debit_attempts", flat=True)) == {1}
 
 
-def test_a_timeout_is_resolved_by_query_without_a_second_debit(silent_sandbox):
+def test_a_timeout_is_resolved_by_query_without_a_second_debit(clock, silent_sandbox):
     sandbox = silent_sandbox
-    _, bill, _ = customer_with_due_bill(due=TODAY, amount="800.00")
+    _, bill, _ = customer_with_due_bill(due=clock.today, amount="800.00")
     sandbox.outage("timeout")  # the bank processes the debit but answers too late
-    [attempt_id] = send_all()
+    [attempt_id] = send_all(clock.now)
     assert RepaymentAttempt.objects.get(id=attempt_id).status == AttemptStatus.UNKNOWN
-    assert collection_run(now=AT_NINE + dt.timedelta(hours=1))["attempts"] == 0  # never a second debit
+    assert collection_run(now=clock.now + dt.timedelta(hours=1))["attempts"] == 0  # never a second debit
     sandbox.outage("off")
     wait_for(lambda: sandbox.state()["debits"] == {"succeeded": 1}, what="the bank to finish")
     attempts_resolve_stale(now=timezone.now() + dt.timedelta(hours=1))
@@ -168,9 +168,9 @@ def test_a_timeout_is_resolved_by_query_without_a_second_debit(silent_sandbox):
     assert sandbox.state()["debits"] == {"succeeded": 1}
 
 
-def test_a_worker_that_died_after_claiming_is_settled_and_retried(sandbox):
-    _, bill, _ = customer_with_due_bill(due=TODAY, amount="90.00")
-    collection_run(now=AT_NINE)
+def test_a_worker_that_died_after_claiming_is_settled_and_retried(clock, sandbox):
+    _, bill, _ = customer_with_due_bill(due=clock.today, amount="90.00")
+    collection_run(now=clock.now)
     # The worker claimed the attempt and died before the bank heard of it.
     RepaymentAttempt.objects.update(status=AttemptStatus.PROCESSING, updated_at=timezone.now() - dt.timedelta(hours=1))
     attempts_resolve_stale()
@@ -184,9 +184,9 @@ def test_a_worker_that_died_after_claiming_is_settled_and_retried(sandbox):
     assert bill.amount_paid == Decimal("90.00") and sandbox.state()["debits"] == {"succeeded": 1}
 
 
-def test_a_binding_failure_invalidates_the_card_opens_a_case_and_tells_the_customer(sandbox, sync_queue):
-    customer, bill, binding = customer_with_due_bill(due=TODAY, scenario="card_expired")
-    [attempt_id] = send_all()
+def test_a_binding_failure_invalidates_the_card_opens_a_case_and_tells_the_customer(clock, sandbox, sync_queue):
+    customer, bill, binding = customer_with_due_bill(due=clock.today, scenario="card_expired")
+    [attempt_id] = send_all(clock.now)
     attempt = wait_for(lambda: settled(attempt_id), what="callback")
     binding.refresh_from_db()
     bill.refresh_from_db()
@@ -196,12 +196,12 @@ def test_a_binding_failure_invalidates_the_card_opens_a_case_and_tells_the_custo
     sent = wait_for(lambda: list(Notification.objects.filter(customer=customer, status="sent")), what="notice")
     assert {n.channel for n in sent} >= {"sms", "in_app"}
     assert all(customer.phone not in n.body and "0123" in n.body for n in sent)  # only the last four digits
-    assert collection_run(now=AT_NINE + dt.timedelta(days=1))["attempts"] == 0  # no retry on that card
+    assert collection_run(now=clock.now + dt.timedelta(days=1))["attempts"] == 0  # no retry on that card
 
 
-def test_rebinding_a_verified_card_retries_the_failed_bill_automatically(sandbox, sync_queue, agent):
-    customer, bill, old = customer_with_due_bill(due=TODAY, scenario="card_closed", amount="66.60")
-    [attempt_id] = send_all()
+def test_rebinding_a_verified_card_retries_the_failed_bill_automatically(clock, sandbox, sync_queue, agent):
+    customer, bill, old = customer_with_due_bill(due=clock.today, scenario="card_closed", amount="66.60")
+    [attempt_id] = send_all(clock.now)
     wait_for(lambda: settled(attempt_id), what="binding failure")
     challenge = card_binding_start(
         customer=customer, card_number="6222021234567890128", reserved_phone="13800138000", actor=agent
@@ -227,19 +227,22 @@ def test_rebinding_a_verified_card_retries_the_failed_bill_automatically(sandbox
     assert bill.status == BillStatus.PAID and bill.amount_paid == Decimal("66.60")
 
 
-def test_insufficient_funds_retries_on_the_next_mornings(sandbox):
-    _, bill, _ = customer_with_due_bill(due=TODAY, scenario="lowfunds", amount="9999.99")
-    [attempt_id] = send_all()
+def test_insufficient_funds_retries_on_the_next_mornings(clock, sandbox):
+    _, bill, _ = customer_with_due_bill(due=clock.today, scenario="lowfunds", amount="9999.99")
+    [attempt_id] = send_all(clock.now)
     attempt = wait_for(lambda: settled(attempt_id), what="callback")
     bill.refresh_from_db()
     assert (attempt.failure_code, attempt.failure_family) == ("insufficient_funds", "funds")
-    assert timezone.localtime(bill.retry_at) == business_datetime(TODAY + dt.timedelta(days=1), dt.time(9, 0))
+    # The first funds retry is 09:00 business time on the day after the decline,
+    # whichever day the (real-time) bank declined on.
+    declined_on = timezone.localtime(attempt.completed_at).date()
+    assert timezone.localtime(bill.retry_at) == business_datetime(declined_on + dt.timedelta(days=1), dt.time(9, 0))
 
 
-def test_a_system_outage_fails_with_system_codes_and_backs_off(sandbox):
-    _, bill, _ = customer_with_due_bill(due=TODAY)
+def test_a_system_outage_fails_with_system_codes_and_backs_off(clock, sandbox):
+    _, bill, _ = customer_with_due_bill(due=clock.today)
     sandbox.outage("error")
-    [attempt_id] = send_all()
+    [attempt_id] = send_all(clock.now)
     attempt = RepaymentAttempt.objects.get(id=attempt_id)
     bill.refresh_from_db()
     assert attempt.failure_family == FailureFamily.SYSTEM
@@ -247,9 +250,9 @@ def test_a_system_outage_fails_with_system_codes_and_backs_off(sandbox):
     assert dt.timedelta(minutes=4) < bill.retry_at - attempt.completed_at <= dt.timedelta(minutes=5)
 
 
-def test_callbacks_with_a_bad_or_stale_signature_are_refused(live_server, settings):
-    customer_with_due_bill(due=TODAY)
-    collection_run(now=AT_NINE)
+def test_callbacks_with_a_bad_or_stale_signature_are_refused(clock, live_server, settings):
+    customer_with_due_bill(due=clock.today)
+    collection_run(now=clock.now)
     attempt = RepaymentAttempt.objects.get()
     body = json.dumps({"idempotency_key": attempt.attempt_no, "status": "succeeded", "amount": "1234.56"}).encode()
     url = f"{live_server.url}/api/v1/gateway/callbacks/"
@@ -260,9 +263,9 @@ def test_callbacks_with_a_bad_or_stale_signature_are_refused(live_server, settin
     assert RepaymentAttempt.objects.get().status == AttemptStatus.PENDING
 
 
-def test_unknown_attempts_and_mismatched_amounts_are_kept_for_review(live_server, settings):
-    customer_with_due_bill(due=TODAY, amount="100.00")
-    collection_run(now=AT_NINE)
+def test_unknown_attempts_and_mismatched_amounts_are_kept_for_review(clock, live_server, settings):
+    customer_with_due_bill(due=clock.today, amount="100.00")
+    collection_run(now=clock.now)
     attempt = RepaymentAttempt.objects.get()
     RepaymentAttempt.objects.update(status=AttemptStatus.PROCESSING)
     url = f"{live_server.url}/api/v1/gateway/callbacks/"
@@ -285,19 +288,19 @@ def test_unknown_attempts_and_mismatched_amounts_are_kept_for_review(live_server
     assert RepaymentAttempt.objects.get().status == AttemptStatus.PROCESSING
 
 
-def test_an_unreachable_gateway_leaves_attempts_unknown_never_lost(settings):
+def test_an_unreachable_gateway_leaves_attempts_unknown_never_lost(clock, settings):
     settings.GATEWAY_URL = "http://127.0.0.1:9"  # nothing listens on the discard port
-    customer_with_due_bill(due=TODAY)
-    [attempt_id] = send_all()
+    customer_with_due_bill(due=clock.today)
+    [attempt_id] = send_all(clock.now)
     assert RepaymentAttempt.objects.get(id=attempt_id).status == AttemptStatus.UNKNOWN
     counts = attempts_resolve_stale(now=timezone.now() + dt.timedelta(hours=1))
     assert counts["still_open"] == 1
     assert RepaymentAttempt.objects.get(id=attempt_id).status == AttemptStatus.UNKNOWN
 
 
-def test_a_success_reported_after_we_closed_the_attempt_is_recorded_and_flagged(live_server, settings):
-    _, bill, _ = customer_with_due_bill(due=TODAY, amount="75.00")
-    collection_run(now=AT_NINE)
+def test_a_success_reported_after_we_closed_the_attempt_is_recorded_and_flagged(clock, live_server, settings):
+    _, bill, _ = customer_with_due_bill(due=clock.today, amount="75.00")
+    collection_run(now=clock.now)
     attempt = RepaymentAttempt.objects.get()
     RepaymentAttempt.objects.update(
         status=AttemptStatus.FAILED, failure_code="not_delivered", failure_family="system", completed_at=timezone.now()
@@ -316,12 +319,15 @@ def test_a_success_reported_after_we_closed_the_attempt_is_recorded_and_flagged(
     assert GatewayReviewItem.objects.get().reason == "late_success"
 
 
-def test_rebinding_retries_only_bills_that_are_due(sandbox, sync_queue, agent):
-    customer, bill, _ = customer_with_due_bill(due=TODAY, scenario="card_closed", amount="10.00")
+def test_rebinding_retries_only_bills_that_are_due(clock, sandbox, sync_queue, agent):
+    customer, bill, _ = customer_with_due_bill(due=clock.today, scenario="card_closed", amount="10.00")
     later = BillFactory(
-        credit_line=bill.credit_line, due_date=TODAY + dt.timedelta(days=20), amount_due="20.00", minimum_due="2.00"
+        credit_line=bill.credit_line,
+        due_date=clock.today + dt.timedelta(days=20),
+        amount_due="20.00",
+        minimum_due="2.00",
     )
-    [attempt_id] = send_all()
+    [attempt_id] = send_all(clock.now)
     wait_for(lambda: settled(attempt_id), what="binding failure")
     challenge = card_binding_start(
         customer=customer, card_number="6222021234567890128", reserved_phone="13800138000", actor=agent
@@ -333,9 +339,9 @@ def test_rebinding_retries_only_bills_that_are_due(sandbox, sync_queue, agent):
     assert later.retry_at is None and not later.attempts.exists()
 
 
-def test_an_attempt_whose_bill_was_paid_while_queued_is_cancelled_not_sent(sandbox):
-    _, bill, _ = customer_with_due_bill(due=TODAY, amount="55.00")
-    collection_run(now=AT_NINE)
+def test_an_attempt_whose_bill_was_paid_while_queued_is_cancelled_not_sent(clock, sandbox):
+    _, bill, _ = customer_with_due_bill(due=clock.today, amount="55.00")
+    collection_run(now=clock.now)
     Bill.objects.filter(id=bill.id).update(amount_paid=Decimal("55.00"), status=BillStatus.PAID)
     attempt = RepaymentAttempt.objects.get()
     assert attempts_send(attempt_ids=[attempt.id]) == {"sent": 0, "skipped": 1, "unknown": 0}
@@ -343,10 +349,10 @@ def test_an_attempt_whose_bill_was_paid_while_queued_is_cancelled_not_sent(sandb
     assert attempt.status == AttemptStatus.CANCELLED and sandbox.state()["debits"] == {}
 
 
-def test_a_card_failure_arriving_after_a_rebinding_retries_on_the_new_card(sandbox, agent):
-    customer, bill, old = customer_with_due_bill(due=TODAY, scenario="card_expired", amount="12.00")
+def test_a_card_failure_arriving_after_a_rebinding_retries_on_the_new_card(clock, sandbox, agent):
+    customer, bill, old = customer_with_due_bill(due=clock.today, scenario="card_expired", amount="12.00")
     sandbox.outage("timeout")
-    [attempt_id] = send_all()  # in flight on the old card
+    [attempt_id] = send_all(clock.now)  # in flight on the old card
     challenge = card_binding_start(
         customer=customer, card_number="6222021234567890128", reserved_phone="13800138000", actor=agent
     )
@@ -360,9 +366,9 @@ def test_a_card_failure_arriving_after_a_rebinding_retries_on_the_new_card(sandb
     assert not Notification.objects.filter(event="debit_failed_binding").exists()
 
 
-def test_a_success_callback_without_an_amount_is_refused(live_server, settings):
-    customer_with_due_bill(due=TODAY)
-    collection_run(now=AT_NINE)
+def test_a_success_callback_without_an_amount_is_refused(clock, live_server, settings):
+    customer_with_due_bill(due=clock.today)
+    collection_run(now=clock.now)
     attempt = RepaymentAttempt.objects.get()
     body = json.dumps({"idempotency_key": attempt.attempt_no, "status": "succeeded"}).encode()
     response = httpx.post(
@@ -374,7 +380,7 @@ def test_a_success_callback_without_an_amount_is_refused(live_server, settings):
     assert RepaymentAttempt.objects.get().status == AttemptStatus.PENDING
 
 
-def test_money_stays_exact_decimal_from_bill_to_gateway_to_booking(live_server, settings):
+def test_money_stays_exact_decimal_from_bill_to_gateway_to_booking(clock, live_server, settings):
     """Decimal money throughout: amounts no binary float can hold, end to end.
 
     The bill owes 0.10 + 0.20 (float: 0.30000000000000004) plus a late fee and a
@@ -383,15 +389,15 @@ def test_money_stays_exact_decimal_from_bill_to_gateway_to_booking(live_server, 
     """
     from repayments.services.delinquency import bills_refresh_delinquency
 
-    customer, bill, _ = customer_with_due_bill(due=TODAY - dt.timedelta(days=10), amount="1234.57")
+    customer, bill, _ = customer_with_due_bill(due=clock.today - dt.timedelta(days=10), amount="1234.57")
     Bill.objects.filter(pk=bill.pk).update(amount_paid=Decimal("0.10") + Decimal("0.20"))
-    bills_refresh_delinquency(as_of=TODAY)  # 10 days past due: 0.05 % a day of the unpaid 1,234.27
+    bills_refresh_delinquency(as_of=clock.today)  # 10 days past due: 0.05 % a day of the unpaid 1,234.27
     bill.refresh_from_db()
     assert bill.late_fee == Decimal("6.17")  # 1234.27 × 0.0005 × 10 = 6.17135, half-up to cents
     Bill.objects.filter(pk=bill.pk).update(late_fee_waived=Decimal("0.01"))
     bill.refresh_from_db()
     owed = bill.amount_due + bill.late_fee - bill.late_fee_waived - bill.amount_paid
-    collection_run(now=AT_NINE)
+    collection_run(now=clock.now)
     attempt = RepaymentAttempt.objects.get(bill=bill)
     assert (type(attempt.amount), attempt.amount) == (Decimal, owed)
     RepaymentAttempt.objects.filter(pk=attempt.pk).update(status=AttemptStatus.PROCESSING)

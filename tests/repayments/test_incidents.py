@@ -47,8 +47,10 @@ from repayments.services.reminders import reminders_send_due
 from tests.engine import customer_with_due_bill, start_cluster, wait_for
 
 BANK = "TSTB"  # a bank of our own: the session's UCI data never matches it
-# The incident's window, far from anything the UCI data holds.
-START = dt.datetime(2027, 3, 1, 2, 0, tzinfo=dt.UTC)
+# The incident's window: six hours before the suite started, on the real clock (an
+# incident is declared after the fact, and the relief, the reminders and the cluster
+# run in real time). The session's UCI data is older and on other banks.
+START = timezone.now().replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=6)
 END = START + dt.timedelta(hours=1)
 BILL_FIELDS = ("due_date", "status", "dpd", "dpd_as_of", "late_fee", "late_fee_waived", "retry_at", "amount_paid")
 
