@@ -41,7 +41,8 @@ worker_tmp_dir = "/dev/shm" if Path("/dev/shm").is_dir() else None  # noqa: S108
 # behind a load balancer that always overwrites them).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
-# Logs on stdout/stderr for the platform to collect. The access line has the path
+# Logs on standard error for the platform to collect (in each worker settings.LOGGING takes
+# the access logger over from gunicorn's stdout handler: docs/operations.md). The access line has the path
 # without its query string (%(U)s, not %(r)s), and no referrer: query strings carry
 # search terms such as phone numbers and names (personal data).
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-") or None

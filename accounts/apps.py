@@ -7,6 +7,7 @@ class AccountsConfig(AppConfig):
     verbose_name = "Staff and audit"
 
     def ready(self) -> None:
+        from accounts import checks  # noqa: F401 - registers the system checks
         from accounts.roles import sync_roles_after_migrate
 
         # Roles are reference data tied to the permissions that migrations create,

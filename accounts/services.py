@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db import models, transaction
 
+from accounts.demo import demo_user_refused, demo_username
 from accounts.models import AuditEvent, User
 from baitiao.logs import current_request_id
 
@@ -85,7 +86,7 @@ def staff_ensure_demo_user(*, role: str, password: str, reset_password: bool) ->
     from accounts.roles import ADMIN
 
     user, created = User.objects.get_or_create(
-        username=f"demo_{role}", defaults={"first_name": f"Demo {role}", "is_staff": role == ADMIN}
+        username=demo_username(role), defaults={"first_name": f"Demo {role}", "is_staff": role == ADMIN}
     )
     if created or reset_password:
         user.set_password(password)
@@ -103,7 +104,8 @@ def api_token_issue(*, user: User, days: int, reason: str, issued_by: User | Non
     hash; a lost token is revoked and a new one issued.
 
     Raises:
-        ValueError: ``days`` outside 1 … 365, an empty reason, or an inactive user.
+        ValueError: ``days`` outside 1 … 365, an empty reason, an inactive user, or a
+            demo user outside demo mode (``accounts.demo``).
     """
     import datetime as dt
 
@@ -115,6 +117,8 @@ def api_token_issue(*, user: User, days: int, reason: str, issued_by: User | Non
         raise ValueError("say why the token is issued")
     if not user.is_active:
         raise ValueError(f"user {user.username} is inactive")
+    if demo_user_refused(user):
+        raise ValueError(f"user {user.username} is demo staff: demo users work in demo mode only")
     with transaction.atomic():
         instance, token = AuthToken.objects.create(user=user, expiry=dt.timedelta(days=days))
         audit_record(

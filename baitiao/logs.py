@@ -3,8 +3,10 @@
 Every log line of the product, ours and the libraries' (Django, django-q2, httpx),
 goes through the standard library's ``logging`` and is rendered by one
 ``structlog.stdlib.ProcessorFormatter`` (``settings.LOGGING``): JSON, one object a
-line, on stdout when ``LOG_FORMAT=json`` (the default with ``DEBUG`` off), or a
-readable console line when ``LOG_FORMAT=console`` (the default with ``DEBUG`` on).
+line, when ``LOG_FORMAT=json`` (the default with ``DEBUG`` off), or a readable
+console line when ``LOG_FORMAT=console`` (the default with ``DEBUG`` on). Every
+process writes its log lines to standard error, never standard output: a management
+command's standard output is what it was asked for (a token, a CSV) and nothing else.
 
 Context comes from ``structlog.contextvars``: :class:`RequestContextMiddleware`
 binds ``request_id`` and ``user_id`` (the staff user's numeric id, never a

@@ -108,6 +108,9 @@ MIDDLEWARE = [
     # Request id and staff user id on every log line of the request (baitiao/logs.py).
     "baitiao.logs.RequestContextMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    # A NUL or other control character in the path, query string or a form field is a
+    # 400 here, before any view looks a value up in PostgreSQL (baitiao/edge.py).
+    "baitiao.edge.RefuseControlCharactersMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -370,6 +373,9 @@ SPECTACULAR_SETTINGS = {
     "Every POST that moves money or grants relief needs an Idempotency-Key header.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and the docs page need a signed-in staff user (session or token), with
+    # DEBUG on or off: drf-spectacular's default lets anyone read them (docs/api.md).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",  # self-hosted: no CDN on the internal network
@@ -494,9 +500,12 @@ SMS_PROVIDER = env.str("SMS_PROVIDER", default="repayments.notifications.provide
 PUSH_PROVIDER = env.str("PUSH_PROVIDER", default="repayments.notifications.providers.SandboxPushProvider")
 
 # Logs (baitiao/logs.py, docs/operations.md): every line, ours and the libraries',
-# through structlog's ProcessorFormatter: JSON lines on stdout in production,
-# readable lines with DEBUG on; LOG_FORMAT=json|console overrides. Personal data is
-# never logged; a redaction processor masks phones, IDs and card numbers anyway.
+# through structlog's ProcessorFormatter: JSON lines on standard error in production,
+# readable lines with DEBUG on; LOG_FORMAT=json|console overrides. Standard error, in
+# every process (web, clusters, commands): standard output carries only what a command
+# was asked for, so `TOKEN=$(manage.py api_token …)` captures the token and nothing else.
+# Personal data is never logged; a redaction processor masks phones, IDs and card
+# numbers anyway.
 LOG_FORMAT = env.str("LOG_FORMAT", default="console" if DEBUG else "json")
 if LOG_FORMAT not in ("json", "console"):
     raise ImproperlyConfigured("LOG_FORMAT must be json or console")
@@ -507,24 +516,24 @@ LOGGING = {
     "formatters": {"structured": {"()": "baitiao.logs.make_formatter", "log_format": LOG_FORMAT}},
     "filters": {"drop_query_strings": {"()": "baitiao.logs.DropQueryStrings"}},
     "handlers": {
-        "stdout": {
+        "stderr": {
             "class": "logging.StreamHandler",
-            "stream": "ext://sys.stdout",
+            "stream": "ext://sys.stderr",
             "formatter": "structured",
             "filters": ["drop_query_strings"],
         }
     },
-    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
+    "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
     "loggers": {
         # Handlers of their own would bypass ours: Django's default ones, and the one
         # django-q2 adds to "django-q" when it finds none.
-        "django": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
+        "django": {"handlers": ["stderr"], "level": LOG_LEVEL, "propagate": False},
         # runserver's access lines: our middleware writes one per request with its id.
-        "django.server": {"handlers": ["stdout"], "level": "WARNING", "propagate": False},
-        "django-q": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
+        "django.server": {"handlers": ["stderr"], "level": "WARNING", "propagate": False},
+        "django-q": {"handlers": ["stderr"], "level": LOG_LEVEL, "propagate": False},
         # gunicorn's worker-side lines (its access line has no query string: gunicorn.conf.py).
-        "gunicorn.error": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
-        "gunicorn.access": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
+        "gunicorn.error": {"handlers": ["stderr"], "level": LOG_LEVEL, "propagate": False},
+        "gunicorn.access": {"handlers": ["stderr"], "level": LOG_LEVEL, "propagate": False},
         "pgserver": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},

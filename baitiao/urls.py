@@ -3,9 +3,10 @@
 from csp.decorators import csp_update
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from drf_spectacular.views import SpectacularAPIView
 
 from baitiao import probes
+from repayments.api.docs import ApiDocsView
 
 admin.site.site_header = "Baitiao Ops back office"
 admin.site.site_title = "Baitiao Ops"
@@ -21,11 +22,12 @@ urlpatterns = [
     path("readyz", probes.readyz, name="readyz"),
     path("metrics", probes.metrics, name="metrics"),
     path("api/v1/", include("repayments.api.urls")),
+    # Both for signed-in staff only (SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"], docs/api.md).
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # Swagger UI sets inline style attributes; styles only (never scripts) are relaxed, on this page only.
     path(
         "api/docs/",
-        csp_update({"style-src": ["'unsafe-inline'"]})(SpectacularSwaggerSplitView.as_view(url_name="api-schema")),
+        csp_update({"style-src": ["'unsafe-inline'"]})(ApiDocsView.as_view(url_name="api-schema")),
         name="api-docs",
     ),
 ]

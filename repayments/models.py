@@ -179,13 +179,59 @@ class FailureFamily(models.TextChoices):
 
 class BillStatus(models.TextChoices):
     PENDING = "pending", _("Pending")  # issued, not yet collected; due date may be today
-    OVERDUE = "overdue", _("Overdue")
-    REVOLVING = "revolving", _("Revolving")  # minimum paid, rest carried to the next bill
+    OVERDUE = "overdue", _("Overdue")  # a minimum payment is past due (the account is delinquent)
+    # Closed: the unpaid remainder (`carried_forward`) is part of the next statement's
+    # balance and owed there, never twice (a revolving card account).
+    CARRIED_FORWARD = "carried_forward", _("Carried forward")
     PAID = "paid", _("Paid")
     NO_BALANCE = "no_balance", _("Nothing due")  # zero or credit balance
 
 
 OPEN_BILL_STATUSES = (BillStatus.PENDING, BillStatus.OVERDUE)
+
+
+def outstanding_sql(alias: str = "") -> str:
+    """What a bill still owes, as SQL over the bill row ``alias`` (the one definition; see ``Bill.outstanding``).
+
+    ``amount_due + late_fee − late_fee_waived − amount_paid − carried_forward``, never
+    below zero, in the bill's currency. ``alias`` is a table alias (``"b"``) or empty.
+    """
+    p = f"{alias}." if alias else ""
+    return f"GREATEST({p}amount_due + {p}late_fee - {p}late_fee_waived - {p}amount_paid - {p}carried_forward, 0)"
+
+
+def principal_owed_sql(alias: str = "") -> str:
+    """The principal a bill still owes, as SQL over the bill row ``alias``: what uses up credit.
+
+    ``amount_due − amount_paid − carried_forward``, never below zero: the outstanding
+    amount without late fees, which do not use the credit line (available credit =
+    limit − principal owed on open bills; ``docs/dataset.md``). A payment frees the
+    line by the principal it repays (``repayments.services.collection``).
+    """
+    p = f"{alias}." if alias else ""
+    return f"GREATEST({p}amount_due - {p}amount_paid - {p}carried_forward, 0)"
+
+
+def principal_owed_expression() -> models.Func:
+    """:func:`principal_owed_sql` as an ORM expression (the same definition)."""
+    return Greatest(
+        models.F("amount_due") - models.F("amount_paid") - models.F("carried_forward"),
+        Value(ZERO),
+        output_field=models.DecimalField(**MONEY),
+    )
+
+
+def outstanding_expression() -> models.Func:
+    """``Bill.outstanding`` as an ORM expression (the same definition as :func:`outstanding_sql`)."""
+    return Greatest(
+        models.F("amount_due")
+        + models.F("late_fee")
+        - models.F("late_fee_waived")
+        - models.F("amount_paid")
+        - models.F("carried_forward"),
+        Value(ZERO),
+        output_field=models.DecimalField(**MONEY),
+    )
 
 
 class BillQuerySet(models.QuerySet):
@@ -196,11 +242,31 @@ class BillQuerySet(models.QuerySet):
     def overdue(self) -> BillQuerySet:
         return self.filter(status=BillStatus.OVERDUE)
 
+    @staticmethod
+    def bucket_condition(bucket: str) -> Q:
+        """The one definition of delinquency bucket ``bucket`` (``M0`` … ``M4+``): an open bill in its DPD range.
+
+        Buckets are defined over open bills only (pending or overdue): a paid,
+        carried-forward or no-balance bill is in no bucket, on every page, export and API.
+
+        Raises:
+            ValueError: ``bucket`` is not one of ``settings.DELINQUENCY_BUCKETS``.
+        """
+        for name, lower, upper in bucket_ranges():
+            if name == bucket:
+                dpd = Q(dpd__gte=lower) if upper is None else Q(dpd__gte=lower, dpd__lte=upper)
+                return Q(status__in=OPEN_BILL_STATUSES) & dpd
+        raise ValueError(f"unknown delinquency bucket: {bucket!r}")
+
+    def in_bucket(self, bucket: str) -> BillQuerySet:
+        """Open bills in delinquency bucket ``bucket`` (see :meth:`bucket_condition`)."""
+        return self.filter(self.bucket_condition(bucket))
+
     def with_bucket(self) -> BillQuerySet:
-        """Annotate ``bucket`` (M0…M4+) and ``bucket_index`` (0…) from ``dpd``."""
+        """Annotate ``bucket`` (M0…M4+) and ``bucket_index`` (0…); both None for a bill that is not open."""
         names, indexes = [], []
-        for index, (name, lower, upper) in enumerate(bucket_ranges()):
-            condition = Q(dpd__gte=lower) if upper is None else Q(dpd__gte=lower, dpd__lte=upper)
+        for index, (name, _lower, _upper) in enumerate(bucket_ranges()):
+            condition = self.bucket_condition(name)
             names.append(When(condition, then=Value(name)))
             indexes.append(When(condition, then=Value(index)))
         return self.annotate(
@@ -222,10 +288,17 @@ class Bill(TimeStampedModel):
     statement_balance = models.DecimalField(**MONEY)  # may be negative (credit balance)
     amount_due = models.DecimalField(**MONEY)  # max(statement_balance, 0)
     minimum_due = models.DecimalField(**MONEY)
-    amount_paid = models.DecimalField(**MONEY, default=0)  # may exceed amount_due (overpayment)
+    amount_paid = models.DecimalField(**MONEY, default=0)  # booked on this statement; the excess is a credit
+    # Revolving account (docs/dataset.md): a closed statement's unpaid remainder moves
+    # into the next statement's balance. Database defaults: the bulk loaders' COPY and
+    # older rows need not name these columns.
+    carried_forward = models.DecimalField(**MONEY, default=0, db_default=0)  # carried into the next statement
+    past_due_amount = models.DecimalField(**MONEY, default=0, db_default=0)  # unpaid minimums of missed cycles
+    past_due_since = models.DateField(null=True, blank=True)  # business date: the oldest missed due date
+    cycles_past_due = models.PositiveSmallIntegerField(default=0, db_default=0)  # minimum payments missed
     late_fee = models.DecimalField(**MONEY, default=0)  # accrued by the daily job (docs/repayment-engine.md)
     late_fee_waived = models.DecimalField(**MONEY, default=0)  # part of late_fee cancelled by a waiver
-    status = models.CharField(max_length=12, choices=BillStatus.choices, default=BillStatus.PENDING)
+    status = models.CharField(max_length=16, choices=BillStatus.choices, default=BillStatus.PENDING)
     dpd = models.PositiveSmallIntegerField(default=0)  # days past due on `dpd_as_of`
     dpd_as_of = models.DateField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -267,6 +340,37 @@ class Bill(TimeStampedModel):
                 condition=Q(amount_due=Greatest(models.F("statement_balance"), Value(0))),
                 name="bill_amount_due_is_positive_balance",
             ),
+            # One status vocabulary that cannot contradict itself (issue #14): a paid bill
+            # owes nothing, a carried-forward one carried exactly what it left unpaid.
+            models.CheckConstraint(
+                condition=~Q(status="paid")
+                | Q(
+                    amount_paid__gte=models.F("amount_due") + models.F("late_fee") - models.F("late_fee_waived"),
+                    carried_forward=0,
+                ),
+                name="bill_paid_owes_nothing",
+            ),
+            models.CheckConstraint(
+                condition=Q(carried_forward=0, status__in=["pending", "overdue", "paid", "no_balance"])
+                | Q(
+                    status="carried_forward",
+                    carried_forward=models.F("amount_due")
+                    + models.F("late_fee")
+                    - models.F("late_fee_waived")
+                    - models.F("amount_paid"),
+                    carried_forward__gt=0,
+                ),
+                name="bill_carried_forward_is_the_unpaid_rest",
+            ),
+            models.CheckConstraint(
+                condition=Q(past_due_amount__gte=0) & Q(past_due_amount__lte=models.F("amount_due")),
+                name="bill_past_due_within_amount_due",
+            ),
+            models.CheckConstraint(
+                condition=Q(cycles_past_due=0, past_due_since__isnull=True)
+                | Q(cycles_past_due__gt=0, past_due_since__isnull=False),
+                name="bill_cycles_past_due_with_their_date",
+            ),
         ]
         indexes = [
             # Worklist and landing page: open bills by status and DPD.
@@ -300,8 +404,13 @@ class Bill(TimeStampedModel):
 
     @property
     def outstanding(self):
-        """What is still owed: amount due plus unwaived late fee minus paid, never below zero."""
-        remaining = self.amount_due + self.late_fee - self.late_fee_waived - self.amount_paid
+        """What is still owed on this statement (yuan-style units of the line's currency), never below zero.
+
+        amount due + unwaived late fee − paid − carried forward: a carried-forward
+        statement owes nothing itself (the next statement carries it). The same
+        definition as :func:`outstanding_sql` and :func:`outstanding_expression`.
+        """
+        remaining = self.amount_due + self.late_fee - self.late_fee_waived - self.amount_paid - self.carried_forward
         return remaining if remaining > 0 else ZERO
 
 

@@ -60,18 +60,18 @@ class ExportForm(forms.Form):
 @permission_required("repayments.import_data", raise_exception=True)
 def data_home(request: HttpRequest) -> HttpResponse:
     """Upload form, templates, recent imports of this analyst, export form."""
-    jobs = ImportJob.objects.filter(created_by=request.user).defer("content", "error_report")[:20]
-    return render(
-        request,
-        "console/data/home.html",
-        {
-            "form": ImportForm(),
-            "export_form": ExportForm(),
-            "jobs": jobs,
-            "resources": RESOURCES,
-            "can_unmask": request.user.has_perm("repayments.export_personal_data"),
-        },
-    )
+    return render(request, "console/data/home.html", _home_context(request, form=ImportForm()))
+
+
+def _home_context(request: HttpRequest, *, form: ImportForm) -> dict:
+    """The data page's context, the same after a refused upload as on a first visit."""
+    return {
+        "form": form,
+        "export_form": ExportForm(),
+        "jobs": ImportJob.objects.filter(created_by=request.user).defer("content", "error_report")[:20],
+        "resources": RESOURCES,
+        "can_unmask": request.user.has_perm("repayments.export_personal_data"),
+    }
 
 
 @login_required
@@ -81,9 +81,7 @@ def import_upload(request: HttpRequest) -> HttpResponse:
     """Create the import job (small files run now, big ones on the queue) and show it."""
     form = ImportForm(request.POST, request.FILES)
     if not form.is_valid():
-        jobs = ImportJob.objects.filter(created_by=request.user).defer("content", "error_report")[:20]
-        context = {"form": form, "export_form": ExportForm(), "jobs": jobs, "resources": RESOURCES}
-        return render(request, "console/data/home.html", context, status=400)
+        return render(request, "console/data/home.html", _home_context(request, form=form), status=400)
     data = form.cleaned_data
     upload = data["file"]
     options = {name: data[name] for name in ("dry_run", "encoding", "skip_footer", "apply_valid_rows")}

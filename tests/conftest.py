@@ -5,14 +5,31 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.conf import global_settings
 from django.contrib.auth.models import Group
+from django.test import override_settings
 
 from accounts.models import User
 from accounts.roles import ADMIN, AGENT, ANALYST, AUDITOR, SUPERVISOR
 from tests.engine import EngineClock, engine_clock, start_sandbox, truncate_domain
 
+PASSWORD_HASHERS = global_settings.PASSWORD_HASHERS
 # The business date every dataset test is pinned to (the numbers in docs/dataset.md).
 UCI_AS_OF = dt.date(2026, 11, 15)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_password_hashing():
+    """MD5 first in tests, as Django's testing docs advise ("Speeding up the tests").
+
+    Every persona hashes a password; the production hasher (PBKDF2, 1,000,000
+    rounds) cost about half a second each. The real hashers stay in the list, so a
+    hash made with one of them still verifies, and child processes (a live web
+    server under tests/ops) keep the production settings: a password they check is
+    made with ``make_password(…, hasher="pbkdf2_sha256")``.
+    """
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher", *PASSWORD_HASHERS]):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -57,10 +57,12 @@ _RESULT_DOC = inline_serializer(
 class GatewayCallbackView(APIView):
     """``POST /api/v1/gateway/callbacks/``: a debit result from the gateway.
 
-    403 for a missing, wrong or stale signature (nothing changes); 400 for a body
-    that is not a debit result (kept for review); 200 ``applied`` or ``replay``
-    (the bank may call back more than once); 422 for an unknown attempt or a
-    mismatched amount (kept for review).
+    403 for a missing, malformed, wrong or stale signature (nothing changes, nothing
+    else is read: any header, however malformed, is a 403, never an error); 400 for
+    a body that is not a debit result (kept for review); 200 ``applied`` (a late
+    success too) or ``replay`` (the bank may call back more than once); 422 for
+    an unknown attempt, or an amount or currency that differs from the attempt's
+    (kept for review, nothing booked).
     """
 
     authentication_classes: list = []
@@ -98,21 +100,42 @@ class GatewayCallbackView(APIView):
             logger.warning("gateway callback refused: %s", exc)
             raise exceptions.PermissionDenied(detail=str(exc), code="bad_signature") from None
         try:
-            data = json.loads(body, parse_float=Decimal)  # amounts never pass through float
-            if data.get("status") == "succeeded" and data.get("amount") is None:
-                raise ValueError("a success must state its amount")
-            result = DebitResult.from_json(data)
-            if not result.idempotency_key:
-                raise ValueError("no idempotency_key")
+            result = _debit_result(body)
         except (ValueError, KeyError, TypeError, InvalidOperation, AttributeError):
-            GatewayReviewItem.objects.create(
-                reason=ReviewReason.MALFORMED, payload={"raw": body.decode(errors="replace")[:2000]}
-            )
+            # PostgreSQL text and jsonb cannot hold NUL: kept visible, not as the character.
+            raw = body.decode(errors="replace")[:2000].replace("\x00", "\\u0000")
+            GatewayReviewItem.objects.create(reason=ReviewReason.MALFORMED, payload={"raw": raw})
             raise exceptions.ParseError(detail="Not a debit result.", code="malformed") from None
         outcome = attempt_apply_result(result=result, source="callback")
         if outcome.reason in ("unknown_attempt", "amount_mismatch"):
             raise CallbackRefused(detail=f"{outcome.reason}: {result.idempotency_key}", code=outcome.reason)
         return Response({"result": "applied" if outcome.applied else outcome.reason})
+
+
+def _debit_result(body: bytes) -> DebitResult:
+    """The debit result in a callback body.
+
+    Raises:
+        ValueError (or KeyError, TypeError, InvalidOperation, AttributeError): not a
+            JSON object with an ``idempotency_key`` and a ``status``; a success without
+            its amount; an amount that is not a finite number; text PostgreSQL cannot
+            store (a NUL character, or a lone surrogate escape UTF-8 cannot encode),
+            which no bank sends.
+    """
+    data = json.loads(body, parse_float=Decimal)  # amounts never pass through float
+    if data.get("status") == "succeeded" and data.get("amount") is None:
+        raise ValueError("a success must state its amount")
+    result = DebitResult.from_json(data)
+    if not result.idempotency_key:
+        raise ValueError("no idempotency_key")
+    if result.amount is not None and not result.amount.is_finite():
+        raise ValueError("the amount is not a number")
+    texts = (result.idempotency_key, result.status, result.code, result.message, result.reference, result.currency)
+    for text in texts:
+        text.encode()  # UnicodeEncodeError (a ValueError) for a lone surrogate such as "\ud800"
+        if "\x00" in text:
+            raise ValueError("a NUL character")
+    return result
 
 
 gateway_callback = GatewayCallbackView.as_view()

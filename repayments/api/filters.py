@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 import django_filters
-from django.db.models import Q
 from rest_framework.exceptions import ValidationError
 
 from baitiao.business_time import bucket_ranges
@@ -64,7 +63,7 @@ class BillFilter(django_filters.FilterSet):
     bucket = django_filters.ChoiceFilter(
         choices=lambda: [(name, name) for name, _low, _high in bucket_ranges()],
         method="filter_bucket",
-        help_text="Delinquency bucket by stored DPD (M0 … M4+).",
+        help_text="Delinquency bucket (M0 … M4+) by stored DPD; open (pending or overdue) bills only.",
     )
     customer_no = django_filters.CharFilter(field_name="customer__customer_no")
     last_failure_family = django_filters.ChoiceFilter(choices=FailureFamily.choices)
@@ -74,11 +73,7 @@ class BillFilter(django_filters.FilterSet):
         fields = ["status", "due_date", "bucket", "customer_no", "last_failure_family"]
 
     def filter_bucket(self, queryset, name, value):  # noqa: ARG002 - django-filter API
-        for bucket, low, high in bucket_ranges():
-            if bucket == value:
-                condition = Q(dpd__gte=low) if high is None else Q(dpd__gte=low, dpd__lte=high)
-                return queryset.filter(condition)
-        return queryset.none()
+        return queryset.in_bucket(value)  # the choices admit only configured buckets
 
 
 class AttemptFilter(django_filters.FilterSet):

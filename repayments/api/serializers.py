@@ -112,14 +112,17 @@ class BillSerializer(serializers.ModelSerializer):
     customer_no = serializers.CharField(source="customer.customer_no", read_only=True)
     currency = serializers.CharField(source="credit_line.currency", read_only=True)
     outstanding = serializers.DecimalField(**MONEY, read_only=True)
-    bucket = serializers.CharField(read_only=True)
+    bucket = serializers.CharField(
+        read_only=True, allow_null=True, help_text="M0 … M4+ for an open bill; null for a closed one."
+    )
     version = serializers.DateTimeField(source="updated_at", read_only=True)
 
     class Meta:
         model = Bill
         fields = ["bill_no", "customer_no", "period", "statement_date", "due_date", "original_due_date", "currency",
                   "statement_balance", "amount_due", "minimum_due", "amount_paid", "late_fee", "late_fee_waived",
-                  "outstanding", "status", "dpd", "dpd_as_of", "bucket", "debit_attempts", "retry_at",
+                  "carried_forward", "outstanding", "status", "dpd", "dpd_as_of", "bucket", "past_due_amount",
+                  "past_due_since", "cycles_past_due", "debit_attempts", "retry_at",
                   "last_failure_family", "last_failure_code", "last_failure_at", "closed_at", "version"]  # fmt: skip
 
 

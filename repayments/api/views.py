@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action, api_view, authentication_classes, permission_classes
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -83,6 +83,29 @@ class ReadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         return {"list": self.read_permissions, "retrieve": self.read_permissions, **self.write_permissions}
 
     write_permissions: dict[str, list[str]] = {}
+
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        """DRF's checks (credential, role, throttle), then refuse NUL characters in the request line.
+
+        PostgreSQL text cannot hold NUL, so a lookup or filter value with one would
+        fail in the database as a server error. Refused before any query, for every
+        list, detail and action alike: a path key with one names nothing (404), a
+        query parameter with one is a 400 naming it, as django-filter's own text
+        filters answer.
+
+        Raises:
+            NotFound: a NUL in a path key (``customer_no``, ``bill_no``, an id).
+            ValidationError: a NUL in a query parameter's name or value.
+        """
+        super().initial(request, *args, **kwargs)
+        if any("\x00" in str(value) for value in kwargs.values()):
+            raise NotFound()
+        for name, values in request.query_params.lists():
+            if "\x00" in name or any("\x00" in value for value in values):
+                attr = name.replace("\x00", "\N{REPLACEMENT CHARACTER}")
+                raise ValidationError(
+                    {attr: [_("Null characters are not allowed.")]}, code="null_characters_not_allowed"
+                )
 
 
 class CustomerViewSet(ReadViewSet):

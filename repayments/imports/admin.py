@@ -61,6 +61,7 @@ class AnalystImportExportMixin(ImportExportMixin):
                 "via": "admin",
                 "created": result.totals.get("new", 0),
                 "updated": result.totals.get("update", 0),
+                "unchanged": result.totals.get("skip", 0),
                 "rows": result.total_rows,
             },
             ip_address=request.META.get("REMOTE_ADDR"),

@@ -53,7 +53,7 @@ RESOURCES: dict[str, tuple[Column, ...]] = {
         Column("amount_due", "应还金额", True, ("本期应还金额",), "amount"),
         Column("minimum_due", "最低还款额", True, ("最低应还",), "amount, at most amount_due"),
         Column("amount_paid", "已还金额", False, ("已还款金额",), "amount; default 0"),
-        Column("status", "状态", False, ("账单状态",), "pending / overdue / revolving / paid / no_balance"),
+        Column("status", "状态", False, ("账单状态",), "pending / overdue / carried_forward / paid / no_balance"),
     ),
     "repayment-attempts": (
         Column("attempt_no", "扣款编号", True, ("流水号", "交易流水号"), "the key"),
@@ -103,12 +103,16 @@ BINDING_STATUS_WORDS = {
     "已替换": "replaced",
     "已更换": "replaced",
 }
-# "open" is the word statements use for a bill still to be paid: our ``pending``.
+# "open" is the word statements use for a bill still to be paid: our ``pending``. A
+# statement closed with only the minimum paid ("revolving", 最低还款) carries its unpaid
+# rest into the next statement: our ``carried_forward`` (issue #14).
 BILL_STATUS_WORDS = {
     "pending": "pending",
     "open": "pending",
     "overdue": "overdue",
-    "revolving": "revolving",
+    "carried_forward": "carried_forward",
+    "carried forward": "carried_forward",
+    "revolving": "carried_forward",
     "paid": "paid",
     "no_balance": "no_balance",
     "nothing due": "no_balance",
@@ -118,8 +122,10 @@ BILL_STATUS_WORDS = {
     "未还款": "pending",
     "逾期": "overdue",
     "已逾期": "overdue",
-    "最低还款": "revolving",
-    "已还最低": "revolving",
+    "结转": "carried_forward",
+    "已结转": "carried_forward",
+    "最低还款": "carried_forward",
+    "已还最低": "carried_forward",
     "已还": "paid",
     "已还清": "paid",
     "已结清": "paid",

@@ -9,9 +9,14 @@
 3. The rules that involve other rows or the database run as SQL over the whole
    table: repeated keys, unknown customers or bills, a bill of another customer,
    due date before statement date, amount due vs balance, minimum due, one bill
-   per customer and month, one attempt in flight per bill.
+   per customer and month, a paid bill that still owes, a carried-forward one with
+   nothing to carry, one attempt in flight per bill.
 4. Without problems (or with "apply valid rows", after deleting the bad rows)
-   one ``INSERT … ON CONFLICT (natural key) DO UPDATE`` merges the table.
+   one ``INSERT … ON CONFLICT (natural key) DO UPDATE … WHERE (stored) IS DISTINCT
+   FROM (new)`` merges the table: a row equal to the stored one is not written (its
+   ``updated_at`` stays) and is counted as unchanged.
+5. The bills written are aged at once and their customers' available credit is
+   recomputed (``repayments.services.imports.bills_import_settle``).
 
 The caller (``repayments.services.imports.data_import``) holds the transaction.
 """
@@ -23,7 +28,6 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from django.db import connection, transaction
-from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from repayments.gateway.taxonomy import FAILURE_FAMILIES
@@ -32,6 +36,15 @@ from repayments.imports.cells import CellError
 from repayments.imports.columns import ATTEMPT_STATUS_WORDS, BILL_STATUS_WORDS, CHANNEL_WORDS
 from repayments.imports.reading import Table
 from repayments.imports.report import Problem
+from repayments.models import (
+    IN_FLIGHT_ATTEMPT_STATUSES,
+    OPEN_BILL_STATUSES,
+    AttemptStatus,
+    BillStatus,
+    Channel,
+    outstanding_sql,
+)
+from repayments.services.imports import bills_import_settle, new_lines_note, settled_note
 
 _CANONICAL_AMOUNT = re.compile(r"^[0-9]{1,8}(?:\.[0-9]{1,2})?$")  # ASCII only; below cells.MAX_AMOUNT
 _CANONICAL_CODE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-./]{0,63}$", re.ASCII)
@@ -124,6 +137,35 @@ _STAGING = {
         completed_at timestamptz""",
 }
 
+# Statuses reach the SQL below as parameters.
+_PARAMS = {
+    "pending": BillStatus.PENDING.value,
+    "paid": BillStatus.PAID.value,
+    "carried_forward": BillStatus.CARRIED_FORWARD.value,
+    "open": [str(status) for status in OPEN_BILL_STATUSES],
+    "in_flight": [str(status) for status in IN_FLIGHT_ATTEMPT_STATUSES],
+    "failed": AttemptStatus.FAILED.value,
+    "finished": [AttemptStatus.SUCCEEDED.value, AttemptStatus.FAILED.value],
+    "auto_debit": Channel.AUTO_DEBIT.value,
+}
+
+# The bills rows as they will be stored (alias ``r``): an empty optional cell keeps the
+# stored value (or takes the default); pending vs overdue of a bill already open is the
+# aging's verdict, not the file's (the bills written are aged right after the merge); the
+# stored late fee is owed on top of the amount due; ``carried_forward`` is 0 so that
+# ``outstanding_sql("r")`` is the statement's unpaid rest (what a carried-forward
+# statement carries).
+_BILL_ROWS = """(
+    SELECT s.sheet_row, s.bill_no, s.customer_no, s.period, s.statement_date, s.due_date,
+           coalesce(s.statement_balance, e.statement_balance, s.amount_due) AS statement_balance,
+           s.amount_due, s.minimum_due, coalesce(s.amount_paid, e.amount_paid, 0) AS amount_paid,
+           CASE WHEN s.status = ANY(%(open)s) AND e.status = ANY(%(open)s) THEN e.status
+                ELSE coalesce(s.status, e.status, %(pending)s) END AS status,
+           coalesce(e.late_fee, 0) AS late_fee, coalesce(e.late_fee_waived, 0) AS late_fee_waived,
+           0 AS carried_forward, e.due_date AS stored_due, e.original_due_date AS stored_original
+      FROM stage s LEFT JOIN repayments_bill e ON e.bill_no = s.bill_no) AS r"""
+_REST = outstanding_sql("r")
+
 # (column, message, SQL returning sheet_row, the offending value and a second value) — set-based
 # checks. Messages take %(value)s, %(quoted)s (the value as Python shows a string) and %(rows)s.
 _CHECKS = {
@@ -167,7 +209,25 @@ _CHECKS = {
             gettext_lazy("The bill is already %(rows)s; an import cannot reopen it as %(value)s."),
             """SELECT s.sheet_row, s.status, b.status FROM stage s
                JOIN repayments_bill b ON b.bill_no = s.bill_no
-               WHERE b.status NOT IN ('pending', 'overdue') AND s.status IN ('pending', 'overdue')""",
+               WHERE NOT b.status = ANY(%(open)s) AND s.status = ANY(%(open)s)""",
+        ),
+        (
+            "status",
+            gettext_lazy(
+                "The bill is carried forward, but nothing is left to carry: the amount paid %(rows)s covers "
+                "the amount due and any unwaived late fee. Mark it paid."
+            ),
+            f"""SELECT sheet_row, status, amount_paid::text FROM {_BILL_ROWS}
+                WHERE status = %(carried_forward)s AND {_REST} = 0""",  # noqa: S608 - constant SQL
+        ),
+        (
+            "amount_paid",
+            gettext_lazy(
+                "The bill is marked paid, but the amount paid %(value)s is below the %(rows)s it owes "
+                "(amount due plus unwaived late fee). Correct the amount paid or the status."
+            ),
+            f"""SELECT sheet_row, amount_paid::text, (amount_paid + {_REST})::text FROM {_BILL_ROWS}
+                WHERE status = %(paid)s AND {_REST} > 0""",  # noqa: S608 - constant SQL
         ),
         (
             "due_date",
@@ -235,12 +295,12 @@ _CHECKS = {
         (
             "failure_code",
             gettext_lazy("A failed attempt needs the bank's failure code."),
-            "SELECT sheet_row, '', '' FROM stage WHERE status = 'failed' AND failure_code IS NULL",
+            "SELECT sheet_row, '', '' FROM stage WHERE status = %(failed)s AND failure_code IS NULL",
         ),
         (
             "completed_at",
             gettext_lazy("A succeeded or failed attempt needs the time it completed."),
-            "SELECT sheet_row, '', '' FROM stage WHERE status IN ('succeeded', 'failed') AND completed_at IS NULL",
+            "SELECT sheet_row, '', '' FROM stage WHERE status = ANY(%(finished)s) AND completed_at IS NULL",
         ),
         (
             "completed_at",
@@ -253,15 +313,29 @@ _CHECKS = {
             """SELECT s.sheet_row, s.status, coalesce(a.attempt_no, d.rows) FROM stage s
                JOIN repayments_bill b ON b.bill_no = s.bill_no
                LEFT JOIN repayments_repaymentattempt a ON a.bill_id = b.id AND a.attempt_no <> s.attempt_no
-                    AND a.status IN ('pending', 'processing', 'unknown')
+                    AND a.status = ANY(%(in_flight)s)
                LEFT JOIN (SELECT bill_no, string_agg(sheet_row::text, ', ') AS rows, count(*) AS n FROM stage
-                          WHERE status IN ('pending', 'processing', 'unknown') GROUP BY bill_no) d
+                          WHERE status = ANY(%(in_flight)s) GROUP BY bill_no) d
                     ON d.bill_no = s.bill_no AND d.n > 1
-               WHERE s.status IN ('pending', 'processing', 'unknown') AND (a.id IS NOT NULL OR d.n > 1)""",
+               WHERE s.status = ANY(%(in_flight)s) AND (a.id IS NOT NULL OR d.n > 1)""",
         ),
     ],
 }
 
+_BILL_COLUMNS = (
+    "period, statement_date, due_date, original_due_date, statement_balance, amount_due, minimum_due, "
+    "amount_paid, status, carried_forward"
+)
+_ATTEMPT_COLUMNS = "channel, amount, status, failure_code, failure_family, requested_at, completed_at"
+
+
+def _stored(alias: str, columns: str) -> str:
+    return ", ".join(f"{alias}.{name.strip()}" for name in columns.split(","))
+
+
+# Each upsert returns (created, updated, ids of the bills written — NULL for attempts); a
+# row equal to the stored one is not updated (``WHERE … IS DISTINCT FROM``), so it keeps
+# its ``updated_at``.
 _MERGE = {
     "bills": """
     WITH lines AS (
@@ -272,46 +346,51 @@ _MERGE = {
         LEFT JOIN repayments_creditline l ON l.customer_id = c.id WHERE l.id IS NULL
         RETURNING id, customer_id)
     SELECT count(*) FROM lines""",
-    "bills-upsert": """
+    # An approved extension stays: a stored due date moved past the statement's keeps
+    # its place when the file gives the statement's date (which becomes the original),
+    # and a file repeating the extended date (our export) changes neither.
+    "bills-upsert": f"""
     WITH up AS (
-        INSERT INTO repayments_bill AS b (bill_no, customer_id, credit_line_id, period, statement_date, due_date,
-            original_due_date, statement_balance, amount_due, minimum_due, amount_paid, late_fee, late_fee_waived,
-            status, dpd, debit_attempts, created_at, updated_at)
-        SELECT s.bill_no, c.id, l.id, s.period, s.statement_date, s.due_date, s.due_date,
-            coalesce(s.statement_balance, e.statement_balance, s.amount_due), s.amount_due, s.minimum_due,
-            coalesce(s.amount_paid, e.amount_paid, 0), 0, 0, coalesce(s.status, e.status, 'pending'), 0, 0,
-            now(), now()
-        FROM stage s
-        JOIN repayments_customer c ON c.customer_no = s.customer_no
+        INSERT INTO repayments_bill AS b (bill_no, customer_id, credit_line_id, {_BILL_COLUMNS}, late_fee,
+            late_fee_waived, dpd, debit_attempts, created_at, updated_at)
+        SELECT r.bill_no, c.id, l.id, r.period, r.statement_date,
+            CASE WHEN r.stored_due > r.stored_original AND r.stored_due >= r.due_date
+                 THEN r.stored_due ELSE r.due_date END,
+            CASE WHEN r.stored_due > r.stored_original AND r.stored_due = r.due_date
+                 THEN r.stored_original ELSE r.due_date END,
+            r.statement_balance, r.amount_due, r.minimum_due, r.amount_paid, r.status,
+            CASE WHEN r.status = %(carried_forward)s THEN {_REST} ELSE 0 END,
+            0, 0, 0, 0, now(), now()
+        FROM {_BILL_ROWS}
+        JOIN repayments_customer c ON c.customer_no = r.customer_no
         JOIN repayments_creditline l ON l.customer_id = c.id
-        LEFT JOIN repayments_bill e ON e.bill_no = s.bill_no
-        ON CONFLICT (bill_no) DO UPDATE SET
-            period = EXCLUDED.period, statement_date = EXCLUDED.statement_date,
-            original_due_date = EXCLUDED.due_date,
-            due_date = CASE WHEN b.due_date > b.original_due_date AND b.due_date >= EXCLUDED.due_date
-                            THEN b.due_date ELSE EXCLUDED.due_date END,
-            statement_balance = EXCLUDED.statement_balance, amount_due = EXCLUDED.amount_due,
-            minimum_due = EXCLUDED.minimum_due, amount_paid = EXCLUDED.amount_paid, status = EXCLUDED.status,
-            updated_at = now()
-        RETURNING (xmax = 0) AS inserted)
-    SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up""",
-    "repayment-attempts-upsert": """
+        ON CONFLICT (bill_no) DO UPDATE
+        SET ({_BILL_COLUMNS}, updated_at) = ({_stored("EXCLUDED", _BILL_COLUMNS)}, now())
+        WHERE ({_stored("b", _BILL_COLUMNS)}) IS DISTINCT FROM ({_stored("EXCLUDED", _BILL_COLUMNS)})
+        RETURNING b.id, (xmax = 0) AS inserted)
+    SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted), array_agg(id) FROM up""",  # noqa: S608
+    # Files show whole seconds: a time in the stored one's second keeps the stored time.
+    "repayment-attempts-upsert": f"""
     WITH up AS (
-        INSERT INTO repayments_repaymentattempt AS a (attempt_no, bill_id, channel, amount, status, failure_code,
-            failure_family, failure_message, gateway_reference, requested_at, completed_at, created_at, updated_at)
-        SELECT s.attempt_no, b.id, coalesce(s.channel, e.channel, 'auto_debit'), s.amount, s.status,
+        INSERT INTO repayments_repaymentattempt AS a (attempt_no, bill_id, {_ATTEMPT_COLUMNS}, failure_message,
+            gateway_reference, created_at, updated_at)
+        SELECT s.attempt_no, b.id, coalesce(s.channel, e.channel, %(auto_debit)s), s.amount, s.status,
             coalesce(s.failure_code, ''), CASE WHEN s.failure_code IS NULL THEN ''
-                ELSE coalesce(f.family, 'other') END, '', '', s.requested_at, s.completed_at, now(), now()
+                ELSE coalesce(f.family, 'other') END,
+            CASE WHEN date_trunc('second', e.requested_at) = s.requested_at THEN e.requested_at
+                 ELSE s.requested_at END,
+            CASE WHEN date_trunc('second', e.completed_at) = s.completed_at THEN e.completed_at
+                 ELSE s.completed_at END,
+            '', '', now(), now()
         FROM stage s
         JOIN repayments_bill b ON b.bill_no = s.bill_no
         LEFT JOIN repayments_repaymentattempt e ON e.attempt_no = s.attempt_no
         LEFT JOIN families f ON f.code = s.failure_code
-        ON CONFLICT (attempt_no) DO UPDATE SET
-            channel = EXCLUDED.channel, amount = EXCLUDED.amount, status = EXCLUDED.status,
-            failure_code = EXCLUDED.failure_code, failure_family = EXCLUDED.failure_family,
-            requested_at = EXCLUDED.requested_at, completed_at = EXCLUDED.completed_at, updated_at = now()
+        ON CONFLICT (attempt_no) DO UPDATE
+        SET ({_ATTEMPT_COLUMNS}, updated_at) = ({_stored("EXCLUDED", _ATTEMPT_COLUMNS)}, now())
+        WHERE ({_stored("a", _ATTEMPT_COLUMNS)}) IS DISTINCT FROM ({_stored("EXCLUDED", _ATTEMPT_COLUMNS)})
         RETURNING (xmax = 0) AS inserted)
-    SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up""",
+    SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted), NULL FROM up""",  # noqa: S608
 }
 
 
@@ -364,7 +443,7 @@ def fast_import(table: Table, *, outcome, dry_run: bool, apply_valid_rows: bool,
                         progress(index // 2, total)  # parsing is about half the work
             copy.write("".join(lines))
         for column, message, sql in _CHECKS[resource]:
-            cursor.execute(sql + f" ORDER BY 1 LIMIT {_MAX_PROBLEMS}")  # noqa: S608 - fixed SQL
+            cursor.execute(sql + f" ORDER BY 1 LIMIT {_MAX_PROBLEMS}", _PARAMS)  # noqa: S608 - fixed SQL
             for sheet_row, value, rows in cursor.fetchall():
                 text = str(message) % {"value": value, "quoted": repr(value), "rows": rows}
                 problems.append(Problem(sheet_row, column, value or "", text))
@@ -382,6 +461,7 @@ def fast_import(table: Table, *, outcome, dry_run: bool, apply_valid_rows: bool,
             cursor.execute("DELETE FROM stage WHERE sheet_row = ANY(%s)", [bad_rows])
         with transaction.atomic():
             new_lines = 0
+            settled = None
             if resource == "bills":
                 cursor.execute(_MERGE["bills"])
                 new_lines = cursor.fetchone()[0]
@@ -389,19 +469,20 @@ def fast_import(table: Table, *, outcome, dry_run: bool, apply_valid_rows: bool,
                 cursor.execute("CREATE TEMPORARY TABLE families (code text PRIMARY KEY, family text) ON COMMIT DROP")
                 with cursor.copy("COPY families FROM STDIN") as copy:
                     copy.write("".join(f"{code}\t{family}\n" for code, family in FAILURE_FAMILIES.items()))
-            cursor.execute(_MERGE[f"{resource}-upsert"])
-            outcome.created, outcome.updated = cursor.fetchone()
+            cursor.execute("SELECT count(*) FROM stage")
+            merged = cursor.fetchone()[0]
+            cursor.execute(_MERGE[f"{resource}-upsert"], _PARAMS)
+            outcome.created, outcome.updated, written = cursor.fetchone()
+            outcome.unchanged = merged - outcome.created - outcome.updated
             if dry_run:
                 transaction.set_rollback(True)
+            elif resource == "bills" and written:
+                settled = bills_import_settle(bill_ids=written)
         cursor.execute("DROP TABLE IF EXISTS stage, families")
         outcome.applied = not dry_run
         if new_lines:
-            outcome.notes.append(
-                _(
-                    "%(count)d customers had no credit line; each got one with limit 0.00 CNY. "
-                    "Import a credit-lines file to set the limits."
-                )
-                % {"count": new_lines}
-            )
+            outcome.notes.append(new_lines_note(new_lines))
+        if settled:
+            outcome.notes.append(settled_note(settled))
         if progress is not None:
             progress(total, total)

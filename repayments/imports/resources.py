@@ -10,7 +10,11 @@ The same classes serve the admin (preview, row errors), the CLI and the console
 * checks the rules the database would refuse, so an error names the cell instead
   of a constraint, and raises them together per row;
 * masks personal data when exporting unless built with ``unmask=True``
-  (``repayments.services.exports`` checks the permission and audits).
+  (``repayments.services.exports`` checks the permission and audits);
+* reports a row whose values equal the stored ones as unchanged (skipped: nothing
+  written, ``updated_at`` kept), so re-importing an export changes nothing;
+* reads a masked cell (``138****5678``, as a masked export shows it) that matches the
+  stored value's mask as "keep the stored value", and refuses any other masked cell.
 """
 
 from __future__ import annotations
@@ -22,13 +26,13 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from django.core.exceptions import ValidationError
-from django.db.models import F, Sum
+from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext_lazy
 from import_export import fields, resources, widgets
 
-from baitiao.masking import mask_name, mask_national_id, mask_phone
+from baitiao.masking import MASK, mask_name, mask_national_id, mask_phone, mask_token
 from baitiao.money import ZERO
 from baitiao.pii import pii_hash
 from repayments.bins import bin_table
@@ -57,9 +61,19 @@ from repayments.models import (
     Customer,
     DataSource,
     RepaymentAttempt,
+    principal_owed_expression,
 )
 
 _LOOKUP_CHUNK = 5000
+
+# How a masked export shows each personal column (and the card's gateway token, which
+# debits the card): one definition for the exports (``repayments.services.exports``),
+# the admin's export and the import, which reads a cell in this form that matches the
+# stored value as "keep the stored value" (``docs/csv.md``).
+EXPORT_MASKS: dict[str, dict[str, Callable[[str], str]]] = {
+    "customers": {"name": mask_name, "phone": mask_phone, "national_id": mask_national_id},
+    "card-bindings": {"gateway_token": mask_token, "reserved_phone": mask_phone},
+}
 
 
 class Parsed(widgets.Widget):
@@ -138,6 +152,9 @@ class NaturalKeyResource(resources.ModelResource):
     key_column: ClassVar[str]
     # Other column sets that must be unique within one file (besides the key).
     unique_in_file: ClassVar[tuple[tuple[str, ...], ...]] = ()
+    # The stored fields a row sets (directly or derived): a row that leaves all of them
+    # as they are is unchanged and written nothing (``skip_row``).
+    compared_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, *, actor=None, unmask: bool = False, progress=None, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -148,11 +165,13 @@ class NaturalKeyResource(resources.ModelResource):
         self.row_problems: dict[int, dict[str, list[str]]] = defaultdict(dict)
         self.existing: dict[str, Any] = {}
         self.now = timezone.now()
+        self.written: list[Any] = []  # instances created or updated (saved at the end when in bulk)
 
     # -- file-wide preparation -------------------------------------------------
     def before_import(self, dataset, **kwargs):
         self.sheet_rows = list(getattr(dataset, "sheet_rows", None) or range(2, len(dataset) + 2))
         self.row_problems = defaultdict(dict)
+        self.written = []
         rows = [dict(zip(dataset.headers, values, strict=False)) for values in dataset]
         for columns in ((self.key_column,), *self.unique_in_file):
             self._flag_repeats(rows, columns)
@@ -205,6 +224,50 @@ class NaturalKeyResource(resources.ModelResource):
         key = _code(row, self.key_column)
         return self.existing.get(key) if key else None
 
+    def after_init_instance(self, instance, new, row, **kwargs):
+        # What the row is compared with to tell an unchanged row (see ``skip_row``).
+        instance.import_before = None if new else self.snapshot(instance)
+
+    def snapshot(self, instance) -> dict[str, Any]:
+        """The values of ``compared_fields`` on ``instance``."""
+        return {name: getattr(instance, name) for name in self.compared_fields}
+
+    def skip_row(self, instance, original, row, import_validation_errors=None):
+        """An existing row whose file values leave every compared field as stored is
+        unchanged: it is reported as skipped and not written, so its ``updated_at`` (the
+        API's ``version``) stays. A row with problems is never skipped (it is reported)."""
+        if import_validation_errors or getattr(instance, "import_before", None) is None:
+            return False
+        return self.snapshot(instance) == instance.import_before
+
+    def import_field(self, field, instance, row, is_m2m=False, **kwargs):
+        mask = EXPORT_MASKS.get(self.resource_name, {}).get(field.column_name)
+        # As the column's parser reads it: our exports' formula guard (a leading ') dropped.
+        text = cells.normalize(cells.plain_text(row.get(field.column_name))) if mask else ""
+        if mask is None or MASK not in text:
+            return super().import_field(field, instance, row, is_m2m, **kwargs)
+        # A masked export's cell: it stands for the stored value when it is that value's
+        # mask (the field is left as stored), and for nothing otherwise.
+        stored = getattr(instance, field.attribute, "") if instance.pk else ""
+        shown = cells.normalize(mask(stored)) if stored else ""
+        if shown and shown.upper() == text.upper():
+            return None
+        if shown:
+            raise CellError(
+                _(
+                    "This is a masked value (as an export without personal data in clear shows it) and it does not "
+                    "match the stored value, shown as %(stored)s. Give the value in clear, or leave the cell empty "
+                    "to keep the stored value."
+                )
+                % {"stored": shown}
+            )
+        raise CellError(
+            _(
+                "This is a masked value (as an export without personal data in clear shows it) and there is no "
+                "stored value it could stand for. Give the value in clear."
+            )
+        )
+
     def import_instance(self, instance, row, **kwargs):
         errors: dict[str, list[str]] = {}
         try:
@@ -232,11 +295,17 @@ class NaturalKeyResource(resources.ModelResource):
 
     def before_save_instance(self, instance, row, **kwargs):
         instance.updated_at = self.now  # bulk_update does not run auto_now
+        self.written.append(instance)
 
     def get_bulk_update_fields(self):
         return self.model_update_fields
 
     model_update_fields: ClassVar[list[str]] = []
+
+    def applied(self, result, kwargs: dict) -> bool:
+        """Whether this import is being written for real: not a dry run, and no row refused
+        (a refused row rolls the whole import back)."""
+        return not self._is_dry_run(kwargs) and not result.has_errors() and not result.has_validation_errors()
 
 
 def _customers_by_no(numbers: Iterable[str], *, with_line: bool = False) -> dict[str, Customer]:
@@ -284,6 +353,7 @@ class CustomerResource(NaturalKeyResource):
         "risk_tier",
         "updated_at",
     ]
+    compared_fields = tuple(model_update_fields[:-1])
 
     class Meta:
         model = Customer
@@ -310,13 +380,20 @@ class CustomerResource(NaturalKeyResource):
             instance.source = DataSource.IMPORT
 
     def dehydrate_name(self, customer: Customer) -> str:
-        return customer.name if self.unmask else mask_name(customer.name)
+        return _shown(customer.name, self.unmask, "customers", "name")
 
     def dehydrate_phone(self, customer: Customer) -> str:
-        return customer.phone if self.unmask else mask_phone(customer.phone) if customer.phone else ""
+        return _shown(customer.phone, self.unmask, "customers", "phone")
 
     def dehydrate_national_id(self, customer: Customer) -> str:
-        return customer.national_id if self.unmask else mask_national_id(customer.national_id)
+        return _shown(customer.national_id, self.unmask, "customers", "national_id")
+
+
+def _shown(value: str, unmask: bool, resource: str, column: str) -> str:
+    """A personal value as an export shows it: in clear, or with the resource's mask."""
+    if not value or unmask:
+        return value or ""
+    return EXPORT_MASKS[resource][column](value)
 
 
 class CreditLineResource(NaturalKeyResource):
@@ -335,6 +412,7 @@ class CreditLineResource(NaturalKeyResource):
     )
 
     model_update_fields = ["credit_limit", "available_credit", "currency", "status", "status_changed_at", "updated_at"]
+    compared_fields = ("credit_limit", "available_credit", "currency", "status")
 
     class Meta:
         model = CreditLine
@@ -357,10 +435,12 @@ class CreditLineResource(NaturalKeyResource):
         for chunk in _chunks(ids):
             for line in CreditLine.objects.select_related("customer").filter(customer_id__in=chunk):
                 self.existing[line.customer.customer_no] = line
+            # The principal owed on open bills (late fees use no credit), as
+            # ``repayments.services.credit_lines`` recomputes it after a bills import.
             self.owed.update(
                 Bill.objects.filter(customer_id__in=chunk, status__in=OPEN_BILL_STATUSES)
                 .values("customer_id")
-                .annotate(owed=Sum(F("amount_due") + F("late_fee") - F("late_fee_waived") - F("amount_paid")))
+                .annotate(owed=Sum(principal_owed_expression()))
                 .values_list("customer_id", "owed")
             )
 
@@ -381,6 +461,7 @@ class CreditLineResource(NaturalKeyResource):
             instance.status_changed_at = self.now
 
     def after_init_instance(self, instance, new, row, **kwargs):
+        super().after_init_instance(instance, new, row, **kwargs)
         instance.tracker_status = instance.status
 
 
@@ -464,6 +545,18 @@ class CardBindingResource(NaturalKeyResource):
         skip_diff = True
         clean_model_instances = False
 
+    compared_fields = (
+        "customer_id",
+        "bin",
+        "last4",
+        "bank_name",
+        "bank_code",
+        "card_type",
+        "reserved_phone",
+        "reserved_phone_last4",
+        "status",
+    )
+
     def get_queryset(self):
         return CardBinding.objects.select_related("customer")
 
@@ -477,7 +570,8 @@ class CardBindingResource(NaturalKeyResource):
 
     def prepare(self, rows):
         self.customers = _customers_by_no(n for n in (_code(r, "customer_no") for r in rows) if n)
-        tokens = [t for t in (_code(r, "gateway_token") for r in rows) if t]
+        self._unmask_tokens(rows)
+        tokens = [t for t in (self.token(r) for r in rows) if t]
         self.existing = {}
         for chunk in _chunks(sorted(set(tokens))):
             self.existing.update(
@@ -495,13 +589,13 @@ class CardBindingResource(NaturalKeyResource):
             )
         self.file_status = {}
         for row in rows:
-            token = _code(row, "gateway_token")
+            token = self.token(row)
             if token:
                 word = cells.normalize(row.get("status"))
                 self.file_status[token] = BINDING_STATUS_WORDS.get(word.lower(), "active" if not word else word)
         active_rows: dict[int, list[int]] = defaultdict(list)
         for number, row in enumerate(rows, start=1):
-            token, customer = _code(row, "gateway_token"), self.customers.get(_code(row, "customer_no") or "")
+            token, customer = self.token(row), self.customers.get(_code(row, "customer_no") or "")
             if token and customer and self.file_status.get(token) == "active":
                 active_rows[customer.pk].append(number)
         for numbers in active_rows.values():
@@ -513,6 +607,44 @@ class CardBindingResource(NaturalKeyResource):
                         "status",
                         _("A customer has one active card; row %(rows)s also makes one active.") % {"rows": others},
                     )
+
+    def _unmask_tokens(self, rows: list[dict]) -> None:
+        """Masked tokens (``sbx_****5678``, a masked export) → the customer's binding that shows so.
+
+        A token is the key: a masked one names the binding of the row's customer whose
+        token has that mask, when exactly one does; otherwise it stays masked and is
+        refused (``import_field``).
+        """
+        self.unmasked: dict[tuple[str, str], str] = {}
+        wanted = {
+            (number, token)
+            for number, token in ((_code(r, "customer_no"), _code(r, "gateway_token")) for r in rows)
+            if number in self.customers and token and MASK in token
+        }
+        if not wanted:
+            return
+        by_customer: dict[int, list[str]] = defaultdict(list)
+        ids = sorted({self.customers[number].pk for number, _token in wanted})
+        for chunk in _chunks(ids):
+            for customer_id, token in CardBinding.objects.filter(customer_id__in=chunk).values_list(
+                "customer_id", "gateway_token"
+            ):
+                by_customer[customer_id].append(token)
+        for number, masked in wanted:
+            matches = [t for t in by_customer[self.customers[number].pk] if mask_token(t) == masked]
+            if len(matches) == 1:
+                self.unmasked[(number, masked)] = matches[0]
+
+    def token(self, row: dict) -> str | None:
+        """The row's gateway token, a masked one resolved to the stored token it stands for."""
+        token = _code(row, "gateway_token")
+        if token and MASK in token:
+            return self.unmasked.get((_code(row, "customer_no") or "", token), token)
+        return token
+
+    def get_instance(self, instance_loader, row):
+        token = self.token(row)
+        return self.existing.get(token) if token else None
 
     def complete(self, instance, row, errors, *, new):
         card_number = cells.normalize(row.get("card_number"))
@@ -586,12 +718,14 @@ class CardBindingResource(NaturalKeyResource):
             instance.status_changed_at = self.now
 
     def after_init_instance(self, instance, new, row, **kwargs):
+        super().after_init_instance(instance, new, row, **kwargs)
         instance.tracker_status = instance.status
 
+    def dehydrate_gateway_token(self, binding: CardBinding) -> str:
+        return _shown(binding.gateway_token, self.unmask, "card-bindings", "gateway_token")
+
     def dehydrate_reserved_phone(self, binding: CardBinding) -> str:
-        if not binding.reserved_phone:
-            return ""
-        return binding.reserved_phone if self.unmask else mask_phone(binding.reserved_phone)
+        return _shown(binding.reserved_phone, self.unmask, "card-bindings", "reserved_phone")
 
     def dehydrate_card_number(self, binding: CardBinding) -> str:
         return ""
@@ -639,8 +773,10 @@ class BillResource(NaturalKeyResource):
         "minimum_due",
         "amount_paid",
         "status",
+        "carried_forward",
         "updated_at",
     ]
+    compared_fields = ("customer_id", *model_update_fields[:-1])
 
     class Meta:
         model = Bill
@@ -684,6 +820,7 @@ class BillResource(NaturalKeyResource):
         self.new_lines: dict[int, CreditLine] = {}
 
     def after_init_instance(self, instance, new, row, **kwargs):
+        super().after_init_instance(instance, new, row, **kwargs)
         instance.file_due_before = None if new else (instance.due_date, instance.original_due_date)
         instance.booked_before = None if new else (instance.amount_paid, instance.status)
 
@@ -710,6 +847,11 @@ class BillResource(NaturalKeyResource):
                     _("The bill is already %(before)s; an import cannot reopen it as %(status)s.")
                     % {"before": status_before, "status": instance.status},
                 )
+            elif status_before in OPEN_BILL_STATUSES and instance.status in OPEN_BILL_STATUSES:
+                # Pending or overdue is the aging's verdict (it runs on every bill an import
+                # writes), not the file's: a statement file saying "open" for a bill that has
+                # since turned overdue is not a change.
+                instance.status = status_before
         customer = self.customers.get(number) if number else None
         if customer is None:
             self.error(errors, "customer_no", _no_customer(row))
@@ -766,6 +908,42 @@ class BillResource(NaturalKeyResource):
                 )
         if dates_ok:
             self._due_dates(instance, new)
+        money_ok = not {"statement_balance", "amount_due", "amount_paid", "status"} & errors.keys()
+        if money_ok and instance.amount_due is not None and instance.amount_paid is not None and instance.status:
+            self._closed_statement(instance, errors)
+
+    def _closed_statement(self, bill: Bill, errors: dict[str, list[str]]) -> None:
+        """What a paid or carried-forward statement implies, checked before the database does.
+
+        ``carried_forward`` is the statement's unpaid rest (``Bill.outstanding`` with nothing
+        carried yet), which must be above zero; a ``paid`` one must owe nothing. Every other
+        status carries nothing.
+        """
+        bill.carried_forward = ZERO
+        rest = bill.outstanding  # amount due + unwaived late fee − paid, never below zero
+        if bill.status == BillStatus.CARRIED_FORWARD:
+            if rest > 0:
+                bill.carried_forward = rest
+            else:
+                self.error(
+                    errors,
+                    "status",
+                    _(
+                        "The bill is carried forward, but nothing is left to carry: the amount paid %(paid)s covers "
+                        "the amount due %(due)s and any unwaived late fee. Mark it paid."
+                    )
+                    % {"paid": bill.amount_paid, "due": bill.amount_due},
+                )
+        elif bill.status == BillStatus.PAID and rest > 0:
+            self.error(
+                errors,
+                "amount_paid",
+                _(
+                    "The bill is marked paid, but the amount paid %(paid)s is below the %(owed)s it owes "
+                    "(amount due plus unwaived late fee). Correct the amount paid or the status."
+                )
+                % {"paid": bill.amount_paid, "owed": bill.amount_paid + rest},
+            )
 
     @staticmethod
     def _due_dates(bill: Bill, new: bool) -> None:
@@ -776,6 +954,11 @@ class BillResource(NaturalKeyResource):
             return
         old_due, old_original = bill.file_due_before
         extended = old_due > old_original
+        if extended and file_due == old_due:
+            # The file repeats the extended date (our own export shows the current due
+            # date): nothing moved, and the statement's own date stays the original.
+            bill.original_due_date = old_original
+            return
         bill.original_due_date = file_due
         bill.due_date = old_due if extended and old_due >= file_due else file_due
 
@@ -783,6 +966,14 @@ class BillResource(NaturalKeyResource):
         super().before_save_instance(instance, row, **kwargs)
         if instance.credit_line_id is None:
             instance.credit_line = self._credit_line(instance.customer)
+
+    def after_import(self, dataset, result, **kwargs):
+        super().after_import(dataset, result, **kwargs)
+        self.settled: dict[str, int] | None = None
+        if self.written and self.applied(result, kwargs):
+            from repayments.services.imports import bills_import_settle
+
+            self.settled = bills_import_settle(bill_ids=[bill.pk for bill in self.written])
 
     def _credit_line(self, customer: Customer) -> CreditLine:
         """The customer's credit line; a customer without one gets a zero-limit line
@@ -843,6 +1034,7 @@ class RepaymentAttemptResource(NaturalKeyResource):
         "completed_at",
         "updated_at",
     ]
+    compared_fields = ("bill_id", *model_update_fields[:-1])
 
     class Meta:
         model = RepaymentAttempt
@@ -922,6 +1114,8 @@ class RepaymentAttemptResource(NaturalKeyResource):
             )
         if new:
             instance.channel = instance.channel or "auto_debit"
+        else:
+            self._same_second(instance)
         if "amount" not in errors and instance.amount is not None and instance.amount <= 0:
             self.error(errors, "amount", _("The amount of an attempt must be above zero."))
         if "status" in errors:
@@ -947,6 +1141,16 @@ class RepaymentAttemptResource(NaturalKeyResource):
                     "status",
                     _("Bill %(bill)s already has attempt %(attempt)s in flight.") % {"bill": bill_no, "attempt": other},
                 )
+
+    @staticmethod
+    def _same_second(attempt: RepaymentAttempt) -> None:
+        """A file time in the same second as the stored one keeps the stored time: files (and
+        our exports) show whole seconds, the gateway records microseconds."""
+        before = attempt.import_before or {}
+        for name in ("requested_at", "completed_at"):
+            stored, given = before.get(name), getattr(attempt, name)
+            if stored is not None and given is not None and given == stored.replace(microsecond=0):
+                setattr(attempt, name, stored)
 
 
 RESOURCE_CLASSES: dict[str, type[NaturalKeyResource]] = {

@@ -16,6 +16,8 @@ LEDGER_COLUMNS = (
     "customer_no",
     "period",
     "suppress_until",
+    "cycles_past_due",
+    "dpd",
     "cause",
     "reason",
     "decided_by",
@@ -34,7 +36,9 @@ def suppression_ledger(params) -> tuple[QuerySet[BureauSuppression], list[str]]:
             inclusive), ``revoked`` ("1" to include records whose relief was reversed).
 
     Returns:
-        Rows annotated with ``bill_no``, ``customer_no``, ``period``, ``decided_by``
+        Rows annotated with ``bill_no``, ``customer_no``, ``period``, the bill's
+        ``cycles_past_due`` and ``dpd`` (the account's delinquency the bureau is not
+        told of, as of the last aging), ``decided_by``
         (the extension's approver, the requester when the agent policy approved it,
         or the relief batch's approver) and ``reference`` (extension or incident id).
     """
@@ -47,6 +51,9 @@ def suppression_ledger(params) -> tuple[QuerySet[BureauSuppression], list[str]]:
         bill_no=F("bill__bill_no"),
         customer_no=F("bill__customer__customer_no"),
         period=F("bill__period"),
+        # What the bureau would be told without the suppression: the account's cycles past due now.
+        cycles_past_due=F("bill__cycles_past_due"),
+        dpd=F("bill__dpd"),
         extension_approver=F("extension__decided_by__username"),
         extension_requester=F("extension__requested_by__username"),
         relief_approver=Subquery(relief_approver),
@@ -99,6 +106,8 @@ def ledger_row(entry: BureauSuppression) -> dict:
         "customer_no": entry.customer_no,
         "period": entry.period.strftime("%Y-%m"),
         "suppress_until": entry.suppress_until.isoformat(),
+        "cycles_past_due": entry.cycles_past_due,
+        "dpd": entry.dpd,
         "cause": cause,
         "reason": entry.reason,
         "decided_by": decided_by,

@@ -16,6 +16,7 @@ from repayments.models import (
     Bill,
     BindingRepairCase,
     CardBinding,
+    CreditLine,
     Customer,
     CustomerNote,
     Extension,
@@ -81,15 +82,29 @@ def customer_search(query: str) -> SearchResult:
 def customer_detail(customer_no: str, *, with_audit: bool = True) -> dict:
     """Everything the customer view shows, in a fixed number of queries (about ten).
 
+    Every documented state of a customer is a page: without a credit line (customers
+    imported on their own, docs/csv.md), without a card binding, without bills.
+
     Args:
         customer_no: the customer's number.
         with_audit: include the customer's audit events (for roles that work the
             case or audit it; the events carry staff's free-text reasons).
 
+    Returns:
+        A template context: ``customer``; ``credit_line`` (``None`` when the customer
+        has none) and ``currency`` (its ISO code, ``""`` without one: the amounts of
+        every bill, attempt and waiver on the page are in it, the customer's one line);
+        ``bindings``, ``bills``, ``attempts``, ``notifications``, ``casework``,
+        ``pending``, ``notes``; ``audit_events`` (``None`` without ``with_audit``).
+
     Raises:
         Customer.DoesNotExist: no such customer.
     """
     customer = Customer.objects.select_related("credit_line").get(customer_no=customer_no)
+    try:
+        credit_line = customer.credit_line
+    except CreditLine.DoesNotExist:
+        credit_line = None
     bills = list(
         Bill.objects.filter(customer=customer)
         .with_bucket()
@@ -99,6 +114,8 @@ def customer_detail(customer_no: str, *, with_audit: bool = True) -> dict:
     casework = customer_casework(customer)
     return {
         "customer": customer,
+        "credit_line": credit_line,
+        "currency": credit_line.currency if credit_line else "",
         "bindings": list(
             CardBinding.objects.filter(customer=customer)
             .annotate(

@@ -279,7 +279,7 @@ def _cycles(f: DashboardFilters) -> list[tuple]:
     return _fetch(
         "SELECT month, currency, sum(bills_due)::bigint, sum(amount_due), sum(collected),"  # noqa: S608
         " coalesce(sum(bills) FILTER (WHERE status = 'overdue'), 0)::bigint,"
-        " coalesce(sum(outstanding) FILTER (WHERE status = 'overdue'), 0)"
+        " coalesce(sum(outstanding) FILTER (WHERE status = 'overdue'), 0), sum(carried_forward)"
         f" FROM dashboard_bill_rollup WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2",
         params,
     )
@@ -290,7 +290,11 @@ def section_collection(f: DashboardFilters, cycles: list[tuple] | None = None) -
     section = Section(
         key="collection",
         title=_("Collection rate per cycle"),
-        definition=_("Per billing month: collected (paid, up to the amount due, per bill) over the amount due."),
+        definition=_(
+            "Per billing month: collected (paid, up to the amount due, per statement) over the amount due. "
+            "A revolving account carries the rest into the next statement, where it is owed (carried forward); "
+            "collected + carried forward + still owed = amount due."
+        ),
         columns=[
             _("Cycle"),
             _("Currency"),
@@ -298,14 +302,16 @@ def section_collection(f: DashboardFilters, cycles: list[tuple] | None = None) -
             _("Amount due"),
             _("Collected"),
             _("Rate %"),
+            _("Carried forward"),
         ],
-        numeric=[False, False, True, True, True, True],
+        numeric=[False, False, True, True, True, True, True],
     )
     series: dict[str, dict[str, object]] = {}
     labels: list[str] = []
-    for month, currency, bills_due, due, collected, _overdue, _balance in cycles if cycles is not None else _cycles(f):
+    rows = cycles if cycles is not None else _cycles(f)
+    for month, currency, bills_due, due, collected, _overdue, _balance, carried in rows:
         rate = _percent(collected, due)
-        section.rows.append([_month(month), currency, bills_due, due, collected, rate])
+        section.rows.append([_month(month), currency, bills_due, due, collected, rate, carried])
         labels.append(_month(month))
         series.setdefault(currency, {})[_month(month)] = rate
     section.chart = _series_chart("line", sorted(set(labels)), series, percent=True)
@@ -330,7 +336,9 @@ def section_overdue(f: DashboardFilters, cycles: list[tuple] | None = None) -> S
     )
     series: dict[str, dict[str, object]] = {}
     labels: list[str] = []
-    for month, currency, bills_due, _due, _collected, overdue, balance in cycles if cycles is not None else _cycles(f):
+    for month, currency, bills_due, _due, _collected, overdue, balance, _carried in (
+        cycles if cycles is not None else _cycles(f)
+    ):
         rate = _percent(overdue, bills_due)
         section.rows.append([_month(month), currency, bills_due, overdue, rate, balance])
         labels.append(_month(month))

@@ -25,6 +25,7 @@ from repayments.models import (
     ReliefItem,
     ReliefStatus,
     RepaymentAttempt,
+    outstanding_sql,
 )
 
 # A bill is shielded while an open incident covers it: its latest failure is
@@ -92,16 +93,16 @@ RELIEF_SELECTION = """
            AND (%(channel)s = '' OR a.channel = %(channel)s)
     )
     SELECT b.id AS bill_id, b.customer_id, cl.currency,
-           b.amount_due + b.late_fee - b.late_fee_waived - b.amount_paid AS owed
+           {outstanding} AS owed
       FROM hit
       JOIN repayments_bill b ON b.id = hit.bill_id
       JOIN repayments_creditline cl ON cl.id = b.credit_line_id
      WHERE b.status IN ('pending', 'overdue')
-       AND b.amount_paid < b.amount_due + b.late_fee - b.late_fee_waived
+       AND {outstanding} > 0
        AND b.last_failure_family = 'system'
        AND NOT EXISTS (SELECT 1 FROM repayments_repaymentattempt s
                         WHERE s.bill_id = b.id AND s.status = 'succeeded' AND s.requested_at >= %(start)s)
-"""
+""".replace("{outstanding}", outstanding_sql("b"))
 
 
 def relief_selection_params(incident: Incident, *, until: dt.datetime) -> dict:

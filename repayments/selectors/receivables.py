@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Count, DecimalField, ExpressionWrapper, F, Sum, Value
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models import Count, Sum
+from django.db.models.functions import Coalesce
 
 from baitiao.money import ZERO
-from repayments.models import Bill, BillStatus, Customer
+from repayments.models import Bill, BillStatus, Customer, outstanding_expression
 
 
 @dataclass(frozen=True)
@@ -35,22 +35,14 @@ def portfolio_summary() -> PortfolioSummary:
 
     Open bills are ``pending`` and ``overdue`` ones; each is put in the bucket of
     its stored DPD (refreshed by the daily aging job). Balance is what is still
-    owed, ``amount_due + late_fee - late_fee_waived - amount_paid`` but never below
-    zero per bill (as ``Bill.outstanding``), summed per currency because money of
-    different currencies is never added.
+    owed (``repayments.models.outstanding_expression``, as ``Bill.outstanding``),
+    summed per currency because money of different currencies is never added.
     """
-    outstanding = Greatest(
-        ExpressionWrapper(
-            F("amount_due") + F("late_fee") - F("late_fee_waived") - F("amount_paid"),
-            output_field=DecimalField(max_digits=14, decimal_places=2),
-        ),
-        Value(ZERO),
-    )
     rows = (
         Bill.objects.open()
         .with_bucket()
         .values("bucket", "credit_line__currency", "status")
-        .annotate(bills=Count("id"), balance=Coalesce(Sum(outstanding), ZERO))
+        .annotate(bills=Count("id"), balance=Coalesce(Sum(outstanding_expression()), ZERO))
         .order_by()
     )
     by_bucket: dict[str, dict] = {name: {"bills": 0, "balance": {}} for name, _ in settings.DELINQUENCY_BUCKETS}

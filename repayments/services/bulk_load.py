@@ -30,7 +30,8 @@ _STAGING = {
         bill_no text, customer_no text, period date, statement_date date, due_date date,
         original_due_date date, statement_balance numeric(14,2), amount_due numeric(14,2),
         minimum_due numeric(14,2), amount_paid numeric(14,2), late_fee numeric(14,2), status text,
-        dpd smallint, dpd_as_of date""",
+        dpd smallint, dpd_as_of date, carried_forward numeric(14,2), past_due_amount numeric(14,2),
+        past_due_since date, cycles_past_due smallint""",
     "stage_attempt": """
         attempt_no text, bill_no text, gateway_token text, channel text, amount numeric(14,2),
         status text, requested_at timestamptz, completed_at timestamptz""",
@@ -111,10 +112,11 @@ _STEPS = [
     WITH ins AS (
         INSERT INTO repayments_bill (bill_no, customer_id, credit_line_id, period, statement_date, due_date,
             original_due_date, statement_balance, amount_due, minimum_due, amount_paid, late_fee, late_fee_waived,
-            status, dpd, dpd_as_of, debit_attempts, created_at, updated_at)
+            status, dpd, dpd_as_of, debit_attempts, carried_forward, past_due_amount, past_due_since,
+            cycles_past_due, created_at, updated_at)
         SELECT s.bill_no, c.id, l.id, s.period, s.statement_date, s.due_date, s.original_due_date,
             s.statement_balance, s.amount_due, s.minimum_due, s.amount_paid, s.late_fee, 0, s.status, s.dpd,
-            s.dpd_as_of, 0, now(), now()
+            s.dpd_as_of, 0, s.carried_forward, s.past_due_amount, s.past_due_since, s.cycles_past_due, now(), now()
         FROM stage_bill s
         JOIN ids_customer c USING (customer_no)
         JOIN ids_credit_line l USING (customer_no)

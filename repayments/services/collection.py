@@ -28,7 +28,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.db.models.functions import Least
 from django.utils import timezone
 from django_q.tasks import async_task
@@ -58,6 +58,8 @@ from repayments.models import (
     RepairCaseStatus,
     RepaymentAttempt,
     ReviewReason,
+    outstanding_expression,
+    outstanding_sql,
 )
 
 logger = logging.getLogger(__name__)
@@ -66,17 +68,28 @@ SEND_BATCH = 50  # attempts per send task
 ANALYZE_AFTER_ATTEMPTS = 10_000  # a run creating this many refreshes the attempt statistics
 NOTIFY_QUEUE = "notify"  # served by the cluster started with Q_CLUSTER_NAME=notify
 
-CREATE_ATTEMPTS = """
+# What a debit asks for (docs/repayment-engine.md): on and after the due date, what
+# the statement still owes; before it, only what is past due (the minimums missed on
+# earlier statements, with their unwaived fees) — never more than is owed.
+_DEBIT_AMOUNT = f"""
+    CASE WHEN b.due_date <= %(first_debit_through)s THEN {outstanding_sql("b")}
+         ELSE LEAST(b.past_due_amount + b.late_fee - b.late_fee_waived, {outstanding_sql("b")}) END
+"""  # noqa: S608 - constant SQL, no input
+
+CREATE_ATTEMPTS = f"""
     INSERT INTO repayments_repaymentattempt (attempt_no, bill_id, card_binding_id, channel, amount, status,
         failure_code, failure_family, failure_message, gateway_reference, requested_at, created_at, updated_at)
     SELECT b.bill_no || '-A' || (b.debit_attempts + 1), b.id, cb.id, %(channel)s,
-           b.amount_due + b.late_fee - b.late_fee_waived - b.amount_paid, %(pending)s, '', '', '', '',
+           debit.amount, %(pending)s, '', '', '', '',
            %(now)s, %(now)s, %(now)s
       FROM repayments_bill b
       JOIN repayments_cardbinding cb ON cb.customer_id = b.customer_id AND cb.status = %(active)s
+     CROSS JOIN LATERAL (SELECT {_DEBIT_AMOUNT} AS amount) debit
      WHERE b.status IN (%(bill_pending)s, %(bill_overdue)s)
-       AND b.amount_due + b.late_fee - b.late_fee_waived - b.amount_paid > 0
-       AND ((b.debit_attempts = 0 AND b.retry_at IS NULL AND b.due_date <= %(first_debit_through)s)
+       AND debit.amount > 0
+       -- First debits: on the due date, or at once for a statement already past due.
+       AND ((b.debit_attempts = 0 AND b.retry_at IS NULL
+             AND (b.due_date <= %(first_debit_through)s OR b.past_due_since <= %(first_debit_through)s))
             OR b.retry_at <= %(now)s)
        AND (%(customer_id)s::bigint IS NULL OR b.customer_id = %(customer_id)s::bigint)
        -- OFFSET 0 keeps this a per-bill probe of the one-in-flight index. As an anti
@@ -93,7 +106,7 @@ CREATE_ATTEMPTS = """
        FOR UPDATE OF b SKIP LOCKED
     ON CONFLICT DO NOTHING
     RETURNING id, bill_id
-"""
+"""  # noqa: S608 - constant SQL, no input
 
 
 def collection_run(
@@ -267,19 +280,28 @@ def _mark_unknown(attempt_id: int) -> None:
 @dataclass(frozen=True)
 class ApplyOutcome:
     applied: bool
-    reason: str  # "applied", "replay", "unknown_attempt", "amount_mismatch", "still_processing"
+    # "applied", "late_success", "replay", "unknown_attempt", "amount_mismatch", "still_processing"
+    reason: str
 
 
 def attempt_apply_result(*, result: DebitResult, source: str) -> ApplyOutcome:
     """Apply the gateway's final word on one debit, exactly once.
 
+    Every way a result arrives (the answer to the send, a callback, a ``query``, a
+    late success for an attempt already closed as failed) goes through here, and
+    each is checked against the attempt before anything is booked: a success must
+    state its amount; the amount must equal the attempt's, and the currency, when
+    the gateway reports one, the bill's credit line's.
+
     Args:
-        result: ``succeeded`` or ``failed`` with code, amount (major units) and reference.
+        result: ``succeeded`` or ``failed`` with code, amount (major units of the
+            currency) and reference; other statuses change nothing.
         source: where it came from (``callback``, ``send``, ``query``), for the audit trail.
 
     Returns:
-        Whether it changed anything, and why not. An unknown attempt or a
-        mismatched amount is recorded as a ``GatewayReviewItem`` and changes nothing.
+        Whether it changed anything, and why not. An unknown attempt, or an amount
+        or currency that differs from the attempt's (``amount_mismatch``), is
+        recorded as a ``GatewayReviewItem`` and changes nothing.
     """
     if result.status not in ("succeeded", "failed"):
         return ApplyOutcome(False, "still_processing")
@@ -294,11 +316,10 @@ def attempt_apply_result(*, result: DebitResult, source: str) -> ApplyOutcome:
             _review(ReviewReason.UNKNOWN_ATTEMPT, result.idempotency_key, _payload(result))
             return ApplyOutcome(False, "unknown_attempt")
         if attempt.status not in IN_FLIGHT_ATTEMPT_STATUSES:
-            if (
-                attempt.status == AttemptStatus.FAILED
-                and result.status == "succeeded"
-                and result.amount == attempt.amount
-            ):
+            if attempt.status == AttemptStatus.FAILED and result.status == "succeeded":
+                if _differs_from_attempt(result, attempt):
+                    _review(ReviewReason.AMOUNT_MISMATCH, result.idempotency_key, _payload(result), attempt)
+                    return ApplyOutcome(False, "amount_mismatch")
                 # The bank took the money after all. Record it (it is the customer's
                 # money on our side now) and flag it: a retry may have collected too,
                 # and then the customer is owed a refund.
@@ -312,10 +333,7 @@ def attempt_apply_result(*, result: DebitResult, source: str) -> ApplyOutcome:
                 audit_record(actor=None, action="attempt.late_success", target=attempt, after=_payload(result))
                 return ApplyOutcome(True, "late_success")
             return ApplyOutcome(False, "replay")
-        currency = attempt.bill.credit_line.currency
-        if (result.amount is not None and result.amount != attempt.amount) or (
-            result.currency and result.currency != currency
-        ):
+        if _differs_from_attempt(result, attempt):
             _review(ReviewReason.AMOUNT_MISMATCH, result.idempotency_key, _payload(result), attempt)
             return ApplyOutcome(False, "amount_mismatch")
         bill = (
@@ -363,17 +381,51 @@ def attempt_apply_result(*, result: DebitResult, source: str) -> ApplyOutcome:
     return ApplyOutcome(True, "applied")
 
 
+def _differs_from_attempt(result: DebitResult, attempt: RepaymentAttempt) -> bool:
+    """Whether ``result`` disagrees with what ``attempt`` asked for, so nothing may be booked.
+
+    A reported currency other than the bill's (``attempt.bill.credit_line``, loaded
+    with the attempt), a success without an amount, or an amount that is not a
+    finite number or not the attempt's. A failure may leave its amount and currency out.
+    """
+    if result.currency and result.currency != attempt.bill.credit_line.currency:
+        return True
+    if result.amount is None:
+        return result.status == "succeeded"
+    return not result.amount.is_finite() or result.amount != attempt.amount
+
+
 def _apply_payment(bill: Bill, amount: Decimal, now: dt.datetime) -> None:
-    """Book ``amount`` on the (locked) bill; free the line by the principal it repays."""
+    """Book ``amount`` on the (locked) bill; free the line by the principal it repays.
+
+    A payment goes to what is past due first (``repayments.services.delinquency``):
+    once nothing is past due the account is current again (``pending``, DPD 0); the
+    rest of the balance is debited on the statement's due date.
+    """
     principal_before = max(bill.amount_due - bill.amount_paid, ZERO)
     bill.amount_paid += amount
-    fields = ["amount_paid", "retry_at", "updated_at"]
+    fields = ["amount_paid", "retry_at", "updated_at", "past_due_amount", "past_due_since", "cycles_past_due"]
+    today = timezone.localdate(now)
+    if today > bill.due_date + dt.timedelta(days=settings.GRACE_PERIOD_DAYS):
+        bill.past_due_amount = min(max(bill.minimum_due - bill.amount_paid, ZERO), bill.amount_due)
+    else:
+        bill.past_due_amount = max(bill.past_due_amount - amount, ZERO)
+    if bill.past_due_amount == ZERO:
+        bill.past_due_since, bill.cycles_past_due = None, 0
     if bill.outstanding == ZERO:
         bill.status, bill.closed_at, bill.retry_at = BillStatus.PAID, now, None
-        fields += ["status", "closed_at"]
+        bill.past_due_amount, bill.past_due_since, bill.cycles_past_due, bill.dpd = ZERO, None, 0, 0
+        fields += ["status", "closed_at", "dpd"]
     else:
-        # Something is still owed (a late fee accrued after the amount was fixed).
-        bill.retry_at = _next_morning(now, 1)
+        if bill.past_due_amount == ZERO and bill.status == BillStatus.OVERDUE:
+            bill.status, bill.dpd = BillStatus.PENDING, 0  # current again: the missed minimums are paid
+            fields += ["status", "dpd"]
+        if bill.due_date > today:
+            # Past-due money collected ahead of the statement's due date: the rest then.
+            bill.retry_at = business_datetime(bill.due_date, dt.time(settings.COLLECTION_START_HOUR, 0))
+        else:
+            # Something is still owed (a late fee accrued after the amount was fixed).
+            bill.retry_at = _next_morning(now, 1)
     bill.save(update_fields=fields)
     # One UPDATE, so two payments of one customer at once cannot overwrite each other.
     CreditLine.objects.filter(pk=bill.credit_line_id).update(
@@ -593,10 +645,13 @@ def bills_retry_after_rebinding(*, customer_id: int, actor: User | None) -> int:
     now = timezone.now()
     scheduled = (
         Bill.objects.open()
+        .alias(owed=outstanding_expression())
         .filter(
+            # Failed or overdue bills, and past-due money on a statement not yet due;
+            # the rest waits for its due date.
+            Q(due_date__lte=business_today()) | Q(past_due_amount__gt=0),
             customer_id=customer_id,
-            due_date__lte=business_today(),  # failed or overdue bills; later ones wait for their due date
-            amount_paid__lt=F("amount_due") + F("late_fee") - F("late_fee_waived"),
+            owed__gt=0,
         )
         .update(retry_at=now, updated_at=now)
     )
@@ -627,6 +682,7 @@ def _payload(result: DebitResult) -> dict:
         "idempotency_key": result.idempotency_key,
         "status": result.status,
         "amount": str(result.amount) if result.amount is not None else None,
+        "currency": result.currency,
         "code": result.code,
         "reference": result.reference,
     }

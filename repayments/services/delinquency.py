@@ -1,13 +1,29 @@
-"""Daily aging of bills: paid bills close, unpaid ones turn overdue, DPD and late fees grow.
+"""Daily aging of open statements: paid ones close, missed minimums make the account delinquent.
+
+The rule (card receivables practice; ``docs/repayment-engine.md``, ``docs/dataset.md``):
+
+* A statement is **past due** once a minimum payment is missed. Before its own due
+  date (+ ``settings.GRACE_PERIOD_DAYS``) its past-due amount is what is left of
+  the minimums missed on earlier statements (``past_due_amount``, lowered by each
+  payment); after it, the unpaid part of its own minimum, which includes them
+  (``max(minimum_due − amount_paid, 0)``).
+* DPD counts from the oldest missed due date (``past_due_since``, else the
+  statement's own due date) and the **whole balance** ages in that bucket.
+  ``cycles_past_due`` is the number of monthly due dates missed since then: one
+  for the first, one more for each month after it (``age()`` in whole months).
+* A statement with a past-due amount is ``overdue`` once its oldest missed due
+  date is past the grace period; paying the past-due amount makes it ``pending``
+  again (the account is current), paying everything makes it ``paid``.
 
 Late-fee rule (``settings.LATE_FEE_DAILY_RATE``, ``settings.LATE_FEE_CAP_PERCENT``):
-``late_fee = min(round_half_up(unpaid amount due × daily rate × DPD, 2),
-round_half_up(amount due × cap % / 100, 2))`` where unpaid amount due is
-``max(amount_due − amount_paid, 0)``; a fee already paid (``amount_paid`` above
-``amount_due``) or waived is never taken back. The default daily rate, 0.05 %, is the
-overdue charge JD Baitiao publishes (违约金 每日 0.05 %); the cap keeps the total
-at 10 % of the bill. PostgreSQL's ``round(numeric, 2)`` rounds half away from
-zero, which is half-up for these non-negative amounts.
+``late_fee = min(round_half_up(past-due amount × daily rate × DPD, 2),
+round_half_up(amount due × cap % / 100, 2))`` — the fee accrues on the past-due
+amount (as a card's late fee does), not on the whole balance. An accrued fee is
+never lowered by aging; a fee already paid (``amount_paid`` above ``amount_due``)
+or waived is never taken back. The default daily rate, 0.05 %, is the overdue
+charge JD Baitiao publishes (违约金 每日 0.05 %); the cap keeps the total at 10 %
+of the statement. PostgreSQL's ``round(numeric, 2)`` rounds half away from zero,
+which is half-up for these non-negative amounts.
 """
 
 from __future__ import annotations
@@ -18,7 +34,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from accounts.services import audit_record
-from repayments.models import BillStatus
+from repayments.models import BillStatus, outstanding_sql
 from repayments.selectors.incidents import shielded_sql
 
 _PARAMS_SQL = {
@@ -27,68 +43,86 @@ _PARAMS_SQL = {
     "paid": BillStatus.PAID.value,
 }
 
-CLOSE_PAID = """
+# Restricts a step to ``bill_ids`` when given (an import ages what it wrote).
+_ONLY = "(%(bill_ids)s::bigint[] IS NULL OR id = ANY(%(bill_ids)s::bigint[]))"
+
+CLOSE_PAID = f"""
     UPDATE repayments_bill
-       SET status = %(paid)s, closed_at = now(), retry_at = NULL, updated_at = now()
+       SET status = %(paid)s, closed_at = now(), retry_at = NULL, past_due_amount = 0, past_due_since = NULL,
+           cycles_past_due = 0, dpd = 0, updated_at = now()
      WHERE status IN (%(pending)s, %(overdue)s)
-       AND amount_paid >= amount_due + late_fee - late_fee_waived
-"""
+       AND {outstanding_sql()} = 0
+       AND {_ONLY}
+"""  # noqa: S608 - constant SQL, no input
+
 # Bills an open incident shields (issue #5) neither turn overdue nor age: their
 # debit failed on our side or the bank's, so DPD and late fees wait until the
-# incident is resolved (relief then moves their due date).
-BECOME_OVERDUE = f"""
-    UPDATE repayments_bill
-       SET status = %(overdue)s, updated_at = now()
-     WHERE status = %(pending)s
-       AND due_date + %(grace)s < %(as_of)s::date
-       AND amount_paid < amount_due + late_fee - late_fee_waived
-       AND NOT {shielded_sql("repayments_bill")}
-"""  # noqa: S608 - constant SQL, no input
-# An extension can move the due date past today again: the bill is current once more.
-BACK_TO_PENDING = """
-    UPDATE repayments_bill
-       SET status = %(pending)s, dpd = 0, dpd_as_of = %(as_of)s, updated_at = now()
-     WHERE status = %(overdue)s
-       AND due_date + %(grace)s >= %(as_of)s::date
-"""
+# incident is resolved (relief then moves their due dates).
 AGE = f"""
-    WITH aged AS (
-        SELECT id,
-               GREATEST(%(as_of)s::date - due_date, 0) AS dpd,
-               LEAST(
-                   ROUND(GREATEST(amount_due - amount_paid, 0) * %(rate)s * GREATEST(%(as_of)s::date - due_date, 0), 2),
-                   ROUND(amount_due * %(cap)s / 100, 2)
-               ) AS fee
+    WITH own AS (
+        SELECT id, status AS status_before, amount_due, amount_paid, late_fee, late_fee_waived,
+               CASE WHEN due_date + %(grace)s < %(as_of)s::date
+                    THEN GREATEST(minimum_due - amount_paid, 0)
+                    ELSE past_due_amount END AS past_due,
+               past_due_since, due_date
           FROM repayments_bill
-         WHERE status = %(overdue)s
+         WHERE status IN (%(pending)s, %(overdue)s)
            AND NOT {shielded_sql("repayments_bill")}
+           AND {_ONLY}
+    ), dated AS (
+        SELECT own.*,
+               CASE WHEN past_due > 0 THEN COALESCE(past_due_since, due_date) END AS since
+          FROM own
+    ), state AS (
+        SELECT dated.*,
+               since IS NOT NULL AND since + %(grace)s < %(as_of)s::date AS is_overdue,
+               CASE WHEN since IS NULL THEN 0
+                    ELSE (EXTRACT(YEAR FROM age(%(as_of)s::date - 1, since)) * 12
+                          + EXTRACT(MONTH FROM age(%(as_of)s::date - 1, since)) + 1)::smallint
+               END AS cycles
+          FROM dated
+    ), aged AS (
+        SELECT state.*,
+               CASE WHEN is_overdue THEN %(as_of)s::date - since ELSE 0 END AS new_dpd,
+               CASE WHEN is_overdue THEN GREATEST(
+                        LEAST(ROUND(past_due * %(rate)s * (%(as_of)s::date - since), 2),
+                              ROUND(amount_due * %(cap)s / 100, 2)),
+                        late_fee, late_fee_waived, amount_paid - amount_due)
+                    ELSE late_fee END AS new_fee,
+               CASE WHEN is_overdue THEN %(overdue)s ELSE %(pending)s END AS new_status
+          FROM state
     )
     UPDATE repayments_bill AS b
-       SET dpd = aged.dpd, late_fee = GREATEST(aged.fee, b.late_fee_waived, b.amount_paid - b.amount_due),
-           dpd_as_of = %(as_of)s,
-           updated_at = now()
+       SET status = aged.new_status, dpd = aged.new_dpd, late_fee = aged.new_fee,
+           past_due_amount = aged.past_due, past_due_since = aged.since, cycles_past_due = aged.cycles,
+           dpd_as_of = %(as_of)s, updated_at = now()
       FROM aged
      WHERE b.id = aged.id
-       AND (b.dpd, b.late_fee, b.dpd_as_of)
-           IS DISTINCT FROM (aged.dpd, GREATEST(aged.fee, b.late_fee_waived, b.amount_paid - b.amount_due), %(as_of)s)
+       AND ((b.status, b.dpd, b.late_fee, b.past_due_amount, b.past_due_since, b.cycles_past_due)
+                IS DISTINCT FROM
+            (aged.new_status, aged.new_dpd, aged.new_fee, aged.past_due, aged.since, aged.cycles)
+            OR (aged.is_overdue AND b.dpd_as_of IS DISTINCT FROM %(as_of)s::date))
+    RETURNING aged.status_before, aged.new_status
 """  # noqa: S608 - constant SQL, no input
 
 
-def bills_refresh_delinquency(*, as_of: dt.date, audit: bool = True) -> dict[str, int]:
-    """Age every open bill to ``as_of``, set-based, in one transaction.
+def bills_refresh_delinquency(
+    *, as_of: dt.date, audit: bool = True, bill_ids: list[int] | None = None
+) -> dict[str, int]:
+    """Age every open statement to ``as_of``, set-based, in one transaction (rule: module docstring).
 
-    1. Open bills whose payments cover amount due plus unwaived fee become ``paid``.
-    2. ``pending`` bills past due date + ``settings.GRACE_PERIOD_DAYS`` with money
-       owed become ``overdue``; ``overdue`` bills whose (extended) due date is within
-       the grace period again go back to ``pending``.
-    3. ``overdue`` bills get ``dpd = max(as_of − due_date, 0)`` (business-time days)
-       and the late fee of the module rule.
+    1. Open statements whose payments cover amount due plus unwaived fee become ``paid``.
+    2. The others get their past-due amount, oldest missed due date, cycles past due,
+       DPD (business-time days) and late fee; ``overdue`` when past due beyond the
+       grace period, ``pending`` otherwise (also after an extension moved the dates).
 
-    Idempotent: a second run for the same day changes no row.
+    Idempotent: a second run for the same day changes no row. A current statement
+    that nothing changed is not written (its ``updated_at``, the API's version, stays).
 
     Args:
         as_of: business-time date to age to (normally ``business_today()``).
         audit: write a system audit event with the counts.
+        bill_ids: only these bills (an import ages the bills it wrote); default all.
 
     Returns:
         Rows changed per step: ``closed_paid``, ``became_overdue``, ``back_to_pending``, ``aged``.
@@ -99,17 +133,16 @@ def bills_refresh_delinquency(*, as_of: dt.date, audit: bool = True) -> dict[str
         "grace": settings.GRACE_PERIOD_DAYS,
         "rate": settings.LATE_FEE_DAILY_RATE,
         "cap": settings.LATE_FEE_CAP_PERCENT,
+        "bill_ids": list(bill_ids) if bill_ids is not None else None,
     }
-    result = {}
     with transaction.atomic(), connection.cursor() as cursor:
-        for name, sql in (
-            ("closed_paid", CLOSE_PAID),
-            ("became_overdue", BECOME_OVERDUE),
-            ("back_to_pending", BACK_TO_PENDING),
-            ("aged", AGE),
-        ):
-            cursor.execute(sql, params)
-            result[name] = cursor.rowcount
+        cursor.execute(CLOSE_PAID, params)
+        result = {"closed_paid": cursor.rowcount}
+        cursor.execute(AGE, params)
+        changes = cursor.fetchall()
+        result["became_overdue"] = sum(1 for before, after in changes if before != after and after == "overdue")
+        result["back_to_pending"] = sum(1 for before, after in changes if before != after and after == "pending")
+        result["aged"] = len(changes)
         if audit:
             audit_record(
                 actor=None, action="bills.refresh_delinquency", target_type="job", after={"as_of": as_of, **result}

@@ -24,9 +24,8 @@ from django.utils.translation import gettext as _
 from accounts.models import User
 from accounts.services import audit_record
 from baitiao.db_routers import reporting_db
-from baitiao.masking import mask_name, mask_national_id, mask_phone
 from repayments.imports.columns import RESOURCES
-from repayments.imports.resources import render_cell
+from repayments.imports.resources import EXPORT_MASKS, render_cell
 from repayments.imports.safety import neutralize
 from repayments.models import Bill, CardBinding, CreditLine, Customer, RepaymentAttempt
 
@@ -38,27 +37,24 @@ _CHUNK = 5000
 
 @dataclass(frozen=True)
 class _Source:
+    """Where a resource's export reads; masks come from ``EXPORT_MASKS`` by column name."""
+
     queryset: Callable[[], object]
     columns: tuple[str, ...]  # values_list paths, in the order of the resource's columns
-    masks: dict[int, Callable[[str], str]]  # column index -> mask for personal fields
 
 
 _SOURCES: dict[str, _Source] = {
     "customers": _Source(
         lambda: Customer.objects.order_by("id"),
         ("customer_no", "name", "phone", "national_id", "credit_score", "risk_tier"),
-        {1: mask_name, 2: lambda v: mask_phone(v) if v else "", 3: mask_national_id},
     ),
     "credit-lines": _Source(
         lambda: CreditLine.objects.order_by("id"),
         ("customer__customer_no", "credit_limit", "currency", "status"),
-        {},
     ),
     "card-bindings": _Source(
         lambda: CardBinding.objects.order_by("id"),
         ("customer__customer_no", "gateway_token", "bin", "last4", "bank_name", "reserved_phone", "status"),
-        # The token is what debits the card: masked like personal data.
-        {1: lambda v: f"{v[:4]}****{v[-4:]}" if v else "", 5: lambda v: mask_phone(v) if v else ""},
     ),
     "bills": _Source(
         lambda: Bill.objects.order_by("id"),
@@ -74,12 +70,10 @@ _SOURCES: dict[str, _Source] = {
             "amount_paid",
             "status",
         ),
-        {},
     ),
     "repayment-attempts": _Source(
         lambda: RepaymentAttempt.objects.order_by("id"),
         ("attempt_no", "bill__bill_no", "channel", "amount", "status", "failure_code", "requested_at", "completed_at"),
-        {},
     ),
 }
 
@@ -109,7 +103,9 @@ def export_rows(resource: str, *, unmask: bool = False, queryset=None) -> Iterat
     # stays off the primary. Explicit, because the rows are read lazily, while the
     # response streams, long after any ``with reporting_reads()`` block would end.
     query = query.using(reporting_db())
-    masks = {} if unmask else source.masks
+    # Personal columns (and the card's gateway token, which debits the card) are masked.
+    by_name = {} if unmask else EXPORT_MASKS.get(resource, {})
+    masks = {index: by_name[name] for index, name in enumerate(export_headers(resource)) if name in by_name}
     for values in query.values_list(*source.columns).iterator(chunk_size=_CHUNK):
         row = []
         for index, value in enumerate(values):

@@ -238,9 +238,14 @@ def _extension_apply(extension: Extension, bill: Bill, *, decided_by: User | Non
     today = business_today()
     before = bill.due_date
     bill.due_date = before + dt.timedelta(days=extension.days)
-    past_grace = bill.due_date + dt.timedelta(days=settings.GRACE_PERIOD_DAYS) < today
+    # The past-due schedule moves with the due date (missed minimums of earlier
+    # statements included): DPD counts from the oldest missed due date, moved.
+    if bill.past_due_since is not None:
+        bill.past_due_since += dt.timedelta(days=extension.days)
+    since = bill.past_due_since or bill.due_date
+    past_grace = since + dt.timedelta(days=settings.GRACE_PERIOD_DAYS) < today
     bill.status = BillStatus.OVERDUE if past_grace else BillStatus.PENDING
-    bill.dpd = days_past_due(bill.due_date, today) if past_grace else 0
+    bill.dpd = days_past_due(since, today) if past_grace else 0
     bill.dpd_as_of = today
     # The next debit is on the new due date at the collection start hour (whether or
     # not the bill was debited before; the collection run picks up retry_at).
@@ -249,7 +254,18 @@ def _extension_apply(extension: Extension, bill: Bill, *, decided_by: User | Non
     if extension.reason == ExtensionReason.SYSTEM_FAULT:
         waived = bill.late_fee - bill.late_fee_waived
         bill.late_fee_waived = bill.late_fee
-    bill.save(update_fields=["due_date", "status", "dpd", "dpd_as_of", "retry_at", "late_fee_waived", "updated_at"])
+    bill.save(
+        update_fields=[
+            "due_date",
+            "past_due_since",
+            "status",
+            "dpd",
+            "dpd_as_of",
+            "retry_at",
+            "late_fee_waived",
+            "updated_at",
+        ]
+    )
     extension.status = ApprovalStatus.APPROVED
     extension.decided_by = decided_by
     extension.by_policy = decided_by is None

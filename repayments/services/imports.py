@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from accounts.models import User
 from accounts.services import audit_record
+from baitiao.business_time import business_today
 from baitiao.pii import fernet
 from repayments.imports.reading import Table, read_table, table_dataset
 from repayments.imports.report import FileRefused, Problem, masked_value, problems_csv
 from repayments.imports.resources import RESOURCE_CLASSES
-from repayments.models import ImportJob, ImportJobStatus
+from repayments.models import BillStatus, ImportJob, ImportJobStatus
+from repayments.services.credit_lines import credit_lines_refresh_available
+from repayments.services.delinquency import bills_refresh_delinquency
 
 # Bills/attempts files with more data rows than this go through the COPY fast path.
 FAST_PATH_MIN_ROWS = 50_000
@@ -30,7 +34,12 @@ FAST_PATH_MIN_ROWS = 50_000
 
 @dataclass
 class ImportOutcome:
-    """What an import did. ``applied`` is true when rows were written (never on a dry run)."""
+    """What an import did. ``applied`` is true when rows were written (never on a dry run).
+
+    ``created``, ``updated`` and ``unchanged`` count the applied (or, on a dry run, the
+    valid) rows: an unchanged row names an existing record whose stored values already
+    equal the file's; nothing is written for it and its ``updated_at`` stays.
+    """
 
     resource: str
     filename: str
@@ -40,6 +49,7 @@ class ImportOutcome:
     rows: int = 0
     created: int = 0
     updated: int = 0
+    unchanged: int = 0
     rejected_rows: int = 0
     skipped_rows: list[int] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
@@ -70,6 +80,7 @@ class ImportOutcome:
             "rows": self.rows,
             "created": self.created,
             "updated": self.updated,
+            "unchanged": self.unchanged,
             "rejected_rows": self.rejected_rows,
             "problems": len(self.problems),
             "skipped_rows": len(self.skipped_rows),
@@ -221,16 +232,76 @@ def _apply_valid_rows(table: Table, bad: set[int], *, outcome: ImportOutcome, ac
 
 def _count(outcome: ImportOutcome, result, resource_obj) -> None:
     outcome.created = result.totals.get("new", 0)
-    outcome.updated = result.totals.get("update", 0) + result.totals.get("skip", 0)
+    outcome.updated = result.totals.get("update", 0)
+    outcome.unchanged = result.totals.get("skip", 0)  # ``NaturalKeyResource.skip_row``
     lines = getattr(resource_obj, "new_lines", None)
     if lines:
-        outcome.notes.append(
-            _(
-                "%(count)d customers had no credit line; each got one with limit 0.00 CNY. "
-                "Import a credit-lines file to set the limits."
-            )
-            % {"count": len(lines)}
+        outcome.notes.append(new_lines_note(len(lines)))
+    settled = getattr(resource_obj, "settled", None)
+    if settled:
+        outcome.notes.append(settled_note(settled))
+
+
+def new_lines_note(count: int) -> str:
+    """The note of a bills import that gave ``count`` customers a zero-limit credit line."""
+    return _(
+        "%(count)d customers had no credit line; each got one with limit 0.00 CNY. "
+        "Import a credit-lines file to set the limits."
+    ) % {"count": count}
+
+
+def settled_note(settled: dict[str, object]) -> str:
+    """The note of a bills import that aged its bills and refreshed available credit (:func:`bills_import_settle`)."""
+    return (
+        _(
+            "The %(bills)d bills written were aged to %(as_of)s (%(overdue)d overdue now), and the available credit "
+            "of their %(customers)d customers was recomputed."
         )
+        % settled
+    )
+
+
+def bills_import_settle(*, bill_ids: Sequence[int]) -> dict[str, object]:
+    """Bring the bills an import just wrote up to date at once, in the import's transaction.
+
+    1. Age them to today (business time) as the nightly job would
+       (``bills_refresh_delinquency`` restricted to them, without its own audit event:
+       the import's ``data.import`` event records the import): status, DPD, past-due
+       amount, late fee.
+    2. Recompute the available credit of their customers
+       (``credit_lines_refresh_available``; after aging, since late fees are owed).
+
+    Called by the bills resource after an applied import and by the fast path; not on a
+    dry run (nothing is kept).
+
+    Args:
+        bill_ids: primary keys of the bills created or updated (unchanged rows excluded).
+
+    Returns:
+        ``bills`` (how many), ``as_of`` (ISO date aged to), ``overdue`` (of them, overdue
+        after aging), ``customers`` (whose credit line was recomputed) and
+        ``credit_lines`` (how many lines changed).
+    """
+    ids = sorted(set(bill_ids))
+    as_of = business_today()
+    if not ids:
+        return {"bills": 0, "as_of": as_of.isoformat(), "overdue": 0, "customers": 0, "credit_lines": 0}
+    bills_refresh_delinquency(as_of=as_of, audit=False, bill_ids=ids)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT array_agg(DISTINCT customer_id), count(*) FILTER (WHERE status = %s)"
+            " FROM repayments_bill WHERE id = ANY(%s)",
+            [BillStatus.OVERDUE.value, ids],
+        )
+        customers, overdue = cursor.fetchone()
+    customers = customers or []
+    return {
+        "bills": len(ids),
+        "as_of": as_of.isoformat(),
+        "overdue": overdue,
+        "customers": len(customers),
+        "credit_lines": credit_lines_refresh_available(customer_ids=customers),
+    }
 
 
 def _finish(outcome: ImportOutcome, *, actor: User | None, digest: str) -> ImportOutcome:

@@ -48,6 +48,7 @@ from repayments.models import (
     ReliefBatch,
     ReliefItem,
     ReliefStatus,
+    outstanding_sql,
 )
 from repayments.selectors.incidents import (
     BANNER_CACHE_KEY,
@@ -415,8 +416,8 @@ _SKIP_PAID = """
     UPDATE repayments_reliefitem i SET processed_at = %(now)s, skip_reason = 'paid'
       FROM repayments_bill b
      WHERE b.id = i.bill_id AND i.id = ANY(%(ids)s)
-       AND (b.status NOT IN ('pending', 'overdue') OR b.amount_paid >= b.amount_due + b.late_fee - b.late_fee_waived)
-"""
+       AND (b.status NOT IN ('pending', 'overdue') OR {outstanding} = 0)
+""".replace("{outstanding}", outstanding_sql("b"))
 _MARK_APPLIED = """
     UPDATE repayments_reliefitem i
        SET processed_at = %(now)s, applied = true,
@@ -434,10 +435,13 @@ _MARK_APPLIED = """
 _APPLY_BILLS = """
     UPDATE repayments_bill b
        SET due_date = i.due_date_after,
+           -- The past-due schedule moves with the due date; DPD from the oldest missed due date.
+           past_due_since = b.past_due_since + %(days)s,
            late_fee_waived = i.late_fee_waived_after,
-           status = CASE WHEN i.due_date_after + %(grace)s < %(today)s::date THEN 'overdue' ELSE 'pending' END,
-           dpd = CASE WHEN i.due_date_after + %(grace)s < %(today)s::date
-                      THEN %(today)s::date - i.due_date_after ELSE 0 END,
+           status = CASE WHEN COALESCE(b.past_due_since + %(days)s, i.due_date_after) + %(grace)s < %(today)s::date
+                         THEN 'overdue' ELSE 'pending' END,
+           dpd = CASE WHEN COALESCE(b.past_due_since + %(days)s, i.due_date_after) + %(grace)s < %(today)s::date
+                      THEN %(today)s::date - COALESCE(b.past_due_since + %(days)s, i.due_date_after) ELSE 0 END,
            dpd_as_of = %(today)s, retry_at = %(redebit)s, updated_at = %(now)s
       FROM repayments_reliefitem i
      WHERE i.bill_id = b.id AND i.id = ANY(%(applied)s)
@@ -642,6 +646,7 @@ _REVERSE_CHANGED = """
 _REVERSE_BILLS = """
     UPDATE repayments_bill b
        SET due_date = i.due_date_before, status = i.status_before, dpd = i.dpd_before,
+           past_due_since = b.past_due_since - (i.due_date_after - i.due_date_before),
            dpd_as_of = i.dpd_as_of_before, late_fee_waived = i.late_fee_waived_before,
            retry_at = i.retry_at_before, updated_at = %(now)s
       FROM repayments_reliefitem i

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from baitiao.business_time import business_datetime, days_past_due
 from baitiao.money import format_money
-from repayments.models import Bill, BillStatus, NotificationEvent, NotificationStatus, Reminder
+from repayments.models import Bill, BillStatus, NotificationEvent, NotificationStatus, Reminder, outstanding_sql
 from repayments.models import Notification as NotificationModel
 from repayments.selectors.incidents import shielded_sql
 
@@ -39,7 +39,7 @@ PLAN = """
           FROM repayments_bill b
           JOIN repayments_customer c ON c.id = b.customer_id
          WHERE b.status IN ('pending', 'overdue')
-           AND b.amount_paid < b.amount_due + b.late_fee - b.late_fee_waived
+           AND {outstanding} > 0
            AND b.due_date BETWEEN %(due_from)s AND %(due_to)s
     )
     INSERT INTO repayments_reminder (bill_id, offset_days, risk_tier, scheduled_at, status, skip_reason,
@@ -51,7 +51,7 @@ PLAN = """
       JOIN unnest(%(tiers)s::text[], %(offsets)s::int[]) AS slot(tier, offset_days) ON slot.tier = ob.tier
      WHERE ob.due_date + slot.offset_days BETWEEN %(today)s AND %(horizon)s
     ON CONFLICT (bill_id, offset_days) DO NOTHING
-"""
+""".replace("{outstanding}", outstanding_sql("b"))
 
 
 def reminders_plan(*, as_of: dt.date, horizon_days: int = 7) -> int:

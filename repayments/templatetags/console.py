@@ -16,8 +16,13 @@ register = template.Library()
 
 @register.filter
 def money(amount: Decimal | None, currency: str = "") -> str:
-    """``{{ bill.amount_due|money:"TWD" }}`` → ``TWD 1,234.50``."""
-    if amount is None:
+    """``{{ bill.amount_due|money:"TWD" }}`` → ``TWD 1,234.50``; no amount → ``—``.
+
+    No amount is ``None`` or the empty string a template gives for a relation that
+    is not there (a customer without a credit line, in the search results): a dash,
+    not a server error.
+    """
+    if amount is None or amount == "":
         return "—"
     return format_money(amount, currency).strip()
 

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.selectors import audit_events_filtered
 from accounts.services import audit_record
+from baitiao.paging import paginate
 from repayments.forms import DecisionForm
 from repayments.imports.safety import neutralize
 from repayments.selectors.customers import approvals_pending
@@ -72,21 +73,16 @@ def decide(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
 def audit(request: HttpRequest) -> HttpResponse:
     """The audit trail filtered by actor, action, customer and business-time dates; newest first."""
     events, errors = audit_events_filtered(request.GET)
-    try:
-        page = max(int(request.GET.get("page", "1")), 1)
-    except ValueError:
-        page = 1
-    offset = (page - 1) * AUDIT_PAGE_SIZE
-    rows = list(events[offset : offset + AUDIT_PAGE_SIZE + 1])
+    page = paginate(events, request.GET, size=AUDIT_PAGE_SIZE)
     query = request.GET.copy()
     query.pop("page", None)
     return render(
         request,
         "console/audit.html",
         {
-            "events": rows[:AUDIT_PAGE_SIZE],
-            "has_next": len(rows) > AUDIT_PAGE_SIZE,
-            "page_number": page,
+            "events": page.rows,
+            "has_next": page.has_next,
+            "page_number": page.number,
             "errors": errors,
             "params": request.GET,
             "query_without_page": query.urlencode(),

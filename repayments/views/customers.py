@@ -6,6 +6,7 @@ from axes.helpers import get_client_ip_address
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -77,38 +78,44 @@ def customer_view(request: HttpRequest, customer_no: str) -> HttpResponse:
 @permission_required("repayments.reveal_personal_data", raise_exception=True)
 @require_POST
 def reveal(request: HttpRequest, customer_no: str) -> HttpResponse:
-    """Show one masked field in clear, once, after a reason; audited. Never stored in the session."""
+    """Show one masked field in clear, once, after a reason; audited. Never stored in the session.
+
+    The audit event commits with the page that shows the value: a page that fails
+    to render showed nothing, and leaves no record of a reveal.
+    """
     customer = get_object_or_404(Customer, customer_no=customer_no)
     form = RevealForm(request.POST)
     value, error = None, ""
-    if form.is_valid():
-        try:
-            value = customer_reveal(
-                customer=customer,
-                field=form.cleaned_data["field"],
-                actor=request.user,
-                reason=form.cleaned_data["reason"],
-                ip_address=_client_ip(request),
-            )
-        except RuleViolation as exc:
-            error = str(exc)
-    elif "field" in form.errors:
-        error = _("That field cannot be revealed.")
-    else:
-        error = _("Give a reason of at least five characters to reveal this field.")
     field = request.POST.get("field", "")
-    if request.htmx:
-        response = render(
-            request, "console/_revealed.html", {"field": field, "value": value, "error": error, "customer": customer}
-        )
-        response["Cache-Control"] = "no-store"
-        return response
-    context = _detail_context(request, customer_no)
-    if value is not None:
-        context["revealed"] = {field: value or _("(empty)")}
-    else:
-        messages.error(request, error)
-    response = render(request, "console/customer.html", context)
+    with transaction.atomic():
+        if form.is_valid():
+            try:
+                value = customer_reveal(
+                    customer=customer,
+                    field=form.cleaned_data["field"],
+                    actor=request.user,
+                    reason=form.cleaned_data["reason"],
+                    ip_address=_client_ip(request),
+                )
+            except RuleViolation as exc:
+                error = str(exc)
+        elif "field" in form.errors:
+            error = _("That field cannot be revealed.")
+        else:
+            error = _("Give a reason of at least five characters to reveal this field.")
+        if request.htmx:
+            response = render(
+                request,
+                "console/_revealed.html",
+                {"field": field, "value": value, "error": error, "customer": customer},
+            )
+        else:
+            context = _detail_context(request, customer_no)
+            if value is not None:
+                context["revealed"] = {field: value or _("(empty)")}
+            else:
+                messages.error(request, error)
+            response = render(request, "console/customer.html", context)
     response["Cache-Control"] = "no-store"  # the clear value must not stay in a browser cache
     return response
 

@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.services import audit_record
+from baitiao.paging import paginate
 from repayments.forms import IncidentDeclareForm, ReliefRequestForm, ReliefReverseForm
 from repayments.imports.safety import neutralize
 from repayments.models import Incident, ReliefBatch, ReliefStatus
@@ -36,20 +37,12 @@ PERMISSION = "repayments.manage_incident"
 @permission_required(PERMISSION, raise_exception=True)
 def incident_list(request: HttpRequest) -> HttpResponse:
     """Incidents, newest first; open ones first. ``LIMIT 51`` pages, no count."""
-    try:
-        page = max(int(request.GET.get("page", "1")), 1)
-    except ValueError:
-        page = 1
-    offset = (page - 1) * PAGE_SIZE
-    rows = list(
-        Incident.objects.select_related("declared_by", "resolved_by").order_by("status", "-started_at", "-id")[
-            offset : offset + PAGE_SIZE + 1
-        ]
-    )
+    incidents = Incident.objects.select_related("declared_by", "resolved_by").order_by("status", "-started_at", "-id")
+    page = paginate(incidents, request.GET, size=PAGE_SIZE)
     return render(
         request,
         "console/incidents/list.html",
-        {"incidents": rows[:PAGE_SIZE], "has_next": len(rows) > PAGE_SIZE, "page_number": page},
+        {"incidents": page.rows, "has_next": page.has_next, "page_number": page.number},
     )
 
 
@@ -175,18 +168,13 @@ LEDGER_PAGE_SIZE = 100
 def bureau_ledger(request: HttpRequest) -> HttpResponse:
     """Why each bill's lateness was not reported to the credit bureau, and who decided; newest first."""
     rows, errors = suppression_ledger(request.GET)
-    try:
-        page = max(int(request.GET.get("page", "1")), 1)
-    except ValueError:
-        page = 1
-    offset = (page - 1) * LEDGER_PAGE_SIZE
-    entries = [ledger_row(entry) for entry in rows[offset : offset + LEDGER_PAGE_SIZE + 1]]
+    page = paginate(rows, request.GET, size=LEDGER_PAGE_SIZE)
     query = request.GET.copy()
     query.pop("page", None)
     context = {
-        "entries": entries[:LEDGER_PAGE_SIZE],
-        "has_next": len(entries) > LEDGER_PAGE_SIZE,
-        "page_number": page,
+        "entries": [ledger_row(entry) for entry in page.rows],
+        "has_next": page.has_next,
+        "page_number": page.number,
         "errors": errors,
         "params": request.GET,
         "query_without_page": query.urlencode(),

@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from baitiao.business_time import bucket_ranges
+from baitiao.paging import page_number, require_rows
 from repayments.bins import bank_choices
 from repayments.models import Bill, FailureFamily, RiskTier
 from repayments.selectors.customers import approvals_pending, customer_search
@@ -24,6 +25,7 @@ from repayments.services.errors import RuleViolation
 def worklist(request: HttpRequest) -> HttpResponse:
     """Queues of failed debits, repair cases, overdue bills and approvals, with filters."""
     filters = WorklistFilters.from_query(request.GET)
+    filters.page = page_number(request.GET)
     can_approve = request.user.has_perm("repayments.approve_extension") or request.user.has_perm(
         "repayments.approve_waiver"
     )
@@ -52,6 +54,8 @@ def worklist(request: HttpRequest) -> HttpResponse:
         context["approvals"] = approvals_pending(user=request.user)
     else:
         context["page"] = worklist_bills(filters=filters, user=request.user)
+    if "page" in context:
+        require_rows(filters.page, context["page"].rows)
     query = request.GET.copy()
     query.pop("page", None)
     context["query_without_page"] = query.urlencode()

@@ -242,7 +242,7 @@ def test_balance_by_bucket_equals_open_bills_summed_from_the_bill_table(activity
     section = section_buckets(DashboardFilters())
     got = {(bucket, currency): [bills, balance] for bucket, currency, bills, balance in section.rows if bills}
     assert got == dict(expected)
-    assert sum(count for count, _owed in expected.values()) > 35_000  # the whole UCI book, not a sample
+    assert sum(count for count, _owed in expected.values()) == 27_402  # the whole UCI book: one per holder owing
 
 
 def test_collection_and_overdue_rates_per_cycle_equal_the_bill_table(activity):
@@ -250,16 +250,18 @@ def test_collection_and_overdue_rates_per_cycle_equal_the_bill_table(activity):
         "SELECT to_char(b.period, 'YYYY-MM'), l.currency,"
         " count(*) FILTER (WHERE b.amount_due > 0), sum(b.amount_due),"
         " sum(CASE WHEN b.amount_paid < b.amount_due THEN b.amount_paid ELSE b.amount_due END),"
-        " count(*) FILTER (WHERE b.status = 'overdue')"
+        " count(*) FILTER (WHERE b.status = 'overdue'), sum(b.carried_forward),"
+        " sum(GREATEST(b.amount_due - b.amount_paid - b.carried_forward, 0))"
         " FROM repayments_bill b JOIN repayments_creditline l ON l.id = b.credit_line_id GROUP BY 1, 2 ORDER BY 1, 2"
     )
     sections = {s.key: s for s in dashboard_sections(DashboardFilters())}
-    collection = {(r[0], r[1]): (r[2], r[3], r[4], r[5]) for r in sections["collection"].rows}
+    collection = {(r[0], r[1]): (r[2], r[3], r[4], r[5], r[6]) for r in sections["collection"].rows}
     overdue = {(r[0], r[1]): (r[2], r[3], r[4]) for r in sections["overdue"].rows}
     assert len(rows) == 6  # six UCI cycles
-    for month, currency, bills_due, due, collected, overdue_bills in rows:
+    for month, currency, bills_due, due, collected, overdue_bills, carried, principal_owed in rows:
         rate = (collected * 100 / due).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-        assert collection[(month, currency)] == (bills_due, due, collected, rate)
+        assert collection[(month, currency)] == (bills_due, due, collected, rate, carried)
+        assert collected + carried + principal_owed == due  # every statement's money is somewhere, once
         overdue_rate = (Decimal(overdue_bills) * 100 / bills_due).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
         assert overdue[(month, currency)] == (bills_due, overdue_bills, overdue_rate)
 
@@ -321,7 +323,8 @@ def test_recovery_by_channel_follows_the_documented_precedence(activity):
     section = {s.key: s for s in dashboard_sections(DashboardFilters())}["recovery"]
     assert {(r[0], r[1], r[2]): [r[3], r[4]] for r in section.rows} == dict(expected)
     sources = {label for _m, label, _c in expected}
-    assert {recovery_label(s) for s in ("agent", "extension", "retry", "reminder", "first_debit")} <= sources
+    # The UCI history is customer repayments (issue #14); the activity adds the engine's channels.
+    assert {recovery_label(s) for s in ("agent", "extension", "retry", "reminder", "customer")} <= sources
 
 
 def test_reminder_effectiveness_equals_messages_joined_to_payments(activity):

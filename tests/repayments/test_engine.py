@@ -390,8 +390,9 @@ def test_money_stays_exact_decimal_from_bill_to_gateway_to_booking(clock, live_s
     from repayments.services.delinquency import bills_refresh_delinquency
 
     customer, bill, _ = customer_with_due_bill(due=clock.today - dt.timedelta(days=10), amount="1234.57")
-    Bill.objects.filter(pk=bill.pk).update(amount_paid=Decimal("0.10") + Decimal("0.20"))
-    bills_refresh_delinquency(as_of=clock.today)  # 10 days past due: 0.05 % a day of the unpaid 1,234.27
+    # A pay-in-full statement (its minimum is the whole amount): all of it is past due.
+    Bill.objects.filter(pk=bill.pk).update(amount_paid=Decimal("0.10") + Decimal("0.20"), minimum_due=bill.amount_due)
+    bills_refresh_delinquency(as_of=clock.today)  # 10 days past due: 0.05 % a day of the past-due 1,234.27
     bill.refresh_from_db()
     assert bill.late_fee == Decimal("6.17")  # 1234.27 × 0.0005 × 10 = 6.17135, half-up to cents
     Bill.objects.filter(pk=bill.pk).update(late_fee_waived=Decimal("0.01"))
@@ -415,3 +416,40 @@ def test_money_stays_exact_decimal_from_bill_to_gateway_to_booking(clock, live_s
         from baitiao.money import to_money
 
         to_money(0.1 + 0.2)
+
+
+def test_a_past_due_statement_is_debited_for_its_missed_minimums_at_once_and_is_current_once_they_are_paid(
+    clock, live_server, settings
+):
+    """Issue #14: the open statement of a delinquent account owes its missed minimums now, the rest on its due date."""
+    _, bill, _ = customer_with_due_bill(due=clock.today + dt.timedelta(days=20), amount="5000.00")
+    Bill.objects.filter(pk=bill.pk).update(
+        minimum_due=Decimal("300.00"),
+        past_due_amount=Decimal("200.00"),
+        past_due_since=clock.today - dt.timedelta(days=46),
+        cycles_past_due=2,
+        status=BillStatus.OVERDUE,
+        dpd=46,
+    )
+    assert collection_run(now=clock.now)["attempts"] == 1
+    attempt = RepaymentAttempt.objects.get(bill=bill)
+    assert attempt.amount == Decimal("200.00")  # only what is past due, never the whole balance early
+    RepaymentAttempt.objects.filter(pk=attempt.pk).update(status=AttemptStatus.PROCESSING)
+    body = json.dumps({"idempotency_key": attempt.attempt_no, "status": "succeeded", "amount": "200.00"}).encode()
+    response = httpx.post(
+        f"{live_server.url}/api/v1/gateway/callbacks/",
+        content=body,
+        headers={HEADER: sign(body, settings.GATEWAY_SECRET)},
+    )
+    assert response.status_code == 200
+    bill.refresh_from_db()
+    assert (bill.status, bill.dpd, bill.past_due_amount, bill.cycles_past_due) == (
+        BillStatus.PENDING,
+        0,
+        Decimal("0.00"),
+        0,
+    )
+    assert bill.past_due_since is None and bill.outstanding == Decimal("4800.00")
+    # The rest is debited on the statement's own due date, not before.
+    assert timezone.localtime(bill.retry_at) == business_datetime(bill.due_date, dt.time(9, 0))
+    assert collection_run(now=clock.now + dt.timedelta(hours=1))["attempts"] == 0

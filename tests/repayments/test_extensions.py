@@ -290,3 +290,19 @@ def test_a_waiver_for_another_reason_needs_a_note(agent):
     bill = overdue_bill()
     with pytest.raises(RuleViolation, match="Say why"):
         waiver_request(bill_id=bill.id, requested_by=agent, amount="1.00", reason="other", request_token=uuid.uuid4())
+
+
+def test_an_extension_moves_the_whole_past_due_schedule_of_a_delinquent_statement(agent):
+    """Issue #14: DPD counts from the oldest missed due date, and an extension moves that date too."""
+    bill = overdue_bill(
+        due_date=dt.date(2026, 12, 31),
+        original_due_date=dt.date(2026, 12, 31),
+        past_due_amount=Decimal("50.00"),
+        past_due_since=dt.date(2026, 10, 31),
+        cycles_past_due=1,
+        dpd=30,
+    )
+    request(bill, agent, 7)
+    bill.refresh_from_db()
+    assert (bill.due_date, bill.past_due_since) == (dt.date(2027, 1, 7), dt.date(2026, 11, 7))
+    assert (bill.status, bill.dpd) == (BillStatus.OVERDUE, 23)  # still past due, seven days less

@@ -2,45 +2,22 @@
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
-from decimal import Decimal
-
 import pytest
 from django.urls import reverse
 
-from baitiao.business_time import delinquency_bucket
-from repayments.datasets.uci import DEFAULT_PATH
 from repayments.selectors.receivables import portfolio_summary
-from tests.conftest import UCI_AS_OF
+from tests.repayments.test_receivables import recount_from_the_csv
 
 pytestmark = pytest.mark.django_db
 
-# Open bills per bucket on 2026-11-15, as documented in docs/dataset.md.
-DOCUMENTED_BUCKETS = {"M0": 27_402, "M1": 4_782, "M2": 2_904, "M3": 440, "M4+": 201}
-# Due dates of the six cycles for that date, latest first (month ends).
-DUE_DATES = ["2026-11-30", "2026-10-31", "2026-09-30", "2026-08-31", "2026-07-31", "2026-06-30"]
-
-
-def buckets_recounted_from_the_csv() -> dict[str, int]:
-    """The documented rule applied to the raw file, independently of the loader's code."""
-    counts = dict.fromkeys(DOCUMENTED_BUCKETS, 0)
-    with DEFAULT_PATH.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            bills = [Decimal(row[f"BILL_AMT{n}"]) for n in range(1, 7)]
-            payments = [Decimal(row[f"PAY_AMT{n}"]) for n in range(1, 7)]
-            behind = max(int(row["PAY_0"]), 0)
-            if bills[0] > 0:
-                counts["M0"] += 1  # the latest bill: issued, not yet due
-            for k in range(1, 6):
-                if bills[k] > 0 and k <= behind and payments[k - 1] < bills[k]:
-                    dpd = (UCI_AS_OF - dt.date.fromisoformat(DUE_DATES[k])).days
-                    counts[delinquency_bucket(dpd) if dpd > 3 else "M0"] += 1  # 3-day grace
-    return counts
+# Open statements per bucket on 2026-11-15, as documented in docs/dataset.md: one per
+# holder with a positive latest balance, in the bucket of their cycles past due.
+DOCUMENTED_BUCKETS = {"M0": 22_273, "M1": 1_999, "M2": 2_667, "M3": 322, "M4+": 141}
 
 
 def test_documented_buckets_follow_from_the_csv():
-    assert buckets_recounted_from_the_csv() == DOCUMENTED_BUCKETS
+    recount = recount_from_the_csv()
+    assert {bucket: slot["holders"] for bucket, slot in recount.items()} == DOCUMENTED_BUCKETS
 
 
 def test_landing_page_requires_login(client):
@@ -64,7 +41,7 @@ def test_agent_sees_customers_and_buckets(client, agent, django_assert_max_num_q
     assert response.status_code == 200
     html = response.content.decode()
     assert 'data-testid="customers">30,000<' in html
-    assert 'data-bucket="M2"><th scope="row">M2</th><td class="num">2,904<' in html
+    assert 'data-bucket="M2"><th scope="row">M2</th><td class="num">2,667<' in html
 
 
 def test_landing_page_renders_in_chinese(client, agent):

@@ -27,7 +27,9 @@ def customer_bill(*, tier: str, first_bill: bool, due: dt.date = DUE, amount: st
     line.customer.save(update_fields=["risk_tier"])
     CardBindingFactory(customer=line.customer)
     if not first_bill:
-        BillFactory(credit_line=line, due_date=due - dt.timedelta(days=30), status=BillStatus.PAID)
+        BillFactory(
+            credit_line=line, due_date=due - dt.timedelta(days=30), status=BillStatus.PAID, amount_paid="1000.00"
+        )
     return BillFactory(credit_line=line, due_date=due, amount_due=Decimal(amount))
 
 

@@ -42,52 +42,56 @@ def test_every_holder_becomes_a_customer_with_a_line_a_binding_and_six_bills():
     assert counts["CreditLine"] == 30_000
     assert counts["CardBinding"] == 30_000
     assert counts["Bill"] == 180_000
-    # One historical attempt per positive PAY_AMT1..5 (PAY_AMT6 paid a bill before April).
+    # One historical customer repayment per positive PAY_AMT1..5 (PAY_AMT6 paid a bill before April).
     holders = read_uci_holders()
     assert counts["RepaymentAttempt"] == sum(1 for h in holders for amount in h.pay_amounts[:5] if amount > 0)
 
 
-def test_holder_1_matches_the_csv():
+def test_holder_1_owes_the_september_statement_once_and_is_two_cycles_past_due():
     row = csv_row(1)
     customer = Customer.objects.select_related("credit_line").get(customer_no="UCI-000001")
     assert customer.credit_line.credit_limit == Decimal(row["LIMIT_BAL"]) == Decimal("20000")
     assert customer.credit_line.currency == "TWD"
     bills = bills_latest_first("UCI-000001")
     assert [b.statement_balance for b in bills] == [Decimal(row[f"BILL_AMT{n}"]) for n in range(1, 7)]
-    assert [b.amount_paid for b in bills[1:]] == [Decimal(row[f"PAY_AMT{n}"]) for n in range(1, 6)]
-    # PAY_0 = 2: two months behind in September; the August bill (nothing paid) is overdue,
-    # the July bill was paid in full (689 of 689) so it is not.
+    # Booked on each closed statement up to what it owed (PAY_AMT2 = 689 paid the July 689).
+    assert [b.amount_paid for b in bills] == [Decimal(v) for v in ("0", "0", "689", "0", "0", "0")]
+    # Only the September statement is open: it carries August's unpaid 3,102 already.
     assert [b.status for b in bills] == [
-        BillStatus.PENDING,
         BillStatus.OVERDUE,
+        BillStatus.CARRIED_FORWARD,
         BillStatus.PAID,
         BillStatus.NO_BALANCE,
         BillStatus.NO_BALANCE,
         BillStatus.NO_BALANCE,
     ]
-    assert str(bills[0].due_date) == "2026-11-30" and str(bills[0].statement_date) == "2026-11-01"
-    assert bills[1].dpd == 15 and str(bills[1].due_date) == "2026-10-31"
-    # 0.05 % a day of the unpaid 3,102 for 15 days = 23.265, half-up 23.27 (cap 310.20).
-    assert bills[1].late_fee == Decimal("23.27")
-    assert bills[0].minimum_due == Decimal("391.30")  # 10 % of 3,913, half-up
+    assert bills[1].carried_forward == Decimal("3102.00") and bills[1].outstanding == Decimal("0.00")
+    latest = bills[0]
+    assert str(latest.due_date) == "2026-11-30" and str(latest.statement_date) == "2026-11-01"
+    # PAY_0 = 2: the minimums of August (2 % of 3,102 = 62.04) and July (2 % of 689 = 13.78) missed;
+    # DPD counts from July's due date, 2026-09-30: 46 days on 2026-11-15, bucket M2.
+    assert (latest.cycles_past_due, str(latest.past_due_since), latest.dpd) == (2, "2026-09-30", 46)
+    assert latest.past_due_amount == Decimal("75.82")
+    assert latest.minimum_due == Decimal("154.08")  # 2 % of 3,913 (78.26) plus the past-due 75.82
+    # 0.05 % a day of the past-due 75.82 for 46 days = 1.743…, half-up 1.74 (cap 391.30).
+    assert latest.late_fee == Decimal("1.74")
+    assert latest.outstanding == Decimal("3914.74")  # the statement balance and the fee: owed once
+    assert customer.credit_line.available_credit == Decimal("16087.00")  # 20,000 − 3,913
     assert customer.risk_tier == "high"
+    [payment] = RepaymentAttempt.objects.filter(bill__customer=customer)
+    assert (payment.channel, payment.amount, payment.bill_id) == ("customer", Decimal("689.00"), bills[2].pk)
 
 
-def test_holder_2_matches_the_csv():
+def test_holder_2_carries_each_unpaid_rest_forward_and_owes_only_the_latest_statement():
     row = csv_row(2)
     bills = bills_latest_first("UCI-000002")
     assert [b.statement_balance for b in bills] == [Decimal(row[f"BILL_AMT{n}"]) for n in range(1, 7)]
     assert [b.amount_paid for b in bills[1:]] == [Decimal(row[f"PAY_AMT{n}"]) for n in range(1, 6)]
-    # PAY_0 = -1 (paid duly), PAY_2 = 2 (cured since), PAY_3..PAY_5 = 0 (revolving).
-    assert [b.status for b in bills] == [
-        BillStatus.PENDING,
-        BillStatus.PAID,
-        BillStatus.PAID,
-        BillStatus.REVOLVING,
-        BillStatus.REVOLVING,
-        BillStatus.REVOLVING,
-    ]
-    assert all(b.dpd == 0 for b in bills)
+    # PAY_0 = -1: current. Every older statement left a rest, carried into the next one.
+    assert [b.status for b in bills] == [BillStatus.PENDING] + [BillStatus.CARRIED_FORWARD] * 5
+    assert [b.carried_forward for b in bills[1:]] == [Decimal(v) for v in ("1725", "1682", "2272", "2455", "3261")]
+    assert [b.outstanding for b in bills] == [Decimal("2682.00")] + [Decimal("0.00")] * 5
+    assert all(b.dpd == 0 and b.cycles_past_due == 0 for b in bills)
 
 
 def test_a_negative_bill_is_a_credit_balance_with_nothing_due():
@@ -127,11 +131,12 @@ def test_personal_data_is_encrypted_at_rest_and_found_by_keyed_hash():
     assert customer.phone_last4 == customer.phone[-4:]
 
 
-def test_available_credit_is_limit_minus_open_balance():
-    customer = Customer.objects.select_related("credit_line").get(customer_no="UCI-000001")
+def test_available_credit_is_limit_minus_the_latest_balance():
     # Fees accrue after the load and do not reduce the line; principal does.
-    open_balance = sum(b.amount_due - b.amount_paid for b in Bill.objects.filter(customer=customer).open())
-    assert customer.credit_line.available_credit == customer.credit_line.credit_limit - open_balance
+    for number in ("UCI-000001", "UCI-000002", "UCI-000004"):
+        customer = Customer.objects.select_related("credit_line").get(customer_no=number)
+        latest = bills_latest_first(number)[0]
+        assert customer.credit_line.available_credit == customer.credit_line.credit_limit - latest.amount_due
 
 
 def _write(tmp_path, text: str):

@@ -6,6 +6,7 @@ import secrets
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.demo import demo_username
 from accounts.roles import ROLES
 from accounts.services import staff_ensure_demo_user
 
@@ -25,7 +26,7 @@ class Command(BaseCommand):
                 name, _, password = line.partition(" ")
                 known[name] = password.strip()
         for role in ROLES:
-            username = f"demo_{role}"
+            username = demo_username(role)
             password = known.get(username) or secrets.token_urlsafe(9)
             staff_ensure_demo_user(role=role, password=password, reset_password=username not in known)
             known[username] = password

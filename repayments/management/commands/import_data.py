@@ -74,7 +74,7 @@ class Command(BaseCommand):
         self.stdout.write(
             _(
                 "%(status)s: %(rows)d rows (%(encoding)s), %(created)d created, %(updated)d updated, "
-                "%(problems)d problems"
+                "%(unchanged)d unchanged, %(problems)d problems"
             )
             % {
                 "status": outcome.status,
@@ -82,6 +82,7 @@ class Command(BaseCommand):
                 "encoding": outcome.encoding,
                 "created": outcome.created,
                 "updated": outcome.updated,
+                "unchanged": outcome.unchanged,
                 "problems": len(outcome.problems),
             }
         )

@@ -73,6 +73,28 @@ def test_bill_filters_return_exactly_what_sql_returns(supervisor):
     assert got == expected
 
 
+def test_a_bucket_holds_open_bills_only_in_the_api_and_the_worklist(supervisor, agent, client):
+    """M0 is current *open* bills: paid, revolving and no-balance bills are in no bucket (issue #14)."""
+    api = token_client(supervisor)
+    customer_no = (
+        Bill.objects.filter(status=BillStatus.PAID, dpd=0)
+        .filter(customer__bills__status=BillStatus.PENDING)
+        .values_list("customer__customer_no", flat=True)
+        .first()
+    )
+    rows = _all_pages(api, reverse("api:bill-list") + f"?customer_no={customer_no}&bucket=M0&page_size=50")
+    expected = Bill.objects.filter(customer__customer_no=customer_no, status__in=["pending", "overdue"], dpd__lte=0)
+    assert sorted(row["bill_no"] for row in rows) == sorted(expected.values_list("bill_no", flat=True))
+    assert {row["status"] for row in rows} <= {"pending", "overdue"} and rows
+    every = _all_pages(api, reverse("api:bill-list") + f"?customer_no={customer_no}&page_size=50")
+    closed = [row for row in every if row["status"] not in ("pending", "overdue")]
+    assert closed and all(row["bucket"] is None for row in closed)
+    assert Bill.objects.in_bucket("M0").filter(status=BillStatus.PAID).count() == 0
+    client.force_login(agent)
+    page = client.get(reverse("console:worklist") + "?queue=overdue&bucket=M1")
+    assert page.context["page"].rows and all(bill.status == BillStatus.OVERDUE for bill in page.context["page"].rows)
+
+
 def test_cursor_pages_walk_every_row_once_and_never_count(supervisor, django_assert_max_num_queries):
     client = token_client(supervisor)
     url = reverse("api:bill-list") + "?customer_no=UCI-000002&page_size=2"

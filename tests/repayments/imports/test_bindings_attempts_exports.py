@@ -143,7 +143,7 @@ def test_an_exported_file_imports_back_unchanged(run_import, one_bill, admin_use
     exported = io.BytesIO()
     data_export(resource="bills", out=exported, actor=admin_user)
     outcome = run_import("bills", exported.getvalue())
-    assert outcome.applied and (outcome.created, outcome.updated) == (0, 2)
+    assert outcome.applied and (outcome.created, outcome.updated, outcome.unchanged) == (0, 0, 2)
 
 
 def test_an_xlsx_export_holds_ids_and_phones_as_text(three_customers, admin_user):

@@ -77,3 +77,15 @@ def test_templates_are_offered_per_resource_with_chinese_headers(client, analyst
     client.force_login(analyst)
     response = client.get(reverse("data:template", args=["card-bindings"]))
     assert response.content.decode("utf-8-sig").startswith("客户编号,支付令牌,卡BIN,卡号后四位")
+
+
+def test_a_refused_upload_keeps_the_unmask_option_for_a_user_who_may_use_it(client, analyst):
+    """Issue #15 (12): the data page after a refused upload is the same page, unmask option included."""
+    from django.contrib.auth.models import Permission
+
+    analyst.user_permissions.add(Permission.objects.get(codename="export_personal_data"))
+    client.force_login(analyst)
+    first = client.get(reverse("data:home")).content.decode()
+    refused = client.post(reverse("data:import"), {"resource": "customers", "encoding": "auto"})  # no file
+    assert refused.status_code == 400
+    assert 'name="unmask"' in first and 'name="unmask"' in refused.content.decode()

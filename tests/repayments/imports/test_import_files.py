@@ -176,7 +176,7 @@ def test_reimporting_a_file_updates_rows_and_never_duplicates_them(run_import, t
     assert (second.created, second.updated) == (0, 1)
     assert Bill.objects.count() == 1 and Bill.objects.get().amount_paid == Decimal("40.00")
     again = run_import("customers", CUSTOMERS_CSV.replace("720,low", "720,high"))
-    assert (again.created, again.updated) == (0, 3)
+    assert (again.created, again.updated, again.unchanged) == (0, 1, 2)
     assert Customer.objects.count() == 3 and Customer.objects.get(customer_no="C0001").risk_tier == "high"
 
 

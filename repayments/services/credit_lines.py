@@ -1,0 +1,51 @@
+"""Credit lines: the available credit of a line, recomputed from what its customer owes.
+
+Available credit is ``credit_limit − principal owed``, clamped to ``[0, credit_limit]``,
+where the principal owed is summed over the customer's open bills (``pending`` or
+``overdue``; ``repayments.models.principal_owed_sql``): late fees do not use up the
+line, exactly as the UCI loader and the collection's bookings count it. A
+carried-forward statement owes nothing itself: its rest is part of the next
+statement's balance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db import connection
+
+from repayments.models import OPEN_BILL_STATUSES, principal_owed_sql
+
+# One UPDATE … FROM a grouped subquery over the given customers only; a customer
+# without open bills owes 0.00. Rows whose value is already right are not written,
+# so their ``updated_at`` (the API's version) stays.
+_REFRESH = f"""
+    UPDATE repayments_creditline AS l
+       SET available_credit = LEAST(GREATEST(l.credit_limit - o.owed, 0), l.credit_limit), updated_at = now()
+      FROM (SELECT c.customer_id,
+                   COALESCE(SUM({principal_owed_sql("b")}) FILTER (WHERE b.status = ANY(%(open)s)), 0) AS owed
+              FROM unnest(%(customers)s::bigint[]) AS c(customer_id)
+              LEFT JOIN repayments_bill b ON b.customer_id = c.customer_id
+             GROUP BY c.customer_id) AS o
+     WHERE l.customer_id = o.customer_id
+       AND l.available_credit IS DISTINCT FROM LEAST(GREATEST(l.credit_limit - o.owed, 0), l.credit_limit)
+"""  # noqa: S608 - constant SQL; statuses and ids are parameters
+
+
+def credit_lines_refresh_available(*, customer_ids: Iterable[int]) -> int:
+    """Recompute ``available_credit`` of the credit lines of ``customer_ids``, set-based.
+
+    Call it inside the transaction that changed the customers' bills (an import does).
+
+    Args:
+        customer_ids: ``Customer`` primary keys; customers without a credit line are ignored.
+
+    Returns:
+        How many credit lines changed (a line already right is not written).
+    """
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute(_REFRESH, {"customers": ids, "open": [str(status) for status in OPEN_BILL_STATUSES]})
+        return cursor.rowcount
