@@ -33,6 +33,23 @@ def days_past_due(due_date: dt.date, as_of: dt.date) -> int:
     return max((as_of - due_date).days, 0)
 
 
+CYCLE_DAYS = 30  # one monthly billing cycle, in days past due
+
+
+def cycles_past_due(dpd: int) -> int:
+    """Billing cycles a delinquent account is behind with ``dpd`` days past due (DPD ≥ 0).
+
+    One cycle per 30 days or part of them, at least one once a minimum payment is
+    missed (DPD 0 inside the grace period): 1–30 DPD is one cycle, 31–60 two, as
+    the M1, M2 … buckets count (card receivables practice: an account is reported
+    in its delinquency cycle). The aging SQL (``repayments.services.delinquency``)
+    computes the same. On a mid-month date the UCI ``PAY_0`` = n gives n.
+    """
+    if dpd < 0:
+        raise ValueError(f"negative DPD: {dpd}")
+    return max(1, -(-dpd // CYCLE_DAYS))
+
+
 def bucket_ranges() -> list[tuple[str, int, int | None]]:
     """``(name, lowest DPD, highest DPD or None)`` per bucket, in order.
 

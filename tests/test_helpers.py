@@ -104,3 +104,11 @@ def test_about_seven_percent_of_bindings_are_bad():
     bad = {name: scenarios.count(name) for name, _ in BAD_BINDING_SHARE}
     assert 0.06 < sum(bad.values()) / len(scenarios) < 0.08
     assert all(count > 0 for count in bad.values())
+
+
+def test_cycles_past_due_count_thirty_days_or_part_as_one_cycle_like_the_buckets():
+    from baitiao.business_time import cycles_past_due
+
+    assert [cycles_past_due(d) for d in (0, 1, 30, 31, 60, 61, 229)] == [1, 1, 1, 2, 2, 3, 8]
+    with pytest.raises(ValueError, match="negative"):
+        cycles_past_due(-1)

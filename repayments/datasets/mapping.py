@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 
-from baitiao.business_time import add_months, business_datetime, days_past_due, month_end
+from baitiao.business_time import add_months, business_datetime, cycles_past_due, days_past_due, month_end
 from baitiao.money import ZERO, percent_of
 from baitiao.pii import pii_encrypt, pii_hash
 from repayments.datasets.synthetic import synthetic_card, synthetic_contact
@@ -96,13 +96,12 @@ def cycle_dates(as_of: dt.date, months_back: int) -> tuple[dt.date, dt.date, dt.
 
 
 @lru_cache(maxsize=64)
-def _cycles(as_of: dt.date, count: int, grace_days: int) -> tuple[tuple[dt.date, dt.date, dt.date, bool, str], ...]:
-    """Per cycle, latest first: period, statement date, due date, past grace on ``as_of``, ``YYYYMM``."""
+def _cycles(as_of: dt.date, count: int) -> tuple[tuple[dt.date, dt.date, dt.date, str], ...]:
+    """Per cycle, latest first: period, statement date, due date, ``YYYYMM``."""
     cycles = []
     for k in range(count):
         period, statement_date, due_date = cycle_dates(as_of, k)
-        past_grace = due_date + dt.timedelta(days=grace_days) < as_of
-        cycles.append((period, statement_date, due_date, past_grace, f"{period:%Y%m}"))
+        cycles.append((period, statement_date, due_date, f"{period:%Y%m}"))
     return tuple(cycles)
 
 
@@ -115,7 +114,7 @@ def _payment_time(due_date: dt.date) -> dt.datetime:
 class Delinquency:
     """The open statement's delinquency on ``as_of`` (all zero / None when current).
 
-    ``cycles``: minimum payments missed (``PAY_0``); ``since``: the oldest missed
+    ``cycles``: billing cycles behind (``PAY_0`` on a mid-month ``as_of``); ``since``: the oldest missed
     due date (business date); ``past_due``: the missed minimums, at most the
     balance; ``dpd``: days past due on ``as_of`` once the grace period has passed
     (0 inside it); ``overdue``: past the grace period.
@@ -158,13 +157,9 @@ def delinquency(holder: UciHolder, *, as_of: dt.date, balance: Decimal, grace_da
     )
     past_due = min(missed if missed > ZERO else statement_minimum(balance), balance)
     overdue = since + dt.timedelta(days=grace_days) < as_of
-    return Delinquency(
-        cycles=cycles,
-        since=since,
-        past_due=past_due,
-        dpd=days_past_due(since, as_of) if overdue else 0,
-        overdue=overdue,
-    )
+    dpd = days_past_due(since, as_of) if overdue else 0
+    # Counted from DPD as the aging job counts it (n itself on a mid-month as_of).
+    return Delinquency(cycles=cycles_past_due(dpd), since=since, past_due=past_due, dpd=dpd, overdue=overdue)
 
 
 def map_holder(holder: UciHolder, *, customer_no: str, as_of: dt.date, currency: str, source: str) -> HolderRows:
@@ -214,9 +209,7 @@ def map_holder(holder: UciHolder, *, customer_no: str, as_of: dt.date, currency:
     rows = HolderRows(customer=customer, credit_line=(), card_binding=binding)
     balance = max(Decimal(holder.bill_amounts[0]), ZERO)  # what the holder owes: the latest statement
     behind = delinquency(holder, as_of=as_of, balance=balance, grace_days=settings.GRACE_PERIOD_DAYS)
-    for k, (period, statement_date, due_date, _past_grace, period_code) in enumerate(
-        _cycles(as_of, len(holder.bill_amounts), settings.GRACE_PERIOD_DAYS)
-    ):
+    for k, (period, statement_date, due_date, period_code) in enumerate(_cycles(as_of, len(holder.bill_amounts))):
         # Whole currency units are exact as Decimal; no rounding needed.
         statement_balance = Decimal(holder.bill_amounts[k])
         amount_due = max(statement_balance, ZERO)

@@ -365,7 +365,9 @@ _MERGE = {
         JOIN repayments_customer c ON c.customer_no = r.customer_no
         JOIN repayments_creditline l ON l.customer_id = c.id
         ON CONFLICT (bill_no) DO UPDATE
-        SET ({_BILL_COLUMNS}, updated_at) = ({_stored("EXCLUDED", _BILL_COLUMNS)}, now())
+        SET ({_BILL_COLUMNS}, updated_at) = ({_stored("EXCLUDED", _BILL_COLUMNS)}, now()),
+            -- Past due is part of the balance (aging right after redoes it).
+            past_due_amount = LEAST(b.past_due_amount, EXCLUDED.amount_due)
         WHERE ({_stored("b", _BILL_COLUMNS)}) IS DISTINCT FROM ({_stored("EXCLUDED", _BILL_COLUMNS)})
         RETURNING b.id, (xmax = 0) AS inserted)
     SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted), array_agg(id) FROM up""",  # noqa: S608

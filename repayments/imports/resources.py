@@ -774,6 +774,7 @@ class BillResource(NaturalKeyResource):
         "amount_paid",
         "status",
         "carried_forward",
+        "past_due_amount",
         "updated_at",
     ]
     compared_fields = ("customer_id", *model_update_fields[:-1])
@@ -908,6 +909,8 @@ class BillResource(NaturalKeyResource):
                 )
         if dates_ok:
             self._due_dates(instance, new)
+        if instance.amount_due is not None and instance.past_due_amount > instance.amount_due:
+            instance.past_due_amount = instance.amount_due  # past due is part of the balance; aging redoes it
         money_ok = not {"statement_balance", "amount_due", "amount_paid", "status"} & errors.keys()
         if money_ok and instance.amount_due is not None and instance.amount_paid is not None and instance.status:
             self._closed_statement(instance, errors)

@@ -30,6 +30,32 @@ UPDATE repayments_bill
 UPDATE repayments_bill SET status = 'paid' WHERE status = 'revolving';
 """
 
+# Backwards: a carried-forward statement is "revolving" again (the old vocabulary).
+BACK_TO_REVOLVING = "UPDATE repayments_bill SET status = 'revolving', carried_forward = 0 WHERE status = 'carried_forward'"
+
+# 0005's view, for migrating backwards (a migration never imports another's SQL).
+OLD_BILL_ROLLUP = """
+CREATE MATERIALIZED VIEW dashboard_bill_rollup AS
+SELECT b.period AS month,
+       coalesce(cb.bank_code, '') AS bank_code,
+       c.risk_tier,
+       cl.currency,
+       b.status,
+       CASE WHEN b.status IN ('pending', 'overdue') THEN b.dpd ELSE 0 END AS dpd,
+       count(*) AS bills,
+       count(*) FILTER (WHERE b.amount_due > 0) AS bills_due,
+       sum(b.amount_due) AS amount_due,
+       sum(LEAST(b.amount_paid, b.amount_due)) AS collected,
+       sum(GREATEST(b.amount_due + b.late_fee - b.late_fee_waived - b.amount_paid, 0)) AS outstanding
+  FROM repayments_bill b
+  JOIN repayments_customer c ON c.id = b.customer_id
+  JOIN repayments_creditline cl ON cl.id = b.credit_line_id
+  LEFT JOIN repayments_cardbinding cb ON cb.customer_id = b.customer_id AND cb.status = 'active'
+ GROUP BY 1, 2, 3, 4, 5, 6;
+CREATE UNIQUE INDEX dashboard_bill_rollup_key
+    ON dashboard_bill_rollup (month, bank_code, risk_tier, currency, status, dpd);
+"""
+
 # As in 0005, plus the amount carried forward; ``outstanding`` is
 # repayments.models.outstanding_sql("b") (the one definition, spelled out here
 # because a migration must not change when the code does).
@@ -66,7 +92,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunSQL("DROP MATERIALIZED VIEW dashboard_bill_rollup", migrations.RunSQL.noop),
+        migrations.RunSQL("DROP MATERIALIZED VIEW dashboard_bill_rollup", OLD_BILL_ROLLUP),
         migrations.AddField(
             model_name='bill',
             name='carried_forward',
@@ -92,7 +118,7 @@ class Migration(migrations.Migration):
             name='status',
             field=models.CharField(choices=[('pending', 'Pending'), ('overdue', 'Overdue'), ('carried_forward', 'Carried forward'), ('paid', 'Paid'), ('no_balance', 'Nothing due')], default='pending', max_length=16),
         ),
-        migrations.RunSQL(RE_EXPRESS, migrations.RunSQL.noop),
+        migrations.RunSQL(RE_EXPRESS, BACK_TO_REVOLVING),
         migrations.AddConstraint(
             model_name='bill',
             constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'paid'), _negated=True), models.Q(('amount_paid__gte', django.db.models.expressions.CombinedExpression(django.db.models.expressions.CombinedExpression(models.F('amount_due'), '+', models.F('late_fee')), '-', models.F('late_fee_waived'))), ('carried_forward', 0)), _connector='OR'), name='bill_paid_owes_nothing'),

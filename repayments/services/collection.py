@@ -41,6 +41,7 @@ from repayments.gateway.client import DebitResult, GatewayError, GatewayTimeout,
 from repayments.gateway.taxonomy import failure_family
 from repayments.models import (
     IN_FLIGHT_ATTEMPT_STATUSES,
+    OPEN_BILL_STATUSES,
     AttemptStatus,
     Bill,
     BillStatus,
@@ -61,6 +62,7 @@ from repayments.models import (
     outstanding_expression,
     outstanding_sql,
 )
+from repayments.services.delinquency import bill_close_paid
 
 logger = logging.getLogger(__name__)
 
@@ -134,10 +136,7 @@ def collection_run(
         ``{"attempts": n, "tasks": m}``.
     """
     now = now or timezone.now()
-    local = timezone.localtime(now)
-    first_debit_through = local.date()
-    if local.hour < settings.COLLECTION_START_HOUR:
-        first_debit_through -= dt.timedelta(days=1)
+    first_debit_through = _first_debit_through(now)
     params = {
         "channel": "auto_debit",
         "pending": AttemptStatus.PENDING,
@@ -256,7 +255,7 @@ def _claim(attempt_id: int) -> RepaymentAttempt | None:
     now = timezone.now()
     if (
         bill.status not in (BillStatus.PENDING, BillStatus.OVERDUE)
-        or bill.outstanding < attempt.amount
+        or debit_amount_now(bill, now=now) < attempt.amount
         or binding is None
         or binding.status != CardBindingStatus.ACTIVE
     ):
@@ -400,11 +399,22 @@ def _apply_payment(bill: Bill, amount: Decimal, now: dt.datetime) -> None:
 
     A payment goes to what is past due first (``repayments.services.delinquency``):
     once nothing is past due the account is current again (``pending``, DPD 0); the
-    rest of the balance is debited on the statement's due date.
+    rest of the balance is debited on the statement's due date. Money taken for a
+    bill closed meanwhile (an import closed it while the debit was at the bank) is
+    booked too, never lost: a carried-forward statement then carries that much less.
     """
-    principal_before = max(bill.amount_due - bill.amount_paid, ZERO)
+    principal_before = max(bill.amount_due - bill.amount_paid - bill.carried_forward, ZERO)
     bill.amount_paid += amount
-    fields = ["amount_paid", "retry_at", "updated_at", "past_due_amount", "past_due_since", "cycles_past_due"]
+    fields = ["amount_paid", "updated_at"]
+    if bill.status not in OPEN_BILL_STATUSES:
+        if bill.status == BillStatus.CARRIED_FORWARD:
+            bill.carried_forward = max(bill.carried_forward - amount, ZERO)
+            fields.append("carried_forward")
+            if bill.carried_forward == ZERO:
+                fields += bill_close_paid(bill, now=now)
+        bill.save(update_fields=fields)
+        return
+    fields += ["retry_at", "past_due_amount", "past_due_since", "cycles_past_due"]
     today = timezone.localdate(now)
     if today > bill.due_date + dt.timedelta(days=settings.GRACE_PERIOD_DAYS):
         bill.past_due_amount = min(max(bill.minimum_due - bill.amount_paid, ZERO), bill.amount_due)
@@ -413,9 +423,7 @@ def _apply_payment(bill: Bill, amount: Decimal, now: dt.datetime) -> None:
     if bill.past_due_amount == ZERO:
         bill.past_due_since, bill.cycles_past_due = None, 0
     if bill.outstanding == ZERO:
-        bill.status, bill.closed_at, bill.retry_at = BillStatus.PAID, now, None
-        bill.past_due_amount, bill.past_due_since, bill.cycles_past_due, bill.dpd = ZERO, None, 0, 0
-        fields += ["status", "closed_at", "dpd"]
+        fields += bill_close_paid(bill, now=now)
     else:
         if bill.past_due_amount == ZERO and bill.status == BillStatus.OVERDUE:
             bill.status, bill.dpd = BillStatus.PENDING, 0  # current again: the missed minimums are paid
@@ -432,6 +440,25 @@ def _apply_payment(bill: Bill, amount: Decimal, now: dt.datetime) -> None:
         available_credit=Least(F("available_credit") + min(amount, principal_before), F("credit_limit")),
         updated_at=now,
     )
+
+
+def debit_amount_now(bill: Bill, *, now: dt.datetime) -> Decimal:
+    """What a debit of ``bill`` may ask for at ``now`` (currency units): the ``_DEBIT_AMOUNT`` rule in Python.
+
+    On and after the first debit day of the due date, what the bill still owes;
+    before it, only the past-due amount and its unwaived fee, never more than is
+    owed. ``_claim`` re-checks a queued attempt with it; keep the two in step.
+    """
+    if bill.due_date <= _first_debit_through(now):
+        return bill.outstanding
+    return min(bill.past_due_amount + bill.late_fee - bill.late_fee_waived, bill.outstanding)
+
+
+def _first_debit_through(now: dt.datetime) -> dt.date:
+    """The latest due date a collection run at ``now`` debits: today from the start hour, yesterday before it."""
+    local = timezone.localtime(now)
+    day = local.date()
+    return day if local.hour >= settings.COLLECTION_START_HOUR else day - dt.timedelta(days=1)
 
 
 def _next_morning(now: dt.datetime, days: int) -> dt.datetime:

@@ -47,5 +47,11 @@ def credit_lines_refresh_available(*, customer_ids: Iterable[int]) -> int:
     if not ids:
         return 0
     with connection.cursor() as cursor:
+        # Lock the lines first (in id order, as payments lock one at a time): a payment's
+        # increment committing meanwhile is waited for and counted, never overwritten.
+        cursor.execute(
+            "SELECT id FROM repayments_creditline WHERE customer_id = ANY(%(customers)s) ORDER BY id FOR UPDATE",
+            {"customers": ids},
+        )
         cursor.execute(_REFRESH, {"customers": ids, "open": [str(status) for status in OPEN_BILL_STATUSES]})
         return cursor.rowcount

@@ -9,8 +9,9 @@ The rule (card receivables practice; ``docs/repayment-engine.md``, ``docs/datase
   (``max(minimum_due − amount_paid, 0)``).
 * DPD counts from the oldest missed due date (``past_due_since``, else the
   statement's own due date) and the **whole balance** ages in that bucket.
-  ``cycles_past_due`` is the number of monthly due dates missed since then: one
-  for the first, one more for each month after it (``age()`` in whole months).
+  ``cycles_past_due`` counts one billing cycle per 30 days past due or part of
+  them, at least one once past due (``baitiao.business_time.cycles_past_due``;
+  the M buckets' convention, so the bureau is told the cycle its bucket shows).
 * A statement with a past-due amount is ``overdue`` once its oldest missed due
   date is past the grace period; paying the past-due amount makes it ``pending``
   again (the account is current), paying everything makes it ``paid``.
@@ -34,7 +35,9 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from accounts.services import audit_record
-from repayments.models import BillStatus, outstanding_sql
+from baitiao.business_time import CYCLE_DAYS, cycles_past_due, days_past_due
+from baitiao.money import ZERO
+from repayments.models import Bill, BillStatus, outstanding_sql
 from repayments.selectors.incidents import shielded_sql
 
 _PARAMS_SQL = {
@@ -69,6 +72,9 @@ AGE = f"""
          WHERE status IN (%(pending)s, %(overdue)s)
            AND NOT {shielded_sql("repayments_bill")}
            AND {_ONLY}
+         -- A payment or an extension committing meanwhile is waited for and re-read,
+         -- never overwritten with the state computed before it.
+           FOR UPDATE
     ), dated AS (
         SELECT own.*,
                CASE WHEN past_due > 0 THEN COALESCE(past_due_since, due_date) END AS since
@@ -76,14 +82,14 @@ AGE = f"""
     ), state AS (
         SELECT dated.*,
                since IS NOT NULL AND since + %(grace)s < %(as_of)s::date AS is_overdue,
-               CASE WHEN since IS NULL THEN 0
-                    ELSE (EXTRACT(YEAR FROM age(%(as_of)s::date - 1, since)) * 12
-                          + EXTRACT(MONTH FROM age(%(as_of)s::date - 1, since)) + 1)::smallint
-               END AS cycles
+               CASE WHEN since IS NOT NULL AND since + %(grace)s < %(as_of)s::date
+                    THEN %(as_of)s::date - since ELSE 0 END AS new_dpd
           FROM dated
     ), aged AS (
         SELECT state.*,
-               CASE WHEN is_overdue THEN %(as_of)s::date - since ELSE 0 END AS new_dpd,
+               -- baitiao.business_time.cycles_past_due: one cycle per 30 days past due or part.
+               CASE WHEN since IS NULL THEN 0
+                    ELSE GREATEST(1, CEIL(new_dpd / %(cycle_days)s::numeric))::smallint END AS cycles,
                CASE WHEN is_overdue THEN GREATEST(
                         LEAST(ROUND(past_due * %(rate)s * (%(as_of)s::date - since), 2),
                               ROUND(amount_due * %(cap)s / 100, 2)),
@@ -133,6 +139,7 @@ def bills_refresh_delinquency(
         "grace": settings.GRACE_PERIOD_DAYS,
         "rate": settings.LATE_FEE_DAILY_RATE,
         "cap": settings.LATE_FEE_CAP_PERCENT,
+        "cycle_days": CYCLE_DAYS,
         "bill_ids": list(bill_ids) if bill_ids is not None else None,
     }
     with transaction.atomic(), connection.cursor() as cursor:
@@ -148,3 +155,61 @@ def bills_refresh_delinquency(
                 actor=None, action="bills.refresh_delinquency", target_type="job", after={"as_of": as_of, **result}
             )
     return result
+
+
+def bill_close_paid(bill: Bill, *, now: dt.datetime) -> list[str]:
+    """Close the (locked) ``bill`` as ``paid`` in memory, as the aging job's close step does.
+
+    Nothing is past due on a paid bill: past-due amount, date, cycles and DPD are
+    cleared, no debit is planned.
+
+    Args:
+        bill: the bill, locked by the caller (``select_for_update``), owing nothing now.
+        now: the moment it closed (UTC aware).
+
+    Returns:
+        The fields changed, for ``bill.save(update_fields=…)`` (``updated_at`` included).
+    """
+    bill.status, bill.closed_at, bill.retry_at = BillStatus.PAID, now, None
+    bill.past_due_amount, bill.past_due_since, bill.cycles_past_due, bill.dpd = ZERO, None, 0, 0
+    return [
+        "status",
+        "closed_at",
+        "retry_at",
+        "past_due_amount",
+        "past_due_since",
+        "cycles_past_due",
+        "dpd",
+        "updated_at",
+    ]
+
+
+def bill_restate(bill: Bill, *, today: dt.date) -> list[str]:
+    """Status, DPD and past-due state of the (locked) open ``bill`` on ``today``, in memory.
+
+    The aging rule of this module (the ``AGE`` statement) for one bill as it stands,
+    for a service that has just moved its dates (an extension): past due is the
+    rest of earlier missed minimums before the due date + grace, the unpaid part of
+    its own minimum after; overdue once the oldest missed due date is past the grace
+    period. Keep the two in step.
+
+    Args:
+        bill: an open bill (``pending`` or ``overdue``), locked by the caller.
+        today: business date (``business_today()``).
+
+    Returns:
+        The fields changed, for ``bill.save(update_fields=…)``.
+    """
+    grace = dt.timedelta(days=settings.GRACE_PERIOD_DAYS)
+    if bill.due_date + grace < today:
+        past_due = max(bill.minimum_due - bill.amount_paid, ZERO)
+    else:
+        past_due = bill.past_due_amount
+    since = (bill.past_due_since or bill.due_date) if past_due > ZERO else None
+    overdue = since is not None and since + grace < today
+    bill.past_due_amount, bill.past_due_since = past_due, since
+    bill.dpd = days_past_due(since, today) if overdue else 0
+    bill.cycles_past_due = cycles_past_due(bill.dpd) if since is not None else 0
+    bill.status = BillStatus.OVERDUE if overdue else BillStatus.PENDING
+    bill.dpd_as_of = today
+    return ["past_due_amount", "past_due_since", "dpd", "cycles_past_due", "status", "dpd_as_of", "updated_at"]

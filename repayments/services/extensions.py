@@ -37,20 +37,20 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from accounts.services import audit_record
-from baitiao.business_time import business_datetime, business_today, days_past_due
+from baitiao.business_time import business_datetime, business_today
 from baitiao.money import ZERO, format_money, to_money
 from repayments.models import (
     IN_FLIGHT_ATTEMPT_STATUSES,
     OPEN_BILL_STATUSES,
     ApprovalStatus,
     Bill,
-    BillStatus,
     BureauSuppression,
     Extension,
     ExtensionReason,
     RepaymentAttempt,
     Waiver,
 )
+from repayments.services.delinquency import bill_close_paid, bill_restate
 from repayments.services.errors import RuleViolation
 
 
@@ -242,11 +242,7 @@ def _extension_apply(extension: Extension, bill: Bill, *, decided_by: User | Non
     # statements included): DPD counts from the oldest missed due date, moved.
     if bill.past_due_since is not None:
         bill.past_due_since += dt.timedelta(days=extension.days)
-    since = bill.past_due_since or bill.due_date
-    past_grace = since + dt.timedelta(days=settings.GRACE_PERIOD_DAYS) < today
-    bill.status = BillStatus.OVERDUE if past_grace else BillStatus.PENDING
-    bill.dpd = days_past_due(since, today) if past_grace else 0
-    bill.dpd_as_of = today
+    restated = bill_restate(bill, today=today)
     # The next debit is on the new due date at the collection start hour (whether or
     # not the bill was debited before; the collection run picks up retry_at).
     bill.retry_at = business_datetime(bill.due_date, dt.time(settings.COLLECTION_START_HOUR, 0))
@@ -254,18 +250,7 @@ def _extension_apply(extension: Extension, bill: Bill, *, decided_by: User | Non
     if extension.reason == ExtensionReason.SYSTEM_FAULT:
         waived = bill.late_fee - bill.late_fee_waived
         bill.late_fee_waived = bill.late_fee
-    bill.save(
-        update_fields=[
-            "due_date",
-            "past_due_since",
-            "status",
-            "dpd",
-            "dpd_as_of",
-            "retry_at",
-            "late_fee_waived",
-            "updated_at",
-        ]
-    )
+    bill.save(update_fields=["due_date", "retry_at", "late_fee_waived", *restated])
     extension.status = ApprovalStatus.APPROVED
     extension.decided_by = decided_by
     extension.by_policy = decided_by is None
@@ -464,8 +449,7 @@ def _waiver_apply(waiver: Waiver, bill: Bill, *, decided_by: User | None) -> Non
     bill.late_fee_waived += waiver.amount
     fields = ["late_fee_waived", "updated_at"]
     if bill.outstanding == ZERO:  # the fee was all that was left
-        bill.status, bill.closed_at, bill.retry_at = BillStatus.PAID, now, None
-        fields += ["status", "closed_at", "retry_at"]
+        fields += bill_close_paid(bill, now=now)
     bill.save(update_fields=fields)
     waiver.status, waiver.decided_by, waiver.decided_at = ApprovalStatus.APPROVED, decided_by, now
     waiver.by_policy = decided_by is None

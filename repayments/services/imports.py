@@ -24,7 +24,7 @@ from baitiao.pii import fernet
 from repayments.imports.reading import Table, read_table, table_dataset
 from repayments.imports.report import FileRefused, Problem, masked_value, problems_csv
 from repayments.imports.resources import RESOURCE_CLASSES
-from repayments.models import BillStatus, ImportJob, ImportJobStatus
+from repayments.models import OPEN_BILL_STATUSES, BillStatus, ImportJob, ImportJobStatus
 from repayments.services.credit_lines import credit_lines_refresh_available
 from repayments.services.delinquency import bills_refresh_delinquency
 
@@ -268,8 +268,9 @@ def bills_import_settle(*, bill_ids: Sequence[int]) -> dict[str, object]:
        (``bills_refresh_delinquency`` restricted to them, without its own audit event:
        the import's ``data.import`` event records the import): status, DPD, past-due
        amount, late fee.
-    2. Recompute the available credit of their customers
-       (``credit_lines_refresh_available``; after aging, since late fees are owed).
+    2. Clear the past-due state of those a file closed (paid, carried forward, nothing due).
+    3. Recompute the available credit of their customers
+       (``credit_lines_refresh_available``: limit − principal owed).
 
     Called by the bills resource after an applied import and by the fast path; not on a
     dry run (nothing is kept).
@@ -288,6 +289,16 @@ def bills_import_settle(*, bill_ids: Sequence[int]) -> dict[str, object]:
         return {"bills": 0, "as_of": as_of.isoformat(), "overdue": 0, "customers": 0, "credit_lines": 0}
     bills_refresh_delinquency(as_of=as_of, audit=False, bill_ids=ids)
     with connection.cursor() as cursor:
+        # A file that closed a statement (paid, carried forward, nothing due) closes its
+        # delinquency too: nothing is past due on a closed statement, no debit is planned.
+        cursor.execute(
+            "UPDATE repayments_bill SET past_due_amount = 0, past_due_since = NULL, cycles_past_due = 0, dpd = 0,"
+            " retry_at = NULL, closed_at = COALESCE(closed_at, now()), updated_at = now()"
+            " WHERE id = ANY(%(ids)s) AND NOT (status = ANY(%(open)s))"
+            " AND (past_due_amount <> 0 OR past_due_since IS NOT NULL OR cycles_past_due <> 0 OR dpd <> 0"
+            "      OR retry_at IS NOT NULL OR closed_at IS NULL)",
+            {"ids": ids, "open": [str(status) for status in OPEN_BILL_STATUSES]},
+        )
         cursor.execute(
             "SELECT array_agg(DISTINCT customer_id), count(*) FILTER (WHERE status = %s)"
             " FROM repayments_bill WHERE id = ANY(%s)",

@@ -57,6 +57,7 @@ from repayments.selectors.incidents import (
     shielded_sql,
 )
 from repayments.services.collection import NOTIFY_QUEUE
+from repayments.services.delinquency import bills_refresh_delinquency
 from repayments.services.errors import RuleViolation
 
 logger = logging.getLogger(__name__)
@@ -438,9 +439,11 @@ _APPLY_BILLS = """
            -- The past-due schedule moves with the due date; DPD from the oldest missed due date.
            past_due_since = b.past_due_since + %(days)s,
            late_fee_waived = i.late_fee_waived_after,
-           status = CASE WHEN COALESCE(b.past_due_since + %(days)s, i.due_date_after) + %(grace)s < %(today)s::date
+           status = CASE WHEN b.past_due_amount > 0
+                          AND COALESCE(b.past_due_since + %(days)s, i.due_date_after) + %(grace)s < %(today)s::date
                          THEN 'overdue' ELSE 'pending' END,
-           dpd = CASE WHEN COALESCE(b.past_due_since + %(days)s, i.due_date_after) + %(grace)s < %(today)s::date
+           dpd = CASE WHEN b.past_due_amount > 0
+                       AND COALESCE(b.past_due_since + %(days)s, i.due_date_after) + %(grace)s < %(today)s::date
                       THEN %(today)s::date - COALESCE(b.past_due_since + %(days)s, i.due_date_after) ELSE 0 END,
            dpd_as_of = %(today)s, retry_at = %(redebit)s, updated_at = %(now)s
       FROM repayments_reliefitem i
@@ -713,6 +716,10 @@ def relief_reverse(*, batch_id: int, reversed_by: User, reason: str) -> ReliefBa
             params["applied"] = [row[0] for row in cursor.fetchall()]
             cursor.execute(_REVOKE_SUPPRESSIONS, params)
             cursor.execute(_AUDIT_REVERSE, params)  # before: relief's values; after: the originals restored
+            cursor.execute("SELECT bill_id FROM repayments_reliefitem WHERE id = ANY(%(applied)s)", params)
+            reversed_bills = [row[0] for row in cursor.fetchall()]
+        # The restored dates with what was paid since: status, DPD and past due by the aging rule.
+        bills_refresh_delinquency(as_of=business_today(), audit=False, bill_ids=reversed_bills)
         batch.status, batch.reversed_by, batch.reversed_at = ReliefStatus.REVERSED, reversed_by, now
         batch.bills_reversed = len(params["applied"])
         batch.save(update_fields=["status", "reversed_by", "reversed_at", "bills_reversed", "updated_at"])

@@ -9,6 +9,7 @@ and is kept as an ``amount_mismatch`` review item.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from decimal import Decimal
 
@@ -132,3 +133,28 @@ def test_a_matching_success_is_booked_whether_or_not_the_gateway_reports_the_cur
     bill = Bill.objects.get(pk=attempt.bill_id)
     assert (bill.amount_paid, bill.status) == (OWED, BillStatus.PAID)
     assert not GatewayReviewItem.objects.exists()
+
+
+def test_money_taken_for_a_statement_closed_meanwhile_is_booked_and_the_carried_rest_shrinks(db):
+    """Issue #14 review: an import closed the bill as carried forward while its debit was at the bank."""
+    attempt = twd_attempt(AttemptStatus.PROCESSING)
+    Bill.objects.filter(pk=attempt.bill_id).update(status=BillStatus.CARRIED_FORWARD, carried_forward=OWED)
+    result = DebitResult(attempt.attempt_no, "succeeded", amount=OWED, currency="TWD", reference="REF3")
+    assert attempt_apply_result(result=result, source="callback").applied
+    bill = Bill.objects.get(pk=attempt.bill_id)
+    assert (bill.amount_paid, bill.carried_forward, bill.status) == (OWED, Decimal("0.00"), BillStatus.PAID)
+    assert bill.outstanding == Decimal("0.00") and bill.past_due_amount == Decimal("0.00")
+
+
+def test_a_queued_debit_of_past_due_money_is_cancelled_once_nothing_is_past_due(db):
+    """Issue #14 review: before its due date a statement is debited only for what is past due."""
+    from repayments.services.collection import attempts_send
+
+    attempt = twd_attempt(AttemptStatus.PENDING)
+    # Due in three weeks; the 75.00 asked for was past due when the attempt was made, and has been paid since.
+    due = timezone.localdate() + dt.timedelta(days=21)
+    Bill.objects.filter(pk=attempt.bill_id).update(
+        due_date=due, original_due_date=due, statement_date=due - dt.timedelta(days=19), past_due_amount=0
+    )
+    assert attempts_send(attempt_ids=[attempt.pk]) == {"sent": 0, "skipped": 1, "unknown": 0}
+    assert RepaymentAttempt.objects.get(pk=attempt.pk).status == AttemptStatus.CANCELLED
