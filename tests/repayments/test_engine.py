@@ -64,6 +64,17 @@ def send_all(now: dt.datetime) -> list[int]:
     return ids
 
 
+def post_signed_callback(live_server, body: bytes) -> httpx.Response:
+    """POST ``body`` to our live callback endpoint, signed as the bank signs it."""
+    from django.conf import settings
+
+    return httpx.post(
+        f"{live_server.url}/api/v1/gateway/callbacks/",
+        content=body,
+        headers={HEADER: sign(body, settings.GATEWAY_SECRET)},
+    )
+
+
 def settled(attempt_id: int) -> RepaymentAttempt | None:
     attempt = RepaymentAttempt.objects.get(id=attempt_id)
     return attempt if attempt.status in (AttemptStatus.SUCCEEDED, AttemptStatus.FAILED) else None
@@ -308,11 +319,7 @@ def test_a_success_reported_after_we_closed_the_attempt_is_recorded_and_flagged(
     body = json.dumps(
         {"idempotency_key": attempt.attempt_no, "status": "succeeded", "amount": "75.00", "reference": "LATE1"}
     ).encode()
-    response = httpx.post(
-        f"{live_server.url}/api/v1/gateway/callbacks/",
-        content=body,
-        headers={HEADER: sign(body, settings.GATEWAY_SECRET)},
-    )
+    response = post_signed_callback(live_server, body)
     assert response.json() == {"result": "applied"}
     bill.refresh_from_db()
     assert bill.amount_paid == Decimal("75.00") and bill.status == BillStatus.PAID
@@ -371,11 +378,7 @@ def test_a_success_callback_without_an_amount_is_refused(clock, live_server, set
     collection_run(now=clock.now)
     attempt = RepaymentAttempt.objects.get()
     body = json.dumps({"idempotency_key": attempt.attempt_no, "status": "succeeded"}).encode()
-    response = httpx.post(
-        f"{live_server.url}/api/v1/gateway/callbacks/",
-        content=body,
-        headers={HEADER: sign(body, settings.GATEWAY_SECRET)},
-    )
+    response = post_signed_callback(live_server, body)
     assert response.status_code == 400
     assert RepaymentAttempt.objects.get().status == AttemptStatus.PENDING
 
@@ -403,11 +406,7 @@ def test_money_stays_exact_decimal_from_bill_to_gateway_to_booking(clock, live_s
     assert (type(attempt.amount), attempt.amount) == (Decimal, owed)
     RepaymentAttempt.objects.filter(pk=attempt.pk).update(status=AttemptStatus.PROCESSING)
     body = f'{{"idempotency_key": "{attempt.attempt_no}", "status": "succeeded", "amount": {owed}}}'.encode()
-    response = httpx.post(
-        f"{live_server.url}/api/v1/gateway/callbacks/",
-        content=body,
-        headers={HEADER: sign(body, settings.GATEWAY_SECRET)},
-    )
+    response = post_signed_callback(live_server, body)
     assert response.status_code == 200
     bill.refresh_from_db()
     assert bill.amount_paid == Decimal("0.30") + owed
@@ -436,11 +435,7 @@ def test_a_past_due_statement_is_debited_for_its_missed_minimums_at_once_and_is_
     assert attempt.amount == Decimal("200.00")  # only what is past due, never the whole balance early
     RepaymentAttempt.objects.filter(pk=attempt.pk).update(status=AttemptStatus.PROCESSING)
     body = json.dumps({"idempotency_key": attempt.attempt_no, "status": "succeeded", "amount": "200.00"}).encode()
-    response = httpx.post(
-        f"{live_server.url}/api/v1/gateway/callbacks/",
-        content=body,
-        headers={HEADER: sign(body, settings.GATEWAY_SECRET)},
-    )
+    response = post_signed_callback(live_server, body)
     assert response.status_code == 200
     bill.refresh_from_db()
     assert (bill.status, bill.dpd, bill.past_due_amount, bill.cycles_past_due) == (
