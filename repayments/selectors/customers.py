@@ -38,6 +38,23 @@ class SearchResult:
     how: str  # what the query was taken to be, shown to the agent
 
 
+def full_identifier_kind(query: str) -> str:
+    """``"phone"`` or ``"national_id"`` when ``query`` is a whole personal identifier, else ``""``.
+
+    A full mainland mobile number (11 digits starting with 1, with or without +86,
+    spaces, brackets or dashes) or an 18-character resident ID: what
+    :func:`customer_search` looks up exactly by keyed hash. Such a lookup tells who
+    holds the identifier, so it is a personal-data access (``customer_lookup``).
+    """
+    raw = query.strip()
+    digits = phone_digits(raw) if re.fullmatch(r"[+\d\s()-]{11,20}", raw) else ""
+    if len(digits) == 11 and digits.startswith("1"):
+        return "phone"
+    if re.fullmatch(r"\d{17}[\dXx]", raw):
+        return "national_id"
+    return ""
+
+
 def customer_search(query: str) -> SearchResult:
     """Find customers by customer_no, bill_no, full phone (keyed hash) or last four digits.
 
@@ -52,10 +69,11 @@ def customer_search(query: str) -> SearchResult:
     if not raw:
         return SearchResult([], "")
     base = Customer.objects.select_related("credit_line").order_by("customer_no")
-    digits = phone_digits(raw) if re.fullmatch(r"[+\d\s()-]{11,20}", raw) else ""
-    if len(digits) == 11 and digits.startswith("1"):
+    kind = full_identifier_kind(raw)
+    if kind == "phone":
+        digits = phone_digits(raw)
         return SearchResult(list(base.filter(phone_hash=pii_hash(digits))[:SEARCH_LIMIT]), _("phone"))
-    if re.fullmatch(r"\d{17}[\dXx]", raw):
+    if kind == "national_id":
         return SearchResult(list(base.filter(national_id_hash=pii_hash(raw.upper()))[:SEARCH_LIMIT]), _("national ID"))
     if re.fullmatch(r"\d{3}[\dXx]", raw):
         last4 = raw.upper()

@@ -1,7 +1,8 @@
 """What an agent does on a customer's record besides extensions and bindings.
 
-Revealing personal data, notes, claiming a bill from the worklist and a manual
-debit retry. Each writes an audit event in the same transaction as its change.
+Looking a customer up by a full personal identifier, revealing personal data,
+notes, claiming a bill from the worklist and a manual debit retry. Each writes an
+audit event in the same transaction as its change.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from repayments.models import (
     CustomerNote,
     RepaymentAttempt,
 )
+from repayments.selectors.customers import SearchResult, customer_search, full_identifier_kind
 from repayments.services.collection import collect_customer_soon
 from repayments.services.errors import RuleViolation
 
@@ -35,6 +37,53 @@ REVEALABLE_FIELDS = {
     "reserved_phone": "reserved_phone",
 }
 MIN_REASON_LENGTH = 5
+
+
+LOOKUP_PERMISSION = "repayments.reveal_personal_data"
+
+
+def customer_lookup(*, query: str, actor: User, ip_address: str | None = None) -> SearchResult:
+    """The console's search as ``actor``: a lookup by a full personal identifier is a reveal.
+
+    A whole phone number or resident ID tells who holds it (PIPL: contact data
+    used for its stated purpose only), so it needs the permission a reveal needs
+    (agents and supervisors) and is audited (``customer.lookup``, the kind of
+    identifier, its last four digits and the customers found; never the value).
+    Every other query (customer or bill number, last four digits) is a plain search.
+
+    Args:
+        query: what was typed in the search box.
+        actor: the staff user searching.
+        ip_address: the request's client address, for the audit event.
+
+    Returns:
+        The search result (``repayments.selectors.customers.customer_search``).
+
+    Raises:
+        RuleViolation: a full identifier from a user without ``repayments.reveal_personal_data``.
+    """
+    kind = full_identifier_kind(query)
+    if not kind:
+        return customer_search(query)
+    if not actor.has_perm(LOOKUP_PERMISSION):
+        raise RuleViolation(
+            "q", _("Searching by a full phone number or ID is a personal-data lookup your role may not make.")
+        )
+    with transaction.atomic():
+        result = customer_search(query)
+        audit_record(
+            actor=actor,
+            action="customer.lookup",
+            target_type="repayments.customer",
+            customer_no=result.customers[0].customer_no if len(result.customers) == 1 else "",
+            after={
+                "identifier": kind,
+                "last4": query.strip()[-4:],
+                "found": [customer.customer_no for customer in result.customers],
+            },
+            ip_address=ip_address,
+        )
+    return result
 
 
 def customer_reveal(*, customer: Customer, field: str, actor: User, reason: str, ip_address: str | None = None) -> str:

@@ -14,9 +14,9 @@ from baitiao.business_time import bucket_ranges
 from baitiao.paging import page_number, require_rows
 from repayments.bins import bank_choices
 from repayments.models import Bill, FailureFamily, RiskTier
-from repayments.selectors.customers import approvals_pending, customer_search
+from repayments.selectors.customers import approvals_pending
 from repayments.selectors.worklist import WorklistFilters, worklist_bills, worklist_repair_cases
-from repayments.services.casework import bill_claim
+from repayments.services.casework import bill_claim, customer_lookup
 from repayments.services.errors import RuleViolation
 
 
@@ -72,7 +72,11 @@ def search(request: HttpRequest) -> HttpResponse:
     URLs and access logs; GET (``?q=``) works too, for links with a bill number.
     """
     query = request.POST.get("q") or request.GET.get("q", "")
-    result = customer_search(query)
+    try:
+        result = customer_lookup(query=query, actor=request.user, ip_address=request.META.get("REMOTE_ADDR"))
+    except RuleViolation as exc:
+        # The refused identifier is not echoed back into the page.
+        return render(request, "console/search.html", {"q": "", "error": str(exc)}, status=403)
     if len(result.customers) == 1:
         return redirect("console:customer-detail", customer_no=result.customers[0].customer_no)
     return render(request, "console/search.html", {"q": query, "result": result})

@@ -268,6 +268,30 @@ def test_search_by_full_phone_finds_the_customer_through_the_keyed_hash(client, 
     assert response["Location"] == reverse("console:customer-detail", args=[customer.customer_no])
 
 
+@pytest.mark.parametrize("role", ["analyst", "auditor"])
+def test_a_role_that_may_not_reveal_cannot_learn_whose_full_phone_or_id_it_is(db, client, role, request):
+    """Issue #15 (11): a lookup by a full personal identifier is a reveal; refused and not echoed."""
+    customer = Customer.objects.exclude(phone_hash="").order_by("id").first()
+    client.force_login(request.getfixturevalue(role))
+    for query in (customer.phone, customer.national_id):
+        response = client.post(reverse("console:search"), {"q": query})
+        assert response.status_code == 403
+        body = response.content.decode()
+        assert customer.customer_no not in body and query not in body
+    assert not AuditEvent.objects.filter(action="customer.lookup").exists()
+    assert client.post(reverse("console:search"), {"q": customer.customer_no}).status_code == 302  # plain search
+
+
+def test_a_lookup_by_full_phone_is_audited_with_the_customer_and_never_the_number(client, agent):
+    customer = Customer.objects.exclude(phone_hash="").order_by("id").first()
+    client.force_login(agent)
+    assert client.post(reverse("console:search"), {"q": customer.phone}).status_code == 302
+    event = AuditEvent.objects.get(action="customer.lookup")
+    assert (event.actor, event.customer_no) == (agent, customer.customer_no)
+    assert event.after == {"identifier": "phone", "last4": customer.phone[-4:], "found": [customer.customer_no]}
+    assert customer.phone not in str(event.after)
+
+
 def test_search_by_bill_number_opens_its_customer(client, agent, overdue):
     client.force_login(agent)
     response = client.get(reverse("console:search"), {"q": overdue.bill_no})
