@@ -210,9 +210,10 @@ def _month(value: dt.date) -> str:
     return value.strftime("%Y-%m")
 
 
-def _chart_number(value) -> float | int | None:
-    # Charts draw numbers; the tables and CSV keep the exact Decimal.
-    return None if value is None else (value if isinstance(value, int) else float(value))
+def _chart_number(value) -> str | int | None:
+    # Money never becomes a float: a Decimal travels to the chart as its exact decimal
+    # string, as amounts do in the API and CSV; Chart.js's linear scale parses it (+raw).
+    return None if value is None else (value if isinstance(value, int) else str(value))
 
 
 def _series_chart(kind: str, labels: list[str], series: dict[str, dict[str, object]], *, percent=False, stacked=False):
