@@ -11,7 +11,7 @@ from django.test import override_settings
 
 from accounts.models import User
 from accounts.roles import ADMIN, AGENT, ANALYST, AUDITOR, SUPERVISOR
-from tests.engine import EngineClock, engine_clock, start_sandbox, truncate_domain
+from tests.engine import EngineClock, database_settle, engine_clock, start_sandbox, truncate_domain
 
 PASSWORD_HASHERS = global_settings.PASSWORD_HASHERS
 # The business date every dataset test is pinned to (the numbers in docs/dataset.md).
@@ -30,6 +30,26 @@ def _fast_password_hashing():
     """
     with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher", *PASSWORD_HASHERS]):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _live_sessions_settle_before_flush(request):
+    """Transactional tests: let the live server's last request finish before the flush.
+
+    Requesting ``transactional_db`` here (the test asks for it anyway) sets this up
+    after pytest-django's database fixture and before the sandbox bank, the cluster
+    or the browser, so its teardown runs after those stopped and before the flush.
+    """
+    marker = request.node.get_closest_marker("django_db")
+    transactional = bool(marker and marker.kwargs.get("transaction")) or bool(
+        {"transactional_db", "live_server"} & set(request.fixturenames)
+    )
+    if not transactional:
+        yield
+        return
+    request.getfixturevalue("transactional_db")
+    yield
+    database_settle()
 
 
 @pytest.fixture(scope="session")

@@ -190,3 +190,35 @@ def truncate_domain() -> None:
             " repayments_bindingrepaircase, repayments_repaymentattempt, repayments_bill,"
             " repayments_cardbinding, repayments_creditline, repayments_customer, django_q_ormq CASCADE"
         )
+
+
+BUSY_SESSIONS = """
+    SELECT pid FROM pg_stat_activity
+     WHERE datname = current_database() AND pid <> pg_backend_pid()
+       AND backend_type = 'client backend' AND state <> 'idle'
+"""
+
+
+def database_settle(timeout: float = 10.0) -> list[int]:
+    """Wait until no other session of the test database is working; end those that still are.
+
+    A transactional test ends with a TRUNCATE of every table. A request our live
+    server was still handling (a duplicate bank callback, a poll) writes to a table
+    the TRUNCATE has not locked yet while holding one it has: PostgreSQL breaks
+    that deadlock by failing the flush, and the test errors at teardown.
+
+    ``timeout``: seconds to wait for the other sessions to go idle. Returns the
+    process ids of the sessions still busy after it, which were terminated
+    (``pg_terminate_backend``); Django reconnects on their next request.
+    """
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute(BUSY_SESSIONS)
+            busy = [pid for (pid,) in cursor.fetchall()]
+            if not busy:
+                return []
+            if time.monotonic() >= deadline:
+                cursor.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [busy])
+                return busy
+            time.sleep(0.05)

@@ -9,6 +9,7 @@ import time
 from decimal import Decimal
 
 import httpx
+import psycopg
 import pytest
 from django.db import connection, transaction
 from django.utils import timezone
@@ -29,7 +30,7 @@ from repayments.models import (
 )
 from repayments.services.bindings import card_binding_confirm, card_binding_start
 from repayments.services.collection import attempts_resolve_stale, attempts_send, collection_run
-from tests.engine import customer_with_due_bill, start_sandbox, wait_for
+from tests.engine import customer_with_due_bill, database_settle, start_sandbox, wait_for
 from tests.factories import BillFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("empty_domain")]
@@ -448,3 +449,13 @@ def test_a_past_due_statement_is_debited_for_its_missed_minimums_at_once_and_is_
     # The rest is debited on the statement's own due date, not before.
     assert timezone.localtime(bill.retry_at) == business_datetime(bill.due_date, dt.time(9, 0))
     assert collection_run(now=clock.now + dt.timedelta(hours=1))["attempts"] == 0
+
+
+def test_the_flush_waits_for_a_request_still_writing_and_ends_one_that_never_finishes():
+    """The teardown race CI hit: a late callback's transaction against the flush's TRUNCATE."""
+    other = psycopg.connect(**connection.get_connection_params())
+    other.execute("SELECT 1")  # a transaction left open: it holds its locks until it ends
+    assert database_settle(timeout=0.3) == [other.info.backend_pid]
+    with pytest.raises(psycopg.OperationalError):
+        other.execute("SELECT 1")
+    assert database_settle(timeout=0.3) == []
