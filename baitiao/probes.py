@@ -37,6 +37,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from django.views.decorators.cache import never_cache
 from health_check import checks as hc_checks
 from health_check.base import HealthCheck
@@ -76,7 +77,7 @@ class QueueFreshness(HealthCheck):
     def _run(self) -> None:
         from django_q.models import Schedule
 
-        from repayments.metrics import queue_names, queue_oldest_task_age
+        from baitiao.queues import queue_names, queue_oldest_task_age
 
         now = timezone.now()
         for name in queue_names():
@@ -209,8 +210,6 @@ def metrics(request: HttpRequest) -> HttpResponse:
     import prometheus_client
     from prometheus_client import multiprocess
 
-    from repayments.metrics import DomainCollector
-
     if not _metrics_allowed(request):
         response = HttpResponse("metrics need a bearer token or an allowed network\n", status=401)
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
@@ -221,7 +220,8 @@ def metrics(request: HttpRequest) -> HttpResponse:
     else:
         process_registry = prometheus_client.REGISTRY
     domain_registry = prometheus_client.CollectorRegistry()
-    domain_registry.register(DomainCollector())
+    for path in settings.METRICS_COLLECTORS:
+        domain_registry.register(import_string(path)())
     body = prometheus_client.generate_latest(process_registry) + prometheus_client.generate_latest(domain_registry)
     return HttpResponse(body, content_type=prometheus_client.CONTENT_TYPE_LATEST)
 

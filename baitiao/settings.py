@@ -288,6 +288,8 @@ METRICS_TOKEN = env.str("METRICS_TOKEN", default="") or (
 METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"])
 # Debit outcomes on /metrics count attempts requested in this trailing window (hours).
 METRICS_WINDOW_HOURS = env.int("METRICS_WINDOW_HOURS", default=24)
+# Prometheus collectors the /metrics view adds to the process metrics (dotted paths; read at scrape time).
+METRICS_COLLECTORS = ["repayments.metrics.DomainCollector"]
 # /readyz: the queue is stale when a ready task has waited, or a schedule has been
 # overdue, longer than this (seconds); the gateway must answer within the timeout.
 READINESS_QUEUE_MAX_AGE_SECONDS = env.int("READINESS_QUEUE_MAX_AGE_SECONDS", default=600)
@@ -416,6 +418,9 @@ GRACE_PERIOD_DAYS = env.int("GRACE_PERIOD_DAYS", default=3)
 LATE_FEE_DAILY_RATE = Decimal(env.str("LATE_FEE_DAILY_RATE", default="0.0005"))
 LATE_FEE_CAP_PERCENT = Decimal(env.str("LATE_FEE_CAP_PERCENT", default="10"))
 
+# The sandbox bank is the gateway (demo mode): its UnionPay test cards, one of which fails
+# the Luhn check, are accepted by card validation. Never on in production.
+GATEWAY_SANDBOX = env.bool("GATEWAY_SANDBOX", default=DEMO_MODE)
 # Bank/payment gateway (repayments/gateway). The sandbox bank listens on GATEWAY_URL
 # in development and tests; callbacks come back to GATEWAY_CALLBACK_URL.
 GATEWAY_URL = env.str("GATEWAY_URL", default="http://127.0.0.1:8099")

@@ -36,6 +36,7 @@ from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from baitiao.queues import queue_depth, queue_names, queue_oldest_task_age
 from repayments.models import (
     AttemptStatus,
     FailureFamily,
@@ -51,61 +52,6 @@ logger = logging.getLogger(__name__)
 
 # A scrape must never pile up behind a slow query (milliseconds per statement).
 STATEMENT_TIMEOUT_MS = 5000
-
-
-def queue_names() -> list[str]:
-    """The django-q2 queues of the product: the main cluster's and each ALT_CLUSTERS one (``notify``)."""
-    conf = settings.Q_CLUSTER
-    return [conf["name"], *conf.get("ALT_CLUSTERS", {})]
-
-
-def queue_depth(name: str) -> int:
-    """Tasks ready to run on queue ``name`` (ORM: not locked by a worker; Redis: list length)."""
-    from django_q.brokers import get_broker
-
-    return get_broker(list_key=name).queue_size()
-
-
-def queue_oldest_task_age(name: str, *, now: dt.datetime | None = None) -> float | None:
-    """Seconds since the oldest ready task of queue ``name`` was enqueued; None when it is empty.
-
-    django-q2 stamps each task with its enqueue time (``task["started"]``). With the
-    ORM broker the oldest ready row is the lowest id not locked by a worker; with
-    Redis it is the head of the list (tasks are pushed right and popped left).
-
-    Args:
-        name: the queue (cluster) name, e.g. ``"baitiao"`` or ``"notify"``.
-        now: the reference time (aware datetime); default ``timezone.now()``.
-    """
-    from django_q.brokers import get_broker
-    from django_q.brokers.orm import ORM
-    from django_q.brokers.redis_broker import Redis
-    from django_q.models import OrmQ
-    from django_q.signing import SignedPackage
-
-    now = now or timezone.now()
-    broker = get_broker(list_key=name)
-    if isinstance(broker, ORM):
-        row = (
-            OrmQ.objects.using(settings.Q_CLUSTER["orm"])
-            .filter(key=broker.list_key, lock__lte=now)
-            .order_by("id")
-            .first()
-        )
-        if row is None:
-            return None
-        started = row.task.get("started") if isinstance(row.task, dict) else None
-        started = started or row.lock
-    elif isinstance(broker, Redis):
-        payload = broker.connection.lindex(broker.list_key, 0)
-        if payload is None:
-            return None
-        started = SignedPackage.loads(payload).get("started")
-        if started is None:
-            return None
-    else:  # another broker: no cheap way to peek
-        return None
-    return max(0.0, (now - started).total_seconds())
 
 
 def first_id_since(model: type[Model], field: str, since: dt.datetime) -> int | None:

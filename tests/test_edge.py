@@ -1,7 +1,7 @@
 """Bad input at the edge (issue #15, item 7): a NUL or an absurd page number is a 400 or a 404, never a 500.
 
-One walk over every console page that lists or filters (``repayments/urls.py``,
-``repayments/urls_data.py``, ``accounts/urls.py``) puts a NUL into each of its
+One walk over every console page that lists or filters (``repayments/urls/``,
+``accounts/urls.py``) puts a NUL into each of its
 parameters, into its path segments and form fields, and asks it for page
 99999999999999999999; ``baitiao/edge.py`` and ``baitiao/paging.py`` answer them.
 """
@@ -42,8 +42,8 @@ PAGES = {
     "console:worklist": (_WORKLIST, True, {}),
     "console:search": (["q"], False, {}),
     "console:approvals": ([], False, {}),
-    "console:audit": (_AUDIT, True, {}),
-    "console:audit-export": (_AUDIT, False, {}),
+    "accounts:audit": (_AUDIT, True, {}),
+    "accounts:audit-export": (_AUDIT, False, {}),
     "console:incidents": ([], True, {}),
     "console:incident-declare": ([], False, {}),
     "console:bureau-ledger": (_LEDGER, True, {}),
@@ -184,7 +184,7 @@ def test_line_breaks_and_tabs_in_a_note_are_still_accepted(client, admin_user, b
 def test_a_page_past_the_end_of_a_list_is_a_404_and_the_first_page_of_an_empty_list_is_not(client, auditor, agent):
     audit_record(actor=agent, action="note.add", customer_no="EDGE-1")
     client.force_login(auditor)
-    url = reverse("console:audit")
+    url = reverse("accounts:audit")
     assert client.get(url, {"customer": "EDGE-1"}).status_code == 200
     assert client.get(url, {"customer": "NOBODY"}).status_code == 200  # empty, but it is the list
     past = client.get(url, {"customer": "EDGE-1", "page": "2"})

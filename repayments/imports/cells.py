@@ -86,7 +86,7 @@ def plain_text(raw: object) -> str:
     """Free text (names, bank names): trimmed, otherwise kept as typed (no NFKC).
 
     A leading apostrophe before ``= + - @`` is dropped: it is the formula guard our
-    own exports add (``repayments.imports.safety``), so a round trip is lossless.
+    own exports add (``baitiao.csvfiles``), so a round trip is lossless.
     """
     text = "" if raw is None else str(raw).strip()
     if len(text) > 1 and text[0] == "'" and text[1] in "=+-@":

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from import_export.formats import base_formats
 
+from baitiao.csvfiles import neutralize
 from repayments.imports.reading import read_table, table_dataset
-from repayments.imports.safety import neutralize
 
 
 def _neutralized(dataset):

@@ -75,11 +75,11 @@ class FileRefused(ValueError):
 
 def problems_csv(problems: Iterable[Problem]) -> bytes:
     """The report as CSV (UTF-8 with BOM so Excel opens the Chinese text): row, column, value, message."""
-    from repayments.imports.safety import neutralize
+    from baitiao.csvfiles import neutralize
 
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    # The header is translated: the console reads the report by position (``views_data.import_job``).
+    # The header is translated: the console reads the report by position (``repayments.views.data.import_job``).
     writer.writerow(
         [
             pgettext("error report header", "row"),

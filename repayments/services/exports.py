@@ -5,7 +5,7 @@ they come, so memory stays flat whatever the table size. Personal fields are
 masked unless the actor holds ``repayments.export_personal_data`` and gives a
 reason; every export writes an audit event (``data.export`` or
 ``data.export_unmasked``). Every text cell goes through
-``repayments.imports.safety.neutralize``.
+``baitiao.csvfiles.neutralize``.
 
 CSV is UTF-8 with a byte-order mark, which Excel needs to show Chinese text.
 """
@@ -23,10 +23,10 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from accounts.services import audit_record
+from baitiao.csvfiles import neutralize
 from baitiao.db_routers import reporting_db
 from repayments.imports.columns import RESOURCES
 from repayments.imports.resources import EXPORT_MASKS, render_cell
-from repayments.imports.safety import neutralize
 from repayments.models import Bill, CardBinding, CreditLine, Customer, RepaymentAttempt
 
 EXPORT_PERMISSION = "repayments.export_data"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
@@ -13,7 +11,7 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from repayments.imports.safety import neutralize
+from baitiao.csvfiles import csv_lines, csv_response
 from repayments.selectors.dashboard import (
     SECTIONS,
     dashboard_sections,
@@ -65,14 +63,7 @@ def dashboard_export(request: HttpRequest) -> HttpResponse:
     dashboard_export_record(
         actor=request.user, section=section_key, filters=filters.as_params(), rows=len(section.rows)
     )
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="dashboard-{section_key}.csv"'
-    response.write("\ufeff")  # Excel needs the BOM to read UTF-8 (Chinese headers)
-    writer = csv.writer(response, lineterminator="\r\n")
-    writer.writerow([neutralize(column) for column in section.columns])
-    for row in section.rows:
-        writer.writerow(["" if cell is None else neutralize(str(cell)) for cell in row])
-    return response
+    return csv_response(f"dashboard-{section_key}.csv", csv_lines(section.columns, section.rows))
 
 
 @login_required

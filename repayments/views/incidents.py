@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -13,9 +11,9 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.services import audit_record
+from baitiao.csvfiles import csv_lines, csv_response
 from baitiao.paging import paginate
 from repayments.forms import IncidentDeclareForm, ReliefRequestForm, ReliefReverseForm
-from repayments.imports.safety import neutralize
 from repayments.models import Incident, ReliefBatch, ReliefStatus
 from repayments.selectors.bureau import LEDGER_COLUMNS, ledger_row, suppression_ledger
 from repayments.selectors.incidents import incident_page
@@ -195,20 +193,8 @@ def bureau_ledger_export(request: HttpRequest) -> StreamingHttpResponse:
         target_type="repayments.bureausuppression",
         after={"filters": dict(request.GET.items())},
     )
-    buffer = _Line()
-    writer = csv.writer(buffer)
-
-    def lines():
-        yield "\ufeff" + writer.writerow(LEDGER_COLUMNS)
-        for entry in rows.iterator(chunk_size=2000):
-            row = ledger_row(entry)
-            yield writer.writerow(neutralize(row[column]) for column in LEDGER_COLUMNS)
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = 'attachment; filename="bureau-suppression-ledger.csv"'
-    return response
-
-
-class _Line:
-    def write(self, value: str) -> str:
-        return value
+    lines = csv_lines(
+        LEDGER_COLUMNS,
+        ([ledger_row(entry)[column] for column in LEDGER_COLUMNS] for entry in rows.iterator(chunk_size=2000)),
+    )
+    return csv_response("bureau-suppression-ledger.csv", lines)

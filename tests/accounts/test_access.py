@@ -55,7 +55,7 @@ def test_the_auditor_filters_the_trail_by_action_and_customer(client, auditor, a
     audit_record(actor=agent, action="note.add", customer_no="C-1")
     audit_record(actor=agent, action="customer.reveal", customer_no="C-2", reason="ticket 8")
     client.force_login(auditor)
-    response = client.get(reverse("console:audit"), {"action": "customer.reveal", "customer": "C-1"})
+    response = client.get(reverse("accounts:audit"), {"action": "customer.reveal", "customer": "C-1"})
     events = response.context["events"]
     assert [(e.action, e.customer_no, e.reason) for e in events] == [("customer.reveal", "C-1", "ticket 7")]
 
@@ -63,7 +63,7 @@ def test_the_auditor_filters_the_trail_by_action_and_customer(client, auditor, a
 def test_the_audit_export_is_csv_for_excel_neutralises_formulas_and_is_itself_audited(client, auditor, agent):
     audit_record(actor=agent, action="note.add", customer_no="C-9", reason='=HYPERLINK("http://x")')
     client.force_login(auditor)
-    response = client.get(reverse("console:audit-export"), {"customer": "C-9"})
+    response = client.get(reverse("accounts:audit-export"), {"customer": "C-9"})
     body = b"".join(response.streaming_content).decode("utf-8")
     assert body.startswith("\ufeff")
     rows = list(csv.reader(io.StringIO(body.lstrip("\ufeff"))))

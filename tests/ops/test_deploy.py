@@ -161,7 +161,7 @@ def test_queue_depth_and_age_are_read_from_redis_with_the_redis_broker(db):
     queue = f"ops-test-{os.getpid()}"
     code = (
         "import json; from django_q.tasks import async_task; from django_q.brokers import get_broker; "
-        "from repayments.metrics import queue_depth, queue_oldest_task_age; "
+        "from baitiao.queues import queue_depth, queue_oldest_task_age; "
         f"async_task('math.floor', 1.5, cluster='{queue}'); async_task('math.floor', 2.5, cluster='{queue}'); "
         f"print(json.dumps([queue_depth('{queue}'), queue_oldest_task_age('{queue}'), "
         f"type(get_broker('{queue}')).__name__])); get_broker('{queue}').delete_queue()"

@@ -476,7 +476,7 @@ def test_a_section_downloads_as_csv_with_the_tables_numbers_and_is_audited(clien
     response = client.get(reverse("console:dashboard-export"), {"section": "recovery", "risk_tier": "high"})
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
-    text = response.content.decode("utf-8")
+    text = b"".join(response.streaming_content).decode("utf-8")
     assert text.startswith("\ufeff")
     rows = list(csv.reader(io.StringIO(text[1:])))
     section = {s.key: s for s in dashboard_sections(DashboardFilters(risk_tier="high"))}["recovery"]

@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
+from baitiao.csvfiles import neutralize
 from repayments.imports import cells
 from repayments.imports.cells import CellError
-from repayments.imports.safety import neutralize
 
 
 @pytest.mark.parametrize("damaged", ["4.40300E+17", "4.403001990030712e+17", "6.22848E+18"])

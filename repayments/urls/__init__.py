@@ -1,3 +1,5 @@
+"""The console: worklist, customers, approvals, incidents, bureau ledger, dashboard (namespace "console")."""
+
 from django.urls import path
 
 from repayments.views import approvals, customers, dashboard, incidents, overview, worklist
@@ -22,8 +24,6 @@ urlpatterns = [
     path(bill + "retry/", customers.retry, name="bill-retry"),
     path("console/approvals/", approvals.approvals, name="approvals"),
     path("console/approvals/<str:kind>/<int:pk>/", approvals.decide, name="approval-decide"),
-    path("console/audit/", approvals.audit, name="audit"),
-    path("console/audit/export.csv", approvals.audit_export, name="audit-export"),
     path("console/incidents/", incidents.incident_list, name="incidents"),
     path("console/incidents/declare/", incidents.incident_declare_view, name="incident-declare"),
     path("console/incidents/<int:pk>/", incidents.incident_detail, name="incident-detail"),
