@@ -42,6 +42,8 @@ from repayments.models import (
     AttemptStatus,
     BillStatus,
     Channel,
+    CreditLineStatus,
+    FailureFamily,
     outstanding_sql,
 )
 from repayments.services.imports import bills_import_settle, new_lines_note, settled_note
@@ -147,6 +149,8 @@ _PARAMS = {
     "failed": AttemptStatus.FAILED.value,
     "finished": [AttemptStatus.SUCCEEDED.value, AttemptStatus.FAILED.value],
     "auto_debit": Channel.AUTO_DEBIT.value,
+    "line_active": CreditLineStatus.ACTIVE.value,
+    "family_other": FailureFamily.OTHER.value,
 }
 
 # The bills rows as they will be stored (alias ``r``): an empty optional cell keeps the
@@ -341,7 +345,7 @@ _MERGE = {
     WITH lines AS (
         INSERT INTO repayments_creditline (customer_id, credit_limit, available_credit, currency, status,
             created_at, updated_at)
-        SELECT DISTINCT c.id, 0, 0, 'CNY', 'active', now(), now() FROM stage s
+        SELECT DISTINCT c.id, 0, 0, 'CNY', %(line_active)s, now(), now() FROM stage s
         JOIN repayments_customer c ON c.customer_no = s.customer_no
         LEFT JOIN repayments_creditline l ON l.customer_id = c.id WHERE l.id IS NULL
         RETURNING id, customer_id)
@@ -378,7 +382,7 @@ _MERGE = {
             gateway_reference, created_at, updated_at)
         SELECT s.attempt_no, b.id, coalesce(s.channel, e.channel, %(auto_debit)s), s.amount, s.status,
             coalesce(s.failure_code, ''), CASE WHEN s.failure_code IS NULL THEN ''
-                ELSE coalesce(f.family, 'other') END,
+                ELSE coalesce(f.family, %(family_other)s) END,
             CASE WHEN date_trunc('second', e.requested_at) = s.requested_at THEN e.requested_at
                  ELSE s.requested_at END,
             CASE WHEN date_trunc('second', e.completed_at) = s.completed_at THEN e.completed_at
@@ -465,7 +469,7 @@ def fast_import(table: Table, *, outcome, dry_run: bool, apply_valid_rows: bool,
             new_lines = 0
             settled = None
             if resource == "bills":
-                cursor.execute(_MERGE["bills"])
+                cursor.execute(_MERGE["bills"], _PARAMS)
                 new_lines = cursor.fetchone()[0]
             else:
                 cursor.execute("CREATE TEMPORARY TABLE families (code text PRIMARY KEY, family text) ON COMMIT DROP")

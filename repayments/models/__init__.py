@@ -60,6 +60,7 @@ from repayments.models.incidents import (  # noqa: F401
     IncidentStatus,
     ReliefBatch,
     ReliefItem,
+    ReliefSkipReason,
     ReliefStatus,
 )
 from repayments.models.notifications import (  # noqa: F401
@@ -69,3 +70,4 @@ from repayments.models.notifications import (  # noqa: F401
     NotificationStatus,
     Reminder,
 )
+from repayments.models.sql import SQL_CODES  # noqa: F401

@@ -78,6 +78,14 @@ class ReliefStatus(models.TextChoices):
     REVERSED = "reversed", _("Reversed")
 
 
+class ReliefSkipReason(models.TextChoices):
+    """Why a relief item was not applied (``skip_reason``) or not reversed (``reverse_skip_reason``)."""
+
+    PAID = "paid", _("Paid meanwhile")
+    DEBIT_IN_FLIGHT = "debit_in_flight", _("A debit was at the bank")
+    CHANGED_SINCE = "changed_since", _("Changed since relief (not reversed)")
+
+
 class ReliefBatch(TimeStampedModel):
     """Relief for the bills an incident hurt, requested by one supervisor and approved by another.
 

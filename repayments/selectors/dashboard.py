@@ -27,7 +27,7 @@ from django.utils.translation import pgettext
 
 from baitiao.business_time import bucket_ranges
 from baitiao.db_routers import reporting_db
-from repayments.models import ApprovalStatus, FailureFamily, IncidentStatus, NotificationChannel, RiskTier
+from repayments.models import SQL_CODES, ApprovalStatus, FailureFamily, IncidentStatus, NotificationChannel, RiskTier
 
 RECOVERY_CHANNELS = ("retry", "reminder", "agent", "extension")  # the recoveries, charted
 PAYMENT_SOURCES = (*RECOVERY_CHANNELS, "first_debit", "customer")  # every succeeded payment, tabled
@@ -250,8 +250,8 @@ def section_buckets(f: DashboardFilters) -> Section:
     where, where_params = _where(f)
     rows = _fetch(
         f"SELECT CASE {' '.join(whens)} END AS bucket, currency, sum(bills)::bigint, sum(outstanding)"  # noqa: S608
-        f" FROM dashboard_bill_rollup WHERE status IN ('pending', 'overdue') AND {where} GROUP BY 1, 2",
-        params + where_params,
+        f" FROM dashboard_bill_rollup WHERE status IN (%s, %s) AND {where} GROUP BY 1, 2",
+        [*params, SQL_CODES["bill_pending"], SQL_CODES["bill_overdue"], *where_params],
     )
     found = {(bucket, currency): (bills, balance) for bucket, currency, bills, balance in rows}
     currencies = sorted({currency for _, currency in found})
@@ -279,10 +279,10 @@ def _cycles(f: DashboardFilters) -> list[tuple]:
     where, params = _where(f)
     return _fetch(
         "SELECT month, currency, sum(bills_due)::bigint, sum(amount_due), sum(collected),"  # noqa: S608
-        " coalesce(sum(bills) FILTER (WHERE status = 'overdue'), 0)::bigint,"
-        " coalesce(sum(outstanding) FILTER (WHERE status = 'overdue'), 0), sum(carried_forward)"
+        " coalesce(sum(bills) FILTER (WHERE status = %s), 0)::bigint,"
+        " coalesce(sum(outstanding) FILTER (WHERE status = %s), 0), sum(carried_forward)"
         f" FROM dashboard_bill_rollup WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2",
-        params,
+        [SQL_CODES["bill_overdue"], SQL_CODES["bill_overdue"], *params],
     )
 
 
@@ -353,8 +353,8 @@ def section_failures_family(f: DashboardFilters) -> Section:
     where, params = _where(f)
     rows = _fetch(
         "SELECT month, failure_family, sum(attempts)::bigint FROM dashboard_attempt_rollup"  # noqa: S608
-        f" WHERE status = 'failed' AND {where} GROUP BY 1, 2 ORDER BY 1, 2",
-        params,
+        f" WHERE status = %s AND {where} GROUP BY 1, 2 ORDER BY 1, 2",
+        [SQL_CODES["attempt_failed"], *params],
     )
     section = Section(
         key="failures_family",
@@ -377,10 +377,10 @@ def section_failures_bank(f: DashboardFilters) -> Section:
     """Per month and bank of the debited card: failed attempts, finished attempts and the failure rate."""
     where, params = _where(f)
     rows = _fetch(
-        "SELECT month, bank_code, coalesce(sum(attempts) FILTER (WHERE status = 'failed'), 0)::bigint,"  # noqa: S608
+        "SELECT month, bank_code, coalesce(sum(attempts) FILTER (WHERE status = %s), 0)::bigint,"  # noqa: S608
         " sum(attempts)::bigint FROM dashboard_attempt_rollup"
-        f" WHERE status IN ('failed', 'succeeded') AND {where} GROUP BY 1, 2 ORDER BY 1, 2",
-        params,
+        f" WHERE status IN (%s, %s) AND {where} GROUP BY 1, 2 ORDER BY 1, 2",
+        [SQL_CODES["attempt_failed"], SQL_CODES["attempt_failed"], SQL_CODES["attempt_succeeded"], *params],
     )
     section = Section(
         key="failures_bank",
@@ -420,8 +420,8 @@ def section_recovery(f: DashboardFilters) -> Section:
     where, params = _where(f)
     rows = _fetch(
         "SELECT month, recovery, currency, sum(attempts)::bigint, sum(amount) FROM dashboard_attempt_rollup"  # noqa: S608
-        f" WHERE status = 'succeeded' AND {where} GROUP BY 1, 2, 3 ORDER BY 1, 3",
-        params,
+        f" WHERE status = %s AND {where} GROUP BY 1, 2, 3 ORDER BY 1, 3",
+        [SQL_CODES["attempt_succeeded"], *params],
     )
     order = {source: index for index, source in enumerate(PAYMENT_SOURCES)}
     rows.sort(key=lambda row: (row[0], row[2], order[row[1]]))

@@ -16,6 +16,7 @@ from django.db import connection
 from django.db.models import Count, Q, Sum
 
 from repayments.models import (
+    SQL_CODES,
     AttemptStatus,
     Bill,
     BureauSuppression,
@@ -32,15 +33,16 @@ from repayments.models import (
 # system-family, it happened during the incident, and the customer's active card is on the incident's bank (an
 # incident without a bank covers every bank). ``{bill}`` is the bill table's alias
 # in the statement the fragment is put into. Cheap when nothing is open: the inner
-# scan reads the (tiny) open part of the incident table.
+# scan reads the (tiny) open part of the incident table. Its statement is run with
+# ``SQL_CODES`` among its parameters (named parameters only).
 SHIELDED_BY_OPEN_INCIDENT = """
-    ({bill}.last_failure_family = 'system' AND EXISTS (
+    ({bill}.last_failure_family = %(family_system)s AND EXISTS (
         SELECT 1 FROM repayments_incident inc
-         WHERE inc.status = 'open'
+         WHERE inc.status = %(incident_open)s
            AND {bill}.last_failure_at >= inc.started_at
            AND (inc.bank_code = '' OR EXISTS (
                 SELECT 1 FROM repayments_cardbinding icb
-                 WHERE icb.customer_id = {bill}.customer_id AND icb.status = 'active'
+                 WHERE icb.customer_id = {bill}.customer_id AND icb.status = %(binding_active)s
                    AND icb.bank_code = inc.bank_code))))
 """
 
@@ -87,7 +89,7 @@ RELIEF_SELECTION = """
         SELECT DISTINCT a.bill_id
           FROM repayments_repaymentattempt a
           LEFT JOIN repayments_cardbinding cb ON cb.id = a.card_binding_id
-         WHERE a.status = 'failed' AND a.failure_family = 'system'
+         WHERE a.status = %(attempt_failed)s AND a.failure_family = %(family_system)s
            AND a.requested_at >= %(start)s AND a.requested_at <= %(end)s
            AND (%(bank)s = '' OR cb.bank_code = %(bank)s)
            AND (%(channel)s = '' OR a.channel = %(channel)s)
@@ -97,17 +99,18 @@ RELIEF_SELECTION = """
       FROM hit
       JOIN repayments_bill b ON b.id = hit.bill_id
       JOIN repayments_creditline cl ON cl.id = b.credit_line_id
-     WHERE b.status IN ('pending', 'overdue')
+     WHERE b.status IN (%(bill_pending)s, %(bill_overdue)s)
        AND {outstanding} > 0
-       AND b.last_failure_family = 'system'
+       AND b.last_failure_family = %(family_system)s
        AND NOT EXISTS (SELECT 1 FROM repayments_repaymentattempt s
-                        WHERE s.bill_id = b.id AND s.status = 'succeeded' AND s.requested_at >= %(start)s)
+                        WHERE s.bill_id = b.id AND s.status = %(attempt_succeeded)s AND s.requested_at >= %(start)s)
 """.replace("{outstanding}", outstanding_sql("b"))
 
 
 def relief_selection_params(incident: Incident, *, until: dt.datetime) -> dict:
     """Parameters of :data:`RELIEF_SELECTION` for ``incident``'s scope and window (open: up to ``until``)."""
     return {
+        **SQL_CODES,
         "start": incident.started_at,
         "end": incident.ended_at or until,
         "bank": incident.bank_code,

@@ -48,6 +48,7 @@ from repayments.models import (
     BindingRepairCase,
     CardBinding,
     CardBindingStatus,
+    Channel,
     CreditLine,
     Customer,
     FailureCode,
@@ -138,7 +139,7 @@ def collection_run(
     now = now or timezone.now()
     first_debit_through = _first_debit_through(now)
     params = {
-        "channel": "auto_debit",
+        "channel": Channel.AUTO_DEBIT,
         "pending": AttemptStatus.PENDING,
         "processing": AttemptStatus.PROCESSING,
         "unknown": AttemptStatus.UNKNOWN,

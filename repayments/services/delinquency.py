@@ -37,23 +37,17 @@ from django.db import connection, transaction
 from accounts.services import audit_record
 from baitiao.business_time import CYCLE_DAYS, cycles_past_due, days_past_due
 from baitiao.money import ZERO
-from repayments.models import Bill, BillStatus, outstanding_sql
+from repayments.models import SQL_CODES, Bill, BillStatus, outstanding_sql
 from repayments.selectors.incidents import shielded_sql
-
-_PARAMS_SQL = {
-    "pending": BillStatus.PENDING.value,
-    "overdue": BillStatus.OVERDUE.value,
-    "paid": BillStatus.PAID.value,
-}
 
 # Restricts a step to ``bill_ids`` when given (an import ages what it wrote).
 _ONLY = "(%(bill_ids)s::bigint[] IS NULL OR id = ANY(%(bill_ids)s::bigint[]))"
 
 CLOSE_PAID = f"""
     UPDATE repayments_bill
-       SET status = %(paid)s, closed_at = now(), retry_at = NULL, past_due_amount = 0, past_due_since = NULL,
+       SET status = %(bill_paid)s, closed_at = now(), retry_at = NULL, past_due_amount = 0, past_due_since = NULL,
            cycles_past_due = 0, dpd = 0, updated_at = now()
-     WHERE status IN (%(pending)s, %(overdue)s)
+     WHERE status IN (%(bill_pending)s, %(bill_overdue)s)
        AND {outstanding_sql()} = 0
        AND {_ONLY}
 """  # noqa: S608 - constant SQL, no input
@@ -69,7 +63,7 @@ AGE = f"""
                     ELSE past_due_amount END AS past_due,
                past_due_since, due_date
           FROM repayments_bill
-         WHERE status IN (%(pending)s, %(overdue)s)
+         WHERE status IN (%(bill_pending)s, %(bill_overdue)s)
            AND NOT {shielded_sql("repayments_bill")}
            AND {_ONLY}
          -- A payment or an extension committing meanwhile is waited for and re-read,
@@ -95,7 +89,7 @@ AGE = f"""
                               ROUND(amount_due * %(cap)s / 100, 2)),
                         late_fee, late_fee_waived, amount_paid - amount_due)
                     ELSE late_fee END AS new_fee,
-               CASE WHEN is_overdue THEN %(overdue)s ELSE %(pending)s END AS new_status
+               CASE WHEN is_overdue THEN %(bill_overdue)s ELSE %(bill_pending)s END AS new_status
           FROM state
     )
     UPDATE repayments_bill AS b
@@ -134,7 +128,7 @@ def bills_refresh_delinquency(
         Rows changed per step: ``closed_paid``, ``became_overdue``, ``back_to_pending``, ``aged``.
     """
     params = {
-        **_PARAMS_SQL,
+        **SQL_CODES,
         "as_of": as_of,
         "grace": settings.GRACE_PERIOD_DAYS,
         "rate": settings.LATE_FEE_DAILY_RATE,

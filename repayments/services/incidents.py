@@ -38,6 +38,7 @@ from accounts.services import audit_record
 from baitiao.business_time import business_today
 from baitiao.money import format_money
 from repayments.models import (
+    SQL_CODES,
     ExtensionReason,
     Incident,
     IncidentSource,
@@ -47,6 +48,7 @@ from repayments.models import (
     NotificationEvent,
     ReliefBatch,
     ReliefItem,
+    ReliefSkipReason,
     ReliefStatus,
     outstanding_sql,
 )
@@ -68,12 +70,14 @@ RELIEF_LOCK_SPACE = 7_002  # pg_advisory_lock(space, batch_id): one runner per b
 DETECT = """
     SELECT cb.bank_code, a.channel,
            count(*) AS settled,
-           count(*) FILTER (WHERE a.status = 'failed' AND a.failure_family = 'system') AS system_failed,
-           min(a.requested_at) FILTER (WHERE a.status = 'failed' AND a.failure_family = 'system') AS first_failure
+           count(*) FILTER (WHERE a.status = %(attempt_failed)s AND a.failure_family = %(family_system)s)
+               AS system_failed,
+           min(a.requested_at) FILTER (WHERE a.status = %(attempt_failed)s AND a.failure_family = %(family_system)s)
+               AS first_failure
       FROM repayments_repaymentattempt a
       JOIN repayments_cardbinding cb ON cb.id = a.card_binding_id
      WHERE a.requested_at > %(since)s AND a.requested_at <= %(now)s
-       AND a.status IN ('succeeded', 'failed')
+       AND a.status IN (%(attempt_succeeded)s, %(attempt_failed)s)
      GROUP BY cb.bank_code, a.channel
 """
 
@@ -110,7 +114,7 @@ def incident_detect(*, now: dt.datetime | None = None) -> list[Incident]:
     config = settings.INCIDENT_DETECTION
     since = now - dt.timedelta(minutes=config["window_minutes"])
     with connection.cursor() as cursor:
-        cursor.execute(DETECT, {"since": since, "now": now})
+        cursor.execute(DETECT, {**SQL_CODES, "since": since, "now": now})
         rows = cursor.fetchall()
     opened = []
     for bank_code, channel, settled, system_failed, first_failure in rows:
@@ -229,9 +233,9 @@ def _on_open(incident: Incident, *, actor: User | None, now: dt.datetime) -> Non
         # Retrying a failing bank every few minutes only adds load to it; the cap is
         # the longest the engine waits, and resolving the incident brings them back.
         cursor.execute(
-            "UPDATE repayments_bill b SET retry_at = %s, updated_at = now()"  # noqa: S608 - constant SQL
-            f" WHERE b.status IN ('pending', 'overdue') AND b.retry_at < %s AND {shielded_sql('b')}",
-            [now + cap, now + cap],
+            "UPDATE repayments_bill b SET retry_at = %(cap)s, updated_at = now()"  # noqa: S608 - constant SQL
+            f" WHERE b.status IN (%(bill_pending)s, %(bill_overdue)s) AND b.retry_at < %(cap)s AND {shielded_sql('b')}",
+            {**SQL_CODES, "cap": now + cap},
         )
     _clear_banner()
     transaction.on_commit(lambda: _alert_supervisors(incident.pk))
@@ -287,9 +291,10 @@ def incident_resolve(*, incident_id: int, resolved_by: User, ended_at: dt.dateti
         with connection.cursor() as cursor:
             # Shielded by this incident (it is still open here): the backed-off retries come back now.
             cursor.execute(
-                "UPDATE repayments_bill b SET retry_at = %s, updated_at = now()"  # noqa: S608 - constant SQL
-                f" WHERE b.status IN ('pending', 'overdue') AND b.retry_at > %s AND {shielded_sql('b')}",
-                [now, now],
+                "UPDATE repayments_bill b SET retry_at = %(now)s, updated_at = now()"  # noqa: S608 - constant SQL
+                " WHERE b.status IN (%(bill_pending)s, %(bill_overdue)s) AND b.retry_at > %(now)s"
+                f" AND {shielded_sql('b')}",
+                {**SQL_CODES, "now": now},
             )
             retried = cursor.rowcount
         incident.status, incident.ended_at, incident.resolved_by = IncidentStatus.RESOLVED, ended_at, resolved_by
@@ -397,7 +402,8 @@ def relief_approve(*, batch_id: int, approved_by: User) -> ReliefBatch:
 # applied, then change the bills, write the suppressions and the audit events.
 _IN_FLIGHT = """
     EXISTS (SELECT 1 FROM repayments_repaymentattempt a
-             WHERE a.bill_id = i.bill_id AND a.status IN ('pending', 'processing', 'unknown'))
+             WHERE a.bill_id = i.bill_id
+               AND a.status IN (%(attempt_pending)s, %(attempt_processing)s, %(attempt_unknown)s))
 """
 # Items whose bill has a debit at the bank wait (processed_at stays NULL): the batch
 # stays running and the minute job re-queues it, so they are relieved once the
@@ -414,10 +420,10 @@ _LOCK_BILLS = """
      ORDER BY b.id FOR UPDATE
 """
 _SKIP_PAID = """
-    UPDATE repayments_reliefitem i SET processed_at = %(now)s, skip_reason = 'paid'
+    UPDATE repayments_reliefitem i SET processed_at = %(now)s, skip_reason = %(skip_paid)s
       FROM repayments_bill b
      WHERE b.id = i.bill_id AND i.id = ANY(%(ids)s)
-       AND (b.status NOT IN ('pending', 'overdue') OR {outstanding} = 0)
+       AND (b.status NOT IN (%(bill_pending)s, %(bill_overdue)s) OR {outstanding} = 0)
 """.replace("{outstanding}", outstanding_sql("b"))
 _MARK_APPLIED = """
     UPDATE repayments_reliefitem i
@@ -441,7 +447,7 @@ _APPLY_BILLS = """
            late_fee_waived = i.late_fee_waived_after,
            status = CASE WHEN b.past_due_amount > 0
                           AND COALESCE(b.past_due_since + %(days)s, i.due_date_after) + %(grace)s < %(today)s::date
-                         THEN 'overdue' ELSE 'pending' END,
+                         THEN %(bill_overdue)s ELSE %(bill_pending)s END,
            dpd = CASE WHEN b.past_due_amount > 0
                        AND COALESCE(b.past_due_since + %(days)s, i.due_date_after) + %(grace)s < %(today)s::date
                       THEN %(today)s::date - COALESCE(b.past_due_since + %(days)s, i.due_date_after) ELSE 0 END,
@@ -545,6 +551,7 @@ def _run_chunk(batch: ReliefBatch, chunk: int) -> tuple[int | None, int]:
     incident = batch.incident
     recovered = max(incident.ended_at or now, now)
     params = {
+        **SQL_CODES,
         "batch": batch.pk,
         "chunk": chunk,
         "now": now,
@@ -640,11 +647,11 @@ def relief_notify(*, item_ids: list[int]) -> int:
 
 
 _REVERSE_CHANGED = """
-    UPDATE repayments_reliefitem i SET reverse_skip_reason = 'changed_since'
+    UPDATE repayments_reliefitem i SET reverse_skip_reason = %(skip_changed_since)s
       FROM repayments_bill b
      WHERE b.id = i.bill_id AND i.batch_id = %(batch)s AND i.applied AND NOT i.reversed
        AND (b.due_date <> i.due_date_after OR b.late_fee_waived <> i.late_fee_waived_after
-            OR b.status NOT IN ('pending', 'overdue'))
+            OR b.status NOT IN (%(bill_pending)s, %(bill_overdue)s))
 """
 _REVERSE_BILLS = """
     UPDATE repayments_bill b
@@ -696,6 +703,7 @@ def relief_reverse(*, batch_id: int, reversed_by: User, reason: str) -> ReliefBa
                 % {"status": batch.get_status_display()},
             )
         params = {
+            **SQL_CODES,
             "batch": batch.pk,
             "now": now,
             "incident": batch.incident_id,
@@ -742,7 +750,7 @@ def relief_refusals(batch: ReliefBatch) -> dict[str, int]:
         .annotate(n=Count("id"))
         .values_list("skip_reason", "n")
     )
-    changed = batch.items.filter(reverse_skip_reason="changed_since").count()
+    changed = batch.items.filter(reverse_skip_reason=ReliefSkipReason.CHANGED_SINCE).count()
     if changed:
         counts["changed_since"] = changed
     return counts

@@ -22,7 +22,15 @@ from django.utils import timezone
 
 from baitiao.business_time import business_datetime, days_past_due
 from baitiao.money import format_money
-from repayments.models import Bill, BillStatus, NotificationEvent, NotificationStatus, Reminder, outstanding_sql
+from repayments.models import (
+    SQL_CODES,
+    Bill,
+    BillStatus,
+    NotificationEvent,
+    NotificationStatus,
+    Reminder,
+    outstanding_sql,
+)
 from repayments.models import Notification as NotificationModel
 from repayments.selectors.incidents import shielded_sql
 
@@ -35,10 +43,10 @@ PLAN = """
         SELECT b.id, b.due_date,
                CASE WHEN NOT EXISTS (SELECT 1 FROM repayments_bill older
                                       WHERE older.customer_id = b.customer_id AND older.period < b.period)
-                    THEN 'high' ELSE c.risk_tier END AS tier
+                    THEN %(tier_high)s ELSE c.risk_tier END AS tier
           FROM repayments_bill b
           JOIN repayments_customer c ON c.id = b.customer_id
-         WHERE b.status IN ('pending', 'overdue')
+         WHERE b.status IN (%(bill_pending)s, %(bill_overdue)s)
            AND {outstanding} > 0
            AND b.due_date BETWEEN %(due_from)s AND %(due_to)s
     )
@@ -46,7 +54,7 @@ PLAN = """
         created_at, updated_at)
     SELECT ob.id, slot.offset_days, ob.tier,
            ((ob.due_date + slot.offset_days) + %(send_time)s::time) AT TIME ZONE %(tz)s,
-           'planned', '', now(), now()
+           %(reminder_planned)s, '', now(), now()
       FROM open_bills ob
       JOIN unnest(%(tiers)s::text[], %(offsets)s::int[]) AS slot(tier, offset_days) ON slot.tier = ob.tier
      WHERE ob.due_date + slot.offset_days BETWEEN %(today)s AND %(horizon)s
@@ -76,6 +84,7 @@ def reminders_plan(*, as_of: dt.date, horizon_days: int = 7) -> int:
         cursor.execute(
             PLAN,
             {
+                **SQL_CODES,
                 "send_time": settings.REMINDER_SEND_TIME,
                 "tz": settings.TIME_ZONE,
                 "tiers": tiers,
@@ -165,17 +174,18 @@ def reminders_send_due(
 
 # Dunning a customer whose debit failed because of an open incident (issue #5) would
 # blame them for our fault: their due reminders are skipped, in one statement.
+SKIPPED_FOR_INCIDENT = "incident"  # the reminder's skip_reason
 SKIP_SHIELDED = f"""
-    UPDATE repayments_reminder r SET status = 'skipped', skip_reason = 'incident', updated_at = now()
+    UPDATE repayments_reminder r SET status = %(reminder_skipped)s, skip_reason = %(skip_incident)s, updated_at = now()
       FROM repayments_bill b
-     WHERE b.id = r.bill_id AND r.status = 'planned' AND r.scheduled_at <= %(now)s
+     WHERE b.id = r.bill_id AND r.status = %(reminder_planned)s AND r.scheduled_at <= %(now)s
        AND {shielded_sql("b")}
 """  # noqa: S608 - constant SQL, no input
 
 
 def _skip_shielded(now: dt.datetime) -> int:
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(SKIP_SHIELDED, {"now": now})
+        cursor.execute(SKIP_SHIELDED, {**SQL_CODES, "skip_incident": SKIPPED_FOR_INCIDENT, "now": now})
         return cursor.rowcount
 
 

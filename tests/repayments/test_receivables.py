@@ -143,7 +143,7 @@ def test_landing_page_dashboard_api_and_csv_export_show_the_same_totals(client, 
     response = client.get(reverse("console:dashboard-export") + "?section=buckets")
     assert response.status_code == 200
     exported = {}
-    for row in list(csv.reader(response.content.decode("utf-8-sig").splitlines()))[1:]:
+    for row in list(csv.reader(b"".join(response.streaming_content).decode("utf-8-sig").splitlines()))[1:]:
         bucket, currency, bills, balance = row
         if currency == "TWD":
             exported[bucket] = (int(bills.replace(",", "")), Decimal(balance.replace(",", "")))
