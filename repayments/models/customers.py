@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -9,7 +11,15 @@ from django.utils.translation import gettext_lazy as _
 from baitiao.models import TimeStampedModel
 from baitiao.pii import EncryptedTextField
 
-MONEY = {"max_digits": 14, "decimal_places": 2}
+
+class MoneyDigits(TypedDict):
+    """The `DecimalField` keyword arguments of a money column (typed so `**MONEY` type-checks)."""
+
+    max_digits: int
+    decimal_places: int
+
+
+MONEY: MoneyDigits = {"max_digits": 14, "decimal_places": 2}
 
 
 class RiskTier(models.TextChoices):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -695,7 +696,7 @@ def relief_reverse(*, batch_id: int, reversed_by: User, reason: str) -> ReliefBa
                 _("Only an applied batch can be reversed; this one is %(status)s.")
                 % {"status": batch.get_status_display()},
             )
-        params = {
+        params: dict[str, Any] = {
             "batch": batch.pk,
             "now": now,
             "incident": batch.incident_id,
