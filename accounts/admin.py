@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.paginator import Paginator
 
 from accounts.admin_base import AuditedModelAdmin
 from accounts.models import AuditEvent, User
@@ -21,7 +22,7 @@ class UserAdmin(AuditedModelAdmin, DjangoUserAdmin):
     list_filter = ("is_active", "is_staff", "groups")
     search_fields = ("username", "email")
     ordering = ("username",)
-    paginator = admin.ModelAdmin.paginator
+    paginator = Paginator  # Django's own (a small table: the exact count is cheap)
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from django import forms
 from django.contrib import admin
 from django.core.paginator import Paginator
 from django.db import connection
+from django.db.models import QuerySet
 from django.utils.functional import cached_property
 
 from accounts.services import audit_record
@@ -16,12 +19,12 @@ class EstimatedCountPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        query = self.object_list.query
-        if not query.where:
+        queryset = self.object_list  # the admin's changelist queryset
+        if isinstance(queryset, QuerySet) and not queryset.query.where:
             with connection.cursor() as cursor:
                 cursor.execute(
                     "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
-                    [self.object_list.model._meta.db_table],
+                    [queryset.model._meta.db_table],
                 )
                 row = cursor.fetchone()
             if row and row[0] > 10_000:
@@ -32,7 +35,7 @@ class EstimatedCountPaginator(Paginator):
 class AuditedModelAdmin(admin.ModelAdmin):
     """Base admin: estimated counts, a required reason, and an audit event with before/after."""
 
-    paginator = EstimatedCountPaginator
+    paginator: ClassVar[type[Paginator]] = EstimatedCountPaginator
     show_full_result_count = False
     list_per_page = 50
     ordering = ("-id",)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from axes.helpers import get_client_ip_address
 from django.contrib.auth.decorators import login_required, permission_required
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
+from accounts.http import AuthenticatedHttpRequest
 from accounts.selectors import audit_events_filtered
 from accounts.services import audit_record
 from baitiao.csvfiles import csv_lines, csv_response
@@ -29,7 +30,7 @@ AUDIT_EXPORT_COLUMNS = (
 
 @login_required
 @permission_required("accounts.view_audit_trail", raise_exception=True)
-def audit(request: HttpRequest) -> HttpResponse:
+def audit(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The audit trail filtered by actor, action, customer and business-time dates; newest first."""
     events, errors = audit_events_filtered(request.GET)
     page = paginate(events, request.GET, size=AUDIT_PAGE_SIZE)
@@ -51,7 +52,7 @@ def audit(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @permission_required("accounts.export_audit_trail", raise_exception=True)
-def audit_export(request: HttpRequest) -> StreamingHttpResponse:
+def audit_export(request: AuthenticatedHttpRequest) -> StreamingHttpResponse:
     """The filtered audit trail as CSV (snapshots as JSON), streamed; the export itself is audited."""
     events, _errors = audit_events_filtered(request.GET)
     audit_record(

@@ -79,5 +79,6 @@ def stop_embedded_database(var_dir: Path) -> bool:
         from pgserver import _commands
 
     user = "pgserver" if os.geteuid() == 0 else None  # pgserver runs postgres as this user under root
-    _commands.pg_ctl(["-w", "stop"], pgdata=pgdata, user=user)
+    # pgserver creates its command functions with setattr() at import, unseen by mypy.
+    _commands.pg_ctl(["-w", "stop"], pgdata=pgdata, user=user)  # type: ignore[attr-defined]
     return True

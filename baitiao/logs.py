@@ -33,6 +33,13 @@ from baitiao.masking import mask_email, mask_national_id, mask_phone
 
 if TYPE_CHECKING:  # the settings import this module: keep Django's request machinery out of it
     from django.http import HttpRequest, HttpResponse
+    from structlog.typing import EventDict
+
+    class IdentifiedHttpRequest(HttpRequest):
+        """A request once ``RequestContextMiddleware`` has given it its id (for the type checker only)."""
+
+        request_id: str
+
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # An incoming id is honoured only when it is short and harmless (letters, digits, - _ . :);
@@ -86,7 +93,7 @@ def _redact(value: Any) -> Any:
     return value
 
 
-def redact_pii(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def redact_pii(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
     """structlog processor: mask personal data in every value of the event (defence in depth).
 
     Runs after ``format_exc_info`` so exception messages and tracebacks are covered.
@@ -184,7 +191,7 @@ class RequestContextMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: IdentifiedHttpRequest) -> HttpResponse:
         structlog.contextvars.clear_contextvars()
         request_id = request_id_from(request)
         request.request_id = request_id

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -432,7 +433,7 @@ GATEWAY_SIGNATURE_TOLERANCE_SECONDS = 300
 # Collection (repayments/services/collection.py): first debits of a bill start at
 # this business-time hour on its due date; retry schedules per failure family.
 COLLECTION_START_HOUR = env.int("COLLECTION_START_HOUR", default=9)
-RETRY_POLICY = {
+RETRY_POLICY: dict[str, dict[str, Any]] = {
     # family: how the next try is scheduled (docs/repayment-engine.md)
     "system": {"first_minutes": 5, "factor": 2, "cap_minutes": 120, "max_tries": 8},
     "funds": {"days": [1, 3, 5]},

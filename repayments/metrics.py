@@ -72,18 +72,18 @@ def first_id_since(model: type[Model], field: str, since: dt.datetime) -> int | 
     last = rows.reverse().first()
     if last is None or last[1] < since:
         return None
-    first = rows.first()
+    first = rows[0]  # exists, since a last row does
     if first[1] >= since:
         return first[0]
     lo, hi = first[0], last[0]  # row lo is older than since; the first row at or after hi is not
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        row_id, value = rows.filter(id__gte=mid).first()
+        row_id, value = rows.filter(id__gte=mid)[0]  # row hi at least
         if value >= since:
             hi = mid
         else:
             lo = max(mid, min(row_id, hi - 1))
-    return rows.filter(id__gte=hi).first()[0]
+    return rows.filter(id__gte=hi)[0][0]
 
 
 def _gauge(name: str, documentation: str, labels: list[str]) -> GaugeMetricFamily:

@@ -31,7 +31,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache, partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
@@ -300,7 +300,7 @@ def map_holders(
     Mapping is CPU-bound (encryption dominates), so batches go to a fork-based
     process pool that returns COPY text (``repayments.datasets.copyrows``).
     """
-    options = {"as_of": as_of, "currency": currency, "source": source}
+    options: dict[str, Any] = {"as_of": as_of, "currency": currency, "source": source}
     items = list(holders)
     batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
     workers = min(os.cpu_count() or 1, len(batches))

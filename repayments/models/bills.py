@@ -142,7 +142,7 @@ class Bill(TimeStampedModel):
     cycles_past_due = models.PositiveSmallIntegerField(default=0, db_default=0)  # minimum payments missed
     late_fee = models.DecimalField(**MONEY, default=0)  # accrued by the daily job (docs/repayment-engine.md)
     late_fee_waived = models.DecimalField(**MONEY, default=0)  # part of late_fee cancelled by a waiver
-    status = models.CharField(max_length=16, choices=BillStatus.choices, default=BillStatus.PENDING)
+    status = models.CharField(max_length=16, choices=BillStatus, default=BillStatus.PENDING)
     dpd = models.PositiveSmallIntegerField(default=0)  # days past due on `dpd_as_of`
     dpd_as_of = models.DateField(null=True, blank=True)
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -150,7 +150,7 @@ class Bill(TimeStampedModel):
     retry_at = models.DateTimeField(null=True, blank=True)  # UTC; next automatic debit, None = not planned
     # The latest failed attempt's family and code, kept here so the worklist reads one table.
     # Database defaults, so the bulk loaders' COPY need not name these columns.
-    last_failure_family = models.CharField(max_length=8, choices=FailureFamily.choices, blank=True, db_default="")
+    last_failure_family = models.CharField(max_length=8, choices=FailureFamily, blank=True, db_default="")
     last_failure_code = models.CharField(max_length=40, blank=True, db_default="")
     last_failure_at = models.DateTimeField(null=True, blank=True)
     assigned_to = models.ForeignKey(

@@ -36,9 +36,9 @@ class Extension(TimeStampedModel):
     bill = models.ForeignKey(Bill, on_delete=models.PROTECT, related_name="extensions")
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="extensions")
     days = models.PositiveSmallIntegerField()  # calendar days added to the due date
-    reason = models.CharField(max_length=24, choices=ExtensionReason.choices)
+    reason = models.CharField(max_length=24, choices=ExtensionReason)
     note = models.TextField(blank=True)
-    status = models.CharField(max_length=8, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING)
+    status = models.CharField(max_length=8, choices=ApprovalStatus, default=ApprovalStatus.PENDING)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -82,9 +82,9 @@ class Waiver(TimeStampedModel):
     bill = models.ForeignKey(Bill, on_delete=models.PROTECT, related_name="waivers")
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="waivers")
     amount = models.DecimalField(**MONEY)  # in the bill's currency; part or all of the unwaived late fee
-    reason = models.CharField(max_length=24, choices=ExtensionReason.choices)
+    reason = models.CharField(max_length=24, choices=ExtensionReason)
     note = models.TextField(blank=True)
-    status = models.CharField(max_length=8, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING)
+    status = models.CharField(max_length=8, choices=ApprovalStatus, default=ApprovalStatus.PENDING)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -132,7 +132,7 @@ class BureauSuppression(TimeStampedModel):
         "Incident", on_delete=models.PROTECT, null=True, blank=True, related_name="bureau_suppressions"
     )
     suppress_until = models.DateField()  # business date, inclusive
-    reason = models.CharField(max_length=24, choices=ExtensionReason.choices)
+    reason = models.CharField(max_length=24, choices=ExtensionReason)
     revoked_at = models.DateTimeField(null=True, blank=True)  # UTC; its relief batch was reversed
 
     class Meta:

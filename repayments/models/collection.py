@@ -57,9 +57,9 @@ class RepaymentAttempt(TimeStampedModel):
     card_binding = models.ForeignKey(
         CardBinding, on_delete=models.PROTECT, null=True, blank=True, related_name="attempts"
     )
-    channel = models.CharField(max_length=12, choices=Channel.choices, default=Channel.AUTO_DEBIT)
+    channel = models.CharField(max_length=12, choices=Channel, default=Channel.AUTO_DEBIT)
     amount = models.DecimalField(**MONEY)  # in the bill's currency
-    status = models.CharField(max_length=12, choices=AttemptStatus.choices, default=AttemptStatus.PENDING)
+    status = models.CharField(max_length=12, choices=AttemptStatus, default=AttemptStatus.PENDING)
     failure_code = models.CharField(max_length=40, blank=True)  # FailureCode, or the bank's unknown code
     failure_family = models.CharField(max_length=8, choices=FailureFamily.choices, blank=True)
     failure_message = models.CharField(max_length=255, blank=True)  # the bank's words
@@ -116,7 +116,7 @@ class BindingRepairCase(TimeStampedModel):
     card_binding = models.ForeignKey(CardBinding, on_delete=models.PROTECT, related_name="repair_cases")
     attempt = models.ForeignKey(RepaymentAttempt, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     failure_code = models.CharField(max_length=40)
-    status = models.CharField(max_length=10, choices=RepairCaseStatus.choices, default=RepairCaseStatus.OPEN)
+    status = models.CharField(max_length=10, choices=RepairCaseStatus, default=RepairCaseStatus.OPEN)
     assigned_to = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -151,7 +151,7 @@ class ReviewReason(models.TextChoices):
 class GatewayReviewItem(TimeStampedModel):
     """A gateway message we refused to apply; someone must look at it."""
 
-    reason = models.CharField(max_length=20, choices=ReviewReason.choices)
+    reason = models.CharField(max_length=20, choices=ReviewReason)
     idempotency_key = models.CharField(max_length=64, blank=True, db_index=True)
     attempt = models.ForeignKey(RepaymentAttempt, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     payload = models.JSONField()  # the gateway's JSON as received (tokens, no card numbers)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -9,7 +11,15 @@ from django.utils.translation import gettext_lazy as _
 from baitiao.models import TimeStampedModel
 from baitiao.pii import EncryptedTextField
 
-MONEY = {"max_digits": 14, "decimal_places": 2}
+
+class MoneyDigits(TypedDict):
+    """The `DecimalField` keyword arguments of a money column (typed so `**MONEY` type-checks)."""
+
+    max_digits: int
+    decimal_places: int
+
+
+MONEY: MoneyDigits = {"max_digits": 14, "decimal_places": 2}
 
 
 class RiskTier(models.TextChoices):
@@ -38,11 +48,11 @@ class Customer(TimeStampedModel):
     national_id_last4 = models.CharField(max_length=4, blank=True, db_index=True)
     email = EncryptedTextField(blank=True)
     credit_score = models.SmallIntegerField(null=True, blank=True)  # 350–950, Zhima-style scale
-    risk_tier = models.CharField(max_length=8, choices=RiskTier.choices, default=RiskTier.MEDIUM)
+    risk_tier = models.CharField(max_length=8, choices=RiskTier, default=RiskTier.MEDIUM)
     is_synthetic = models.BooleanField(
         default=False, help_text=_("Contact details generated, not real (see docs/dataset.md).")
     )
-    source = models.CharField(max_length=16, choices=DataSource.choices, default=DataSource.CONSOLE)
+    source = models.CharField(max_length=16, choices=DataSource, default=DataSource.CONSOLE)
     source_ref = models.CharField(max_length=32, blank=True, help_text=_("ID in the source dataset."))
     language = models.CharField(max_length=8, default="zh-hans", help_text=_("Language of customer messages."))
     # Set by the retention job (repayments/services/retention.py): personal data erased,
@@ -84,7 +94,7 @@ class CreditLine(TimeStampedModel):
     credit_limit = models.DecimalField(**MONEY)  # in `currency`
     available_credit = models.DecimalField(**MONEY)  # in `currency`; limit minus open balance
     currency = models.CharField(max_length=3, default="CNY")  # ISO 4217
-    status = models.CharField(max_length=8, choices=CreditLineStatus.choices, default=CreditLineStatus.ACTIVE)
+    status = models.CharField(max_length=8, choices=CreditLineStatus, default=CreditLineStatus.ACTIVE)
     status_changed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -131,10 +141,10 @@ class CardBinding(TimeStampedModel):
     last4 = models.CharField(max_length=4, db_index=True)
     bank_code = models.CharField(max_length=16, blank=True)
     bank_name = models.CharField(max_length=64, blank=True)
-    card_type = models.CharField(max_length=3, choices=CardType.choices, default=CardType.DEBIT)
+    card_type = models.CharField(max_length=3, choices=CardType, default=CardType.DEBIT)
     reserved_phone = EncryptedTextField(blank=True)  # 预留手机号 at the issuing bank
     reserved_phone_last4 = models.CharField(max_length=4, blank=True)
-    status = models.CharField(max_length=8, choices=CardBindingStatus.choices, default=CardBindingStatus.ACTIVE)
+    status = models.CharField(max_length=8, choices=CardBindingStatus, default=CardBindingStatus.ACTIVE)
     status_changed_at = models.DateTimeField(null=True, blank=True)
     status_reason = models.CharField(max_length=255, blank=True)
     bound_at = models.DateTimeField()

@@ -28,7 +28,7 @@ class ImportJob(TimeStampedModel):
     filename = models.CharField(max_length=255)
     content = models.BinaryField()  # the upload, Fernet-encrypted (personal data); cleared once the job has run
     options = models.JSONField(default=dict)  # dry_run, encoding, header_row, skip_footer, apply_valid_rows
-    status = models.CharField(max_length=10, choices=ImportJobStatus.choices, default=ImportJobStatus.QUEUED)
+    status = models.CharField(max_length=10, choices=ImportJobStatus, default=ImportJobStatus.QUEUED)
     rows_total = models.PositiveIntegerField(default=0)
     rows_done = models.PositiveIntegerField(default=0)
     summary = models.JSONField(default=dict, blank=True)  # counts and notes, never cell values

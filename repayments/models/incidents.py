@@ -35,8 +35,8 @@ class Incident(TimeStampedModel):
     channel = models.CharField(max_length=12, choices=Channel.choices, blank=True)  # "" = every channel
     started_at = models.DateTimeField()  # UTC, start of the window
     ended_at = models.DateTimeField(null=True, blank=True)  # UTC, end of the window; None while open
-    status = models.CharField(max_length=8, choices=IncidentStatus.choices, default=IncidentStatus.OPEN)
-    source = models.CharField(max_length=8, choices=IncidentSource.choices)
+    status = models.CharField(max_length=8, choices=IncidentStatus, default=IncidentStatus.OPEN)
+    source = models.CharField(max_length=8, choices=IncidentSource)
     declared_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )  # None: detected by the system
@@ -97,7 +97,7 @@ class ReliefBatch(TimeStampedModel):
     incident = models.ForeignKey(Incident, on_delete=models.PROTECT, related_name="relief_batches")
     days = models.PositiveSmallIntegerField()  # calendar days added to each due date
     note = models.TextField(blank=True)
-    status = models.CharField(max_length=10, choices=ReliefStatus.choices, default=ReliefStatus.REQUESTED)
+    status = models.CharField(max_length=10, choices=ReliefStatus, default=ReliefStatus.REQUESTED)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     approved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"

@@ -85,11 +85,11 @@ class Notification(TimeStampedModel):
     attempt = models.ForeignKey(
         RepaymentAttempt, on_delete=models.PROTECT, null=True, blank=True, related_name="notifications"
     )
-    event = models.CharField(max_length=24, choices=NotificationEvent.choices)
-    channel = models.CharField(max_length=8, choices=NotificationChannel.choices)
+    event = models.CharField(max_length=24, choices=NotificationEvent)
+    channel = models.CharField(max_length=8, choices=NotificationChannel)
     language = models.CharField(max_length=8)
     body = models.TextField()  # no personal data beyond the masked card and amounts
-    status = models.CharField(max_length=8, choices=NotificationStatus.choices)
+    status = models.CharField(max_length=8, choices=NotificationStatus)
     provider_reference = models.CharField(max_length=64, blank=True)
     error = models.CharField(max_length=255, blank=True)
     sent_at = models.DateTimeField()

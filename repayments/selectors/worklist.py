@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-from django.db.models import Exists, OuterRef, QuerySet, Value
+from django.db.models import Exists, OuterRef, Value
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -30,6 +30,7 @@ from accounts.models import User
 from baitiao.business_time import bucket_ranges
 from repayments.models import (
     Bill,
+    BillQuerySet,
     BillStatus,
     BindingRepairCase,
     CardBinding,
@@ -137,7 +138,7 @@ class Page:
         return (self.number - 1) * PAGE_SIZE + len(self.rows)
 
 
-def _filter_bills(qs: QuerySet[Bill], f: WorklistFilters, user: User) -> QuerySet[Bill]:
+def _filter_bills(qs: BillQuerySet, f: WorklistFilters, user: User) -> BillQuerySet:
     if f.bank:
         qs = qs.filter(
             Exists(
@@ -195,14 +196,12 @@ def worklist_bills(*, filters: WorklistFilters, user: User) -> Page:
         if not parts:
             return Page(rows=[], number=filters.page, has_next=False)
         if len(parts) == 1:
-            ordered = parts[0].order_by("-last_failure_at", "-id")[offset:window]
+            ranked = parts[0].order_by("-last_failure_at", "-id")[offset:window]
         else:
             # Each part reads its family's index and stops after `window` rows.
             limited = [part.order_by("-last_failure_at", "-id")[:window] for part in parts]
-            ordered = (
-                limited[0].union(*limited[1:], all=True).order_by("rank", "-last_failure_at", "-id")[offset:window]
-            )
-        ids = [row[0] for row in ordered]
+            ranked = limited[0].union(*limited[1:], all=True).order_by("rank", "-last_failure_at", "-id")[offset:window]
+        ids = [row[0] for row in ranked]
     has_next = len(ids) > PAGE_SIZE
     ids = ids[:PAGE_SIZE]
     rows = {

@@ -169,9 +169,9 @@ def holders_bulk_merge(*, chunks: Iterable[EncodedChunk]) -> dict[str, int]:
                 staged[table] += count
                 parts[table].append(data)
         # One COPY at a time: the protocol allows a single COPY per connection.
-        for table, data in parts.items():
+        for table, blocks in parts.items():
             with cursor.copy(f"COPY {table} FROM STDIN") as copy:  # noqa: S608 - fixed names
-                for block in data:
+                for block in blocks:
                     copy.write(block)
         for table, columns in _IDS.items():
             cursor.execute(f"CREATE TEMPORARY TABLE {table} ({columns}) ON COMMIT DROP")  # noqa: S608

@@ -25,6 +25,8 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -138,7 +140,7 @@ def collection_run(
     """
     now = now or timezone.now()
     first_debit_through = _first_debit_through(now)
-    params = {
+    params: dict[str, Any] = {
         "channel": Channel.AUTO_DEBIT,
         "pending": AttemptStatus.PENDING,
         "processing": AttemptStatus.PROCESSING,
@@ -163,9 +165,7 @@ def collection_run(
             )
         batches = [attempt_ids[i : i + SEND_BATCH] for i in range(0, len(attempt_ids), SEND_BATCH)]
         for batch in batches:
-            transaction.on_commit(
-                lambda batch=batch: async_task("repayments.tasks.send_debits", batch, cluster=send_cluster)
-            )
+            transaction.on_commit(partial(async_task, "repayments.tasks.send_debits", batch, cluster=send_cluster))
         if created:
             audit_record(actor=None, action="collection.run", target_type="job", after={"attempts": len(created)})
     if len(attempt_ids) >= ANALYZE_AFTER_ATTEMPTS:
@@ -215,10 +215,12 @@ def _send_one(attempt_id: int) -> str:
     attempt = _claim(attempt_id)
     if attempt is None:
         return "skipped"
+    binding = attempt.card_binding
+    assert binding is not None  # _claim cancels an attempt without an active binding
     try:
         result = get_gateway().debit(
             idempotency_key=attempt.attempt_no,
-            token=attempt.card_binding.gateway_token,
+            token=binding.gateway_token,
             amount=attempt.amount,
             currency=attempt.bill.credit_line.currency,
         )
@@ -520,15 +522,17 @@ def _apply_failure(bill: Bill, attempt: RepaymentAttempt, family: str, now: dt.d
             if attempt.card_binding_id
             else None
         )
-        reverified = (
-            binding is not None and binding.status_changed_at and binding.status_changed_at > attempt.requested_at
+        reverified_active = (
+            binding is not None
+            and binding.status == CardBindingStatus.ACTIVE
+            and binding.status_changed_at is not None
+            and binding.status_changed_at > attempt.requested_at
         )
-        has_other_card = (
-            CardBinding.objects.filter(customer_id=bill.customer_id, status=CardBindingStatus.ACTIVE)
-            .exclude(pk=attempt.card_binding_id)
-            .exists()
-        )
-        if has_other_card or (reverified and binding.status == CardBindingStatus.ACTIVE):
+        other_cards = CardBinding.objects.filter(customer_id=bill.customer_id, status=CardBindingStatus.ACTIVE)
+        if attempt.card_binding_id is not None:
+            other_cards = other_cards.exclude(pk=attempt.card_binding_id)
+        has_other_card = other_cards.exists()
+        if has_other_card or reverified_active:
             # The customer re-bound while this attempt was in flight: retry on the
             # card that is active now; no repair case, no "bind a new card" message.
             bill.retry_at = now
@@ -582,7 +586,8 @@ def _apply_failure(bill: Bill, attempt: RepaymentAttempt, family: str, now: dt.d
 def _incident_open_for(attempt: RepaymentAttempt) -> bool:
     from repayments.selectors.incidents import incident_open_for_bank
 
-    bank_code = attempt.card_binding.bank_code if attempt.card_binding_id else ""
+    binding = attempt.card_binding
+    bank_code = binding.bank_code if binding is not None else ""
     return incident_open_for_bank(bank_code)
 
 

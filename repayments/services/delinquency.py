@@ -202,7 +202,7 @@ def bill_restate(bill: Bill, *, today: dt.date) -> list[str]:
     since = (bill.past_due_since or bill.due_date) if past_due > ZERO else None
     overdue = since is not None and since + grace < today
     bill.past_due_amount, bill.past_due_since = past_due, since
-    bill.dpd = days_past_due(since, today) if overdue else 0
+    bill.dpd = days_past_due(since, today) if overdue and since is not None else 0
     bill.cycles_past_due = cycles_past_due(bill.dpd) if since is not None else 0
     bill.status = BillStatus.OVERDUE if overdue else BillStatus.PENDING
     bill.dpd_as_of = today

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -702,7 +703,7 @@ def relief_reverse(*, batch_id: int, reversed_by: User, reason: str) -> ReliefBa
                 _("Only an applied batch can be reversed; this one is %(status)s.")
                 % {"status": batch.get_status_display()},
             )
-        params = {
+        params: dict[str, Any] = {
             **SQL_CODES,
             "batch": batch.pk,
             "now": now,

@@ -5,12 +5,13 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from accounts.http import AuthenticatedHttpRequest
 from repayments.forms import DecisionForm
 from repayments.selectors.customers import approvals_pending
 from repayments.services.errors import RuleViolation
@@ -22,7 +23,7 @@ def _can_approve(user) -> bool:
 
 
 @login_required
-def approvals(request: HttpRequest) -> HttpResponse:
+def approvals(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Extensions and waivers waiting for a supervisor; one's own requests listed apart."""
     if not _can_approve(request.user):
         raise PermissionDenied
@@ -31,7 +32,7 @@ def approvals(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def decide(request: HttpRequest, kind: str, pk: int) -> HttpResponse:
+def decide(request: AuthenticatedHttpRequest, kind: str, pk: int) -> HttpResponse:
     """Approve or reject one extension or waiver (never one's own)."""
     permission = {"extension": "repayments.approve_extension", "waiver": "repayments.approve_waiver"}.get(kind)
     if permission is None or not request.user.has_perm(permission):

@@ -7,13 +7,14 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
+from accounts.http import AuthenticatedHttpRequest
 from baitiao.masking import mask_email, mask_name, mask_national_id, mask_phone
 from baitiao.money import format_money
 from baitiao.pii import pii_decrypt, pii_encrypt
@@ -36,12 +37,12 @@ from repayments.services.extensions import extension_request, extension_within_p
 CHALLENGE_SESSION_KEY = "binding_challenge"
 
 
-def _client_ip(request: HttpRequest) -> str | None:
+def _client_ip(request: AuthenticatedHttpRequest) -> str | None:
     """The client's address as django-axes reads it (behind PROXY_COUNT proxies)."""
     return get_client_ip_address(request)
 
 
-def _detail_context(request: HttpRequest, customer_no: str) -> dict:
+def _detail_context(request: AuthenticatedHttpRequest, customer_no: str) -> dict:
     user = request.user
     with_audit = user.has_perm("accounts.view_audit_trail") or user.has_perm("repayments.work_cases")
     try:
@@ -69,7 +70,7 @@ def _detail_context(request: HttpRequest, customer_no: str) -> dict:
 
 @login_required
 @permission_required("repayments.view_customer", raise_exception=True)
-def customer_view(request: HttpRequest, customer_no: str) -> HttpResponse:
+def customer_view(request: AuthenticatedHttpRequest, customer_no: str) -> HttpResponse:
     """Masked identity and contact, credit line, bills, attempts, messages, extensions, notes, audit."""
     return render(request, "console/customer.html", _detail_context(request, customer_no))
 
@@ -77,7 +78,7 @@ def customer_view(request: HttpRequest, customer_no: str) -> HttpResponse:
 @login_required
 @permission_required("repayments.reveal_personal_data", raise_exception=True)
 @require_POST
-def reveal(request: HttpRequest, customer_no: str) -> HttpResponse:
+def reveal(request: AuthenticatedHttpRequest, customer_no: str) -> HttpResponse:
     """Show one masked field in clear, once, after a reason; audited. Never stored in the session.
 
     The audit event commits with the page that shows the value: a page that fails
@@ -123,7 +124,7 @@ def reveal(request: HttpRequest, customer_no: str) -> HttpResponse:
 @login_required
 @permission_required("repayments.work_cases", raise_exception=True)
 @require_POST
-def note_create(request: HttpRequest, customer_no: str) -> HttpResponse:
+def note_create(request: AuthenticatedHttpRequest, customer_no: str) -> HttpResponse:
     customer = get_object_or_404(Customer, customer_no=customer_no)
     form = NoteForm(request.POST)
     if form.is_valid():
@@ -140,7 +141,7 @@ def note_create(request: HttpRequest, customer_no: str) -> HttpResponse:
 @sensitive_post_parameters("card_number", "reserved_phone")
 @login_required
 @permission_required("repayments.repair_card_binding", raise_exception=True)
-def binding_repair(request: HttpRequest, customer_no: str) -> HttpResponse:
+def binding_repair(request: AuthenticatedHttpRequest, customer_no: str) -> HttpResponse:
     """Step 1: the new card and reserved phone; the bank texts a code to the phone."""
     customer = get_object_or_404(Customer.objects.select_related("credit_line"), customer_no=customer_no)
     form = BindingStartForm(request.POST or None)
@@ -168,15 +169,16 @@ def binding_repair(request: HttpRequest, customer_no: str) -> HttpResponse:
             }
             return redirect("console:binding-confirm", customer_no=customer_no)
     if form.is_bound:
-        form.data = form.data.copy()
-        form.data["card_number"] = ""  # never echo a card number back into the page
+        data = request.POST.copy()  # form.data: a bound form here was bound to request.POST
+        data["card_number"] = ""  # never echo a card number back into the page
+        form.data = data
     return render(request, "console/binding_repair.html", {"customer": customer, "form": form, "step": 1})
 
 
 @sensitive_post_parameters("sms_code")
 @login_required
 @permission_required("repayments.repair_card_binding", raise_exception=True)
-def binding_confirm(request: HttpRequest, customer_no: str) -> HttpResponse:
+def binding_confirm(request: AuthenticatedHttpRequest, customer_no: str) -> HttpResponse:
     """Step 2: the SMS code the customer reads out; the old binding is replaced and bills retried."""
     customer = get_object_or_404(Customer.objects.select_related("credit_line"), customer_no=customer_no)
     pending = request.session.get(CHALLENGE_SESSION_KEY)
@@ -225,7 +227,7 @@ def _bill_for(customer_no: str, bill_no: str) -> Bill:
     )
 
 
-def _bill_request(request: HttpRequest, bill: Bill, form, submit, done) -> HttpResponse | None:
+def _bill_request(request: AuthenticatedHttpRequest, bill: Bill, form, submit, done) -> HttpResponse | None:
     """The shared half of the extension and waiver forms: validate, call the service, report.
 
     ``submit(data)`` calls the service with the form's data (the one-time token and
@@ -248,7 +250,7 @@ def _bill_request(request: HttpRequest, bill: Bill, form, submit, done) -> HttpR
 
 @login_required
 @permission_required("repayments.request_extension", raise_exception=True)
-def extension_create(request: HttpRequest, customer_no: str, bill_no: str) -> HttpResponse:
+def extension_create(request: AuthenticatedHttpRequest, customer_no: str, bill_no: str) -> HttpResponse:
     """Request an extension; within policy it applies at once, otherwise it awaits a supervisor."""
     bill = _bill_for(customer_no, bill_no)
     form = ExtensionForm(request.POST or None, initial={"bill_version": bill.updated_at.isoformat()})
@@ -293,7 +295,7 @@ def extension_create(request: HttpRequest, customer_no: str, bill_no: str) -> Ht
 
 @login_required
 @permission_required("repayments.request_waiver", raise_exception=True)
-def waiver_create(request: HttpRequest, customer_no: str, bill_no: str) -> HttpResponse:
+def waiver_create(request: AuthenticatedHttpRequest, customer_no: str, bill_no: str) -> HttpResponse:
     """Request a late-fee waiver; above the agent limit it awaits a supervisor."""
     bill = _bill_for(customer_no, bill_no)
     form = WaiverForm(request.POST or None, initial={"bill_version": bill.updated_at.isoformat()})
@@ -327,7 +329,7 @@ def waiver_create(request: HttpRequest, customer_no: str, bill_no: str) -> HttpR
 @login_required
 @permission_required("repayments.retry_debit", raise_exception=True)
 @require_POST
-def retry(request: HttpRequest, customer_no: str, bill_no: str) -> HttpResponse:
+def retry(request: AuthenticatedHttpRequest, customer_no: str, bill_no: str) -> HttpResponse:
     """Debit the bill again now (asking twice debits once)."""
     bill = _bill_for(customer_no, bill_no)
     try:

@@ -5,12 +5,14 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from accounts.http import AuthenticatedHttpRequest
 from baitiao.csvfiles import csv_lines, csv_response
 from repayments.selectors.dashboard import (
     SECTIONS,
@@ -27,7 +29,7 @@ REFRESH_PERMISSION = "repayments.refresh_dashboard"
 
 @login_required
 @permission_required("repayments.view_dashboard", raise_exception=True)
-def dashboard(request: HttpRequest) -> HttpResponse:
+def dashboard(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Every section (chart + table + CSV link) for the filters in the query string."""
     choices = filter_choices()
     filters, errors = parse_dashboard_filters(request.GET, choices)
@@ -47,7 +49,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @permission_required("repayments.view_dashboard", raise_exception=True)
-def dashboard_export(request: HttpRequest) -> HttpResponse:
+def dashboard_export(request: AuthenticatedHttpRequest) -> HttpResponseBase:
     """One section's table as CSV (``?section=…`` plus the page's filters); formula-safe, audited."""
     section_key = request.GET.get("section", "")
     if section_key not in SECTIONS:
@@ -68,7 +70,7 @@ def dashboard_export(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def dashboard_refresh_now(request: HttpRequest) -> HttpResponse:
+def dashboard_refresh_now(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Queue a rebuild of the rollups now (supervisors and admins); audited."""
     if not (request.user.has_perm("repayments.view_dashboard") and request.user.has_perm(REFRESH_PERMISSION)):
         raise PermissionDenied

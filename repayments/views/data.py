@@ -4,17 +4,20 @@ download the error report and templates, export with masking (``docs/csv.md``)."
 from __future__ import annotations
 
 from itertools import islice
+from typing import Any
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
+from accounts.http import AuthenticatedHttpRequest
 from repayments.imports.columns import RESOURCES
 from repayments.models import ImportJob, ImportJobStatus
 from repayments.services.exports import export_stream, template_file
@@ -49,8 +52,9 @@ class ExportForm(forms.Form):
     unmask = forms.BooleanField(label=_("Personal data in clear"), required=False)
     reason = forms.CharField(label=_("Reason (required in clear)"), required=False, max_length=500)
 
-    def clean(self):
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         if data.get("unmask") and not (data.get("reason") or "").strip():
             self.add_error("reason", _("An export in clear needs a reason."))
         return data
@@ -58,12 +62,12 @@ class ExportForm(forms.Form):
 
 @login_required
 @permission_required("repayments.import_data", raise_exception=True)
-def data_home(request: HttpRequest) -> HttpResponse:
+def data_home(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Upload form, templates, recent imports of this analyst, export form."""
     return render(request, "console/data/home.html", _home_context(request, form=ImportForm()))
 
 
-def _home_context(request: HttpRequest, *, form: ImportForm) -> dict:
+def _home_context(request: AuthenticatedHttpRequest, *, form: ImportForm) -> dict:
     """The data page's context, the same after a refused upload as on a first visit."""
     return {
         "form": form,
@@ -77,7 +81,7 @@ def _home_context(request: HttpRequest, *, form: ImportForm) -> dict:
 @login_required
 @permission_required("repayments.import_data", raise_exception=True)
 @require_POST
-def import_upload(request: HttpRequest) -> HttpResponse:
+def import_upload(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Create the import job (small files run now, big ones on the queue) and show it."""
     form = ImportForm(request.POST, request.FILES)
     if not form.is_valid():
@@ -93,7 +97,7 @@ def import_upload(request: HttpRequest) -> HttpResponse:
     return redirect("data:import-job", job_id=job.pk)
 
 
-def _own_job(request: HttpRequest, job_id: int) -> ImportJob:
+def _own_job(request: AuthenticatedHttpRequest, job_id: int) -> ImportJob:
     job = get_object_or_404(ImportJob.objects.defer("content"), pk=job_id)
     if job.created_by_id != request.user.pk and not request.user.is_superuser:
         raise Http404
@@ -102,7 +106,7 @@ def _own_job(request: HttpRequest, job_id: int) -> ImportJob:
 
 @login_required
 @permission_required("repayments.import_data", raise_exception=True)
-def import_job(request: HttpRequest, job_id: int) -> HttpResponse:
+def import_job(request: AuthenticatedHttpRequest, job_id: int) -> HttpResponse:
     """One import: progress while it runs (the page refreshes itself), then its outcome."""
     job = _own_job(request, job_id)
     problems = []
@@ -121,7 +125,7 @@ def import_job(request: HttpRequest, job_id: int) -> HttpResponse:
 
 @login_required
 @permission_required("repayments.import_data", raise_exception=True)
-def import_job_errors(request: HttpRequest, job_id: int) -> HttpResponse:
+def import_job_errors(request: AuthenticatedHttpRequest, job_id: int) -> HttpResponse:
     """The job's full error report as CSV."""
     job = _own_job(request, job_id)
     if not job.error_report:
@@ -133,7 +137,7 @@ def import_job_errors(request: HttpRequest, job_id: int) -> HttpResponse:
 
 @login_required
 @permission_required("repayments.import_data", raise_exception=True)
-def template_download(request: HttpRequest, resource: str) -> HttpResponse:
+def template_download(request: AuthenticatedHttpRequest, resource: str) -> HttpResponse:
     """An empty CSV with the resource's Chinese headers (``?lang=en`` for English)."""
     if resource not in RESOURCES:
         raise Http404
@@ -146,13 +150,13 @@ def template_download(request: HttpRequest, resource: str) -> HttpResponse:
 @login_required
 @permission_required("repayments.export_data", raise_exception=True)
 @require_POST
-def export_download(request: HttpRequest) -> HttpResponse:
+def export_download(request: AuthenticatedHttpRequest) -> HttpResponseBase:
     """Stream an export as CSV; masked unless the user may and gives a reason (audited)."""
     form = ExportForm(request.POST)
     if not form.is_valid():
         for errors in form.errors.values():
             for error in errors:
-                messages.error(request, error)
+                messages.error(request, str(error))
         return redirect("data:home")
     data = form.cleaned_data
     try:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from accounts.http import AuthenticatedHttpRequest
 from accounts.services import audit_record
 from baitiao.csvfiles import csv_lines, csv_response
 from baitiao.paging import paginate
@@ -33,7 +35,7 @@ PERMISSION = "repayments.manage_incident"
 
 @login_required
 @permission_required(PERMISSION, raise_exception=True)
-def incident_list(request: HttpRequest) -> HttpResponse:
+def incident_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Incidents, newest first; open ones first. ``LIMIT 51`` pages, no count."""
     incidents = Incident.objects.select_related("declared_by", "resolved_by").order_by("status", "-started_at", "-id")
     page = paginate(incidents, request.GET, size=PAGE_SIZE)
@@ -46,7 +48,7 @@ def incident_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @permission_required(PERMISSION, raise_exception=True)
-def incident_declare_view(request: HttpRequest) -> HttpResponse:
+def incident_declare_view(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Declare an incident by hand; overlapping ones are refused with the one they meet."""
     form = IncidentDeclareForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -70,7 +72,7 @@ def incident_declare_view(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @permission_required(PERMISSION, raise_exception=True)
-def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def incident_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """Timeline, scope, affected customers and amounts, relief and its progress, recovery since."""
     incident = get_object_or_404(Incident.objects.select_related("declared_by", "resolved_by"), pk=pk)
     page = incident_page(incident=incident, now=timezone.now())
@@ -90,7 +92,7 @@ def incident_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-def _done(request: HttpRequest, pk: int, call, success: str) -> HttpResponse:
+def _done(request: AuthenticatedHttpRequest, pk: int, call, success: str) -> HttpResponse:
     try:
         call()
         messages.success(request, success)
@@ -102,7 +104,7 @@ def _done(request: HttpRequest, pk: int, call, success: str) -> HttpResponse:
 @login_required
 @permission_required(PERMISSION, raise_exception=True)
 @require_POST
-def incident_resolve_view(request: HttpRequest, pk: int) -> HttpResponse:
+def incident_resolve_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     return _done(
         request,
         pk,
@@ -114,7 +116,7 @@ def incident_resolve_view(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @permission_required(PERMISSION, raise_exception=True)
 @require_POST
-def relief_request_view(request: HttpRequest, pk: int) -> HttpResponse:
+def relief_request_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     form = ReliefRequestForm(request.POST)
     if not form.is_valid():
         messages.error(request, _("Days must be a whole number between 1 and 90."))
@@ -131,7 +133,7 @@ def relief_request_view(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @permission_required(PERMISSION, raise_exception=True)
 @require_POST
-def relief_approve_view(request: HttpRequest, batch_id: int) -> HttpResponse:
+def relief_approve_view(request: AuthenticatedHttpRequest, batch_id: int) -> HttpResponse:
     batch = get_object_or_404(ReliefBatch, pk=batch_id)
     return _done(
         request,
@@ -144,7 +146,7 @@ def relief_approve_view(request: HttpRequest, batch_id: int) -> HttpResponse:
 @login_required
 @permission_required(PERMISSION, raise_exception=True)
 @require_POST
-def relief_reverse_view(request: HttpRequest, batch_id: int) -> HttpResponse:
+def relief_reverse_view(request: AuthenticatedHttpRequest, batch_id: int) -> HttpResponse:
     batch = get_object_or_404(ReliefBatch, pk=batch_id)
     form = ReliefReverseForm(request.POST)
     if not form.is_valid():
@@ -163,7 +165,7 @@ LEDGER_PAGE_SIZE = 100
 
 @login_required
 @permission_required("repayments.view_bureau_ledger", raise_exception=True)
-def bureau_ledger(request: HttpRequest) -> HttpResponse:
+def bureau_ledger(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Why each bill's lateness was not reported to the credit bureau, and who decided; newest first."""
     rows, errors = suppression_ledger(request.GET)
     page = paginate(rows, request.GET, size=LEDGER_PAGE_SIZE)
@@ -182,7 +184,7 @@ def bureau_ledger(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @permission_required("repayments.view_bureau_ledger", raise_exception=True)
-def bureau_ledger_export(request: HttpRequest) -> StreamingHttpResponse:
+def bureau_ledger_export(request: AuthenticatedHttpRequest) -> HttpResponseBase:
     """The filtered ledger as CSV for regulators (UTF-8 with BOM, formula-safe), streamed; audited."""
     rows, errors = suppression_ledger(request.GET)
     if errors:  # never widen an export because a filter was mistyped
