@@ -336,7 +336,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # The shared FilterSets (repayments/filters.py), a blank or invalid value a 400 (docs/api.md).
+    "DEFAULT_FILTER_BACKENDS": ["repayments.api.filtering.StrictFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "repayments.api.pagination.IdCursorPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_CLASSES": [

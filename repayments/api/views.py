@@ -18,7 +18,8 @@ from rest_framework.response import Response
 
 from baitiao.masking import mask_card
 from baitiao.pii import pii_decrypt, pii_encrypt
-from repayments.api import filters, serializers
+from repayments import filters
+from repayments.api import serializers
 from repayments.api.idempotency import IDEMPOTENCY_PARAMETER, idempotent, request_token
 from repayments.api.permissions import RolePermission
 from repayments.gateway.client import BindChallenge
@@ -185,7 +186,6 @@ class _ApprovalViewSet(ReadViewSet):
     :meth:`submit` and :meth:`decide` with its service.
     """
 
-    filterset_fields = ["status"]
     request_serializer: type[serializers.StrictSerializer]
     request_permission: str
     approve_permission: str
@@ -243,6 +243,7 @@ class ExtensionViewSet(_ApprovalViewSet):
 
     queryset = Extension.objects.select_related("bill", "customer", "requested_by", "decided_by")
     serializer_class = serializers.ExtensionSerializer
+    filterset_class = filters.ExtensionFilter
     request_serializer = serializers.ExtensionRequestSerializer
     request_permission = "repayments.request_extension"
     approve_permission = "repayments.approve_extension"
@@ -268,6 +269,7 @@ class WaiverViewSet(_ApprovalViewSet):
 
     queryset = Waiver.objects.select_related("bill", "customer", "requested_by", "decided_by")
     serializer_class = serializers.WaiverSerializer
+    filterset_class = filters.WaiverFilter
     request_serializer = serializers.WaiverRequestSerializer
     request_permission = "repayments.request_waiver"
     approve_permission = "repayments.approve_waiver"
@@ -372,7 +374,7 @@ class IncidentViewSet(ReadViewSet):
 
     queryset = Incident.objects.select_related("declared_by", "resolved_by")
     serializer_class = serializers.IncidentSerializer
-    filterset_fields = ["status", "bank_code", "source"]
+    filterset_class = filters.IncidentFilter
     read_permissions = ["repayments.manage_incident"]
     write_permissions = {
         "create": ["repayments.manage_incident"],
@@ -410,7 +412,7 @@ class ReliefBatchViewSet(ReadViewSet):
 
     queryset = ReliefBatch.objects.select_related("requested_by", "approved_by")
     serializer_class = serializers.ReliefBatchSerializer
-    filterset_fields = ["status", "incident"]
+    filterset_class = filters.ReliefBatchFilter
     read_permissions = ["repayments.manage_incident"]
     write_permissions = {"approve": ["repayments.manage_incident"], "reverse": ["repayments.manage_incident"]}
 

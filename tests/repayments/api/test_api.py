@@ -129,7 +129,7 @@ def test_customers_leave_the_api_masked(agent):
 def test_attempt_filters_reject_a_time_without_a_valid_format(agent):
     response = token_client(agent).get(reverse("api:attempt-list") + "?requested_at_after=yesterday")
     assert response.status_code == 400
-    assert errors(response) == [("requested_at", "invalid")]
+    assert errors(response) == [("requested_at_after", "invalid")]  # the parameter sent, not the filter
 
 
 # --- extensions and waivers: the happy paths ------------------------------------
@@ -478,7 +478,7 @@ def test_idempotency_records_are_purged_after_their_time(agent, frozen):
 def test_a_time_filter_outside_what_utc_can_hold_is_a_400_naming_the_field(agent, moment):
     response = token_client(agent).get(reverse("api:attempt-list"), {"requested_at_after": moment})
     assert response.status_code == 400
-    assert errors(response)[0][0] == "requested_at"
+    assert errors(response)[0][0] == "requested_at_after"  # the parameter sent
 
 
 def test_a_time_without_an_offset_is_business_time(supervisor):
