@@ -20,7 +20,7 @@ from baitiao.masking import mask_card
 from baitiao.pii import pii_decrypt, pii_encrypt
 from repayments import filters
 from repayments.api import serializers
-from repayments.api.idempotency import IDEMPOTENCY_PARAMETER, idempotent, request_token
+from repayments.api.idempotency import idempotent, request_token
 from repayments.api.permissions import RolePermission
 from repayments.gateway.client import BindChallenge
 from repayments.models import (
@@ -142,8 +142,7 @@ class BillViewSet(ReadViewSet):
     lookup_value_regex = KEY_PATTERN
     write_permissions = {"retry": ["repayments.retry_debit"]}
 
-    @extend_schema(request=serializers.RetrySerializer, responses=serializers.BillSerializer,
-                   parameters=[IDEMPOTENCY_PARAMETER])  # fmt: skip
+    @extend_schema(request=serializers.RetrySerializer, responses=serializers.BillSerializer)
     @action(detail=True, methods=["post"])
     @idempotent
     def retry(self, request: Request, bill_no: str) -> Response:
@@ -231,9 +230,9 @@ class _ApprovalViewSet(ReadViewSet):
 
 def _approval_schema(request_serializer: type):
     return extend_schema_view(
-        create=extend_schema(request=request_serializer, parameters=[IDEMPOTENCY_PARAMETER]),
-        approve=extend_schema(request=serializers.DecisionSerializer, parameters=[IDEMPOTENCY_PARAMETER]),
-        reject=extend_schema(request=serializers.DecisionSerializer, parameters=[IDEMPOTENCY_PARAMETER]),
+        create=extend_schema(request=request_serializer),
+        approve=extend_schema(request=serializers.DecisionSerializer),
+        reject=extend_schema(request=serializers.DecisionSerializer),
     )
 
 
@@ -366,7 +365,6 @@ class BindingRepairViewSet(ReadViewSet):
     relief=extend_schema(
         request=serializers.ReliefRequestSerializer,
         responses={201: serializers.ReliefBatchSerializer},
-        parameters=[IDEMPOTENCY_PARAMETER],
     ),
 )
 class IncidentViewSet(ReadViewSet):
@@ -404,8 +402,8 @@ class IncidentViewSet(ReadViewSet):
 
 
 @extend_schema_view(
-    approve=extend_schema(request=None, parameters=[IDEMPOTENCY_PARAMETER]),
-    reverse=extend_schema(request=serializers.ReliefReverseSerializer, parameters=[IDEMPOTENCY_PARAMETER]),
+    approve=extend_schema(request=None),
+    reverse=extend_schema(request=serializers.ReliefReverseSerializer),
 )
 class ReliefBatchViewSet(ReadViewSet):
     """Relief batches: a second supervisor approves (the run is queued); reversal undoes one, once."""
