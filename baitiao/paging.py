@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from django.db.models import QuerySet
-from django.http import Http404
+from django.http import Http404, QueryDict
 from django.utils.translation import gettext as _
 
 PAGE_PARAM = "page"
@@ -28,11 +28,22 @@ MAX_PAGE = 1_000_000
 
 @dataclass(frozen=True)
 class Page:
-    """One page of a list: its rows, its 1-based number, and whether another page follows."""
+    """One page of a list: its rows, its 1-based number, whether another page follows, its size."""
 
     rows: list
     number: int
     has_next: bool
+    size: int
+
+    @property
+    def start(self) -> int:
+        """The 1-based position of the first row in the whole list (0 for an empty page)."""
+        return (self.number - 1) * self.size + 1 if self.rows else 0
+
+    @property
+    def end(self) -> int:
+        """The 1-based position of the last row in the whole list."""
+        return (self.number - 1) * self.size + len(self.rows)
 
 
 def page_number(params: Mapping[str, str], *, name: str = PAGE_PARAM) -> int:
@@ -66,11 +77,11 @@ def page_from_rows(rows: Sequence, *, number: int, size: int) -> Page:
         Http404: a page after the first with no row: it is past the end of the list.
     """
     require_rows(number, rows)
-    return Page(rows=list(rows[:size]), number=number, has_next=len(rows) > size)
+    return Page(rows=list(rows[:size]), number=number, has_next=len(rows) > size, size=size)
 
 
 def require_rows(number: int, rows: Sequence) -> None:
-    """Refuse page ``number`` when it is after the first and holds no row (for lists paged their own way).
+    """Refuse page ``number`` when it is after the first and holds no row.
 
     Raises:
         Http404: the page is past the end of the list.
@@ -88,3 +99,10 @@ def paginate(queryset: QuerySet, params: Mapping[str, str], *, size: int) -> Pag
     number = page_number(params)
     start, stop = page_bounds(number, size)
     return page_from_rows(list(queryset[start:stop]), number=number, size=size)
+
+
+def query_without_page(params: QueryDict) -> str:
+    """``params`` (``request.GET``) URL-encoded without ``page``, for the Previous/Next links."""
+    query = params.copy()
+    query.pop(PAGE_PARAM, None)
+    return query.urlencode()

@@ -337,7 +337,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # The shared FilterSets (repayments/filters.py), a blank or invalid value a 400 (docs/api.md).
+    "DEFAULT_FILTER_BACKENDS": ["repayments.api.filtering.StrictFilterBackend"],
+    # JSON only, as the schema says: a form or multipart body is a 415, not a "null" string.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "repayments.api.pagination.IdCursorPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_CLASSES": [
@@ -348,7 +351,7 @@ REST_FRAMEWORK = {
         "anon": env.str("API_THROTTLE_ANON", default="60/minute"),
         "user": env.str("API_THROTTLE_USER", default="1200/minute"),
     },
-    "DEFAULT_SCHEMA_CLASS": "drf_standardized_errors.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "repayments.api.schema.ApiAutoSchema",
     "EXCEPTION_HANDLER": "drf_standardized_errors.handler.exception_handler",
     "COERCE_DECIMAL_TO_STRING": True,  # amounts travel as strings: "1234.50", never a float
     "DATETIME_FORMAT": "iso-8601",  # with the offset: 2026-11-30T09:00:00+08:00

@@ -19,7 +19,6 @@ import uuid
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions
 from rest_framework.request import Request
@@ -31,11 +30,15 @@ from repayments.models import IdempotencyKey
 HEADER = "Idempotency-Key"
 REPLAY_HEADER = "Idempotent-Replayed"
 # Printable ASCII without spaces, 8–255 characters (a UUID fits; an empty or huge key does not).
-_KEY_RE = re.compile(r"^[\x21-\x7e]{8,255}$")
+# One rule, enforced by `idempotent` and stated in the schema by IDEMPOTENCY_PARAMETER.
+KEY_MIN_LENGTH = 8
+KEY_MAX_LENGTH = 255
+KEY_PATTERN = "^[!-~]+$"  # "!" is 0x21, "~" is 0x7e; a JSON-Schema (ECMA 262) pattern as well
+_KEY_RE = re.compile(rf"^[!-~]{{{KEY_MIN_LENGTH},{KEY_MAX_LENGTH}}}$")
 
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     name=HEADER,
-    type=OpenApiTypes.STR,
+    type={"type": "string", "minLength": KEY_MIN_LENGTH, "maxLength": KEY_MAX_LENGTH, "pattern": KEY_PATTERN},
     location=OpenApiParameter.HEADER,
     required=True,
     description="A unique key per operation (8–255 printable ASCII characters, e.g. a UUID). "
@@ -71,7 +74,9 @@ def idempotent(view_method):
 
     The key row and the service's writes commit together, so a crash between them
     cannot record a success that did not happen. The wrapped method gets the key
-    as ``request.idempotency_key``.
+    as ``request.idempotency_key``; the operation's schema states the header
+    (:data:`IDEMPOTENCY_PARAMETER`, ``repayments/api/schema.py``), so no idempotent
+    endpoint can leave it out.
 
     Raises (as API errors):
         ValidationError (400): the header is missing or malformed.
@@ -115,4 +120,10 @@ def idempotent(view_method):
             )
         return response
 
+    wrapper.idempotent = True  # read by the schema (repayments/api/schema.py)
     return wrapper
+
+
+def is_idempotent(handler) -> bool:
+    """Whether a view handler (function or bound method) is wrapped by :func:`idempotent`."""
+    return bool(getattr(handler, "idempotent", False))

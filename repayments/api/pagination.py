@@ -8,13 +8,15 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 
+from repayments.api.filtering import NO_NUL_PATTERN
+
 # The position a cursor carries is the last row's id (ordered by id): ASCII digits
 # that fit a bigint. Anything else was not made by us.
 _ID_POSITION = re.compile(r"[0-9]{1,19}")
 
 
 class IdCursorPagination(CursorPagination):
-    """Newest first by primary key; ``?page_size=`` up to 500.
+    """Newest first by primary key; ``?page_size=`` from 1 to 500.
 
     Keyset pagination never counts or offsets, so page 1,000 costs what page 1
     costs (the ``id`` index).
@@ -23,6 +25,9 @@ class IdCursorPagination(CursorPagination):
     or whose position is not an id, is a 404 (``Invalid cursor``), as DRF answers
     for an undecodable one. There are no page numbers: ``?page=`` is a 400 telling
     the client to follow ``next``, rather than the first page again and again.
+    A ``page_size`` that is not a whole number from 1 to 500 (``null``, blank,
+    ``0``, ``501``) and a blank ``cursor`` are a 400 naming the parameter and value,
+    not the default page silently; the schema states both bounds.
     """
 
     ordering = "-id"
@@ -38,6 +43,37 @@ class IdCursorPagination(CursorPagination):
             )
         return super().paginate_queryset(queryset, request, view)
 
+    def get_page_size(self, request) -> int:
+        """The ``page_size`` asked for, or the default when the parameter is absent.
+
+        Raises:
+            ValidationError: (400) the value is not a whole number from 1 to ``max_page_size``.
+        """
+        if self.page_size_query_param not in request.query_params:
+            return self.page_size
+        raw = request.query_params[self.page_size_query_param]
+        if raw.isascii() and raw.isdigit() and len(raw) <= 4 and 1 <= int(raw) <= self.max_page_size:
+            return int(raw)
+        raise ValidationError(
+            {
+                self.page_size_query_param: [
+                    _("page_size: “%(value)s” is not a whole number from 1 to %(max)s.")
+                    % {"value": raw[:40], "max": self.max_page_size}
+                ]
+            },
+            code="invalid",
+        )
+
+    def get_schema_operation_parameters(self, view) -> list[dict]:
+        """DRF's ``cursor`` and ``page_size`` parameters with the bounds this class enforces."""
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"].update(minimum=1, maximum=self.max_page_size)
+            elif parameter["name"] == self.cursor_query_param:
+                parameter["schema"].update(minLength=1, pattern=NO_NUL_PATTERN)
+        return parameters
+
     def decode_cursor(self, request):
         """DRF's cursor, its position checked to be an id.
 
@@ -45,6 +81,11 @@ class IdCursorPagination(CursorPagination):
             NotFound: the cursor is not one this API gave (its position would
                 otherwise reach the ``id`` lookup and fail there with a server error).
         """
+        if request.query_params.get(self.cursor_query_param, None) == "":
+            raise ValidationError(
+                {self.cursor_query_param: [_("cursor: “” is empty: follow a “next” link or leave it out.")]},
+                code="invalid",
+            )
         cursor = super().decode_cursor(request)
         by_id = tuple(self.ordering) in (("-id",), ("id",))  # set before decoding; a subclass may order otherwise
         if cursor is not None and cursor.position is not None and by_id:

@@ -7,11 +7,14 @@ misspells ``days`` as ``day`` gets a 400 naming the field instead of a default.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 
 from django.conf import settings
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from baitiao.masking import mask_card, mask_email, mask_name, mask_national_id, mask_phone
@@ -34,6 +37,27 @@ from repayments.models import (
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
 MAX_AMOUNT = Decimal("999999999999.99")
+# A positive amount as a decimal string: up to 12 digits, up to 2 decimals, not zero.
+POSITIVE_AMOUNT_PATTERN = r"^(?:[1-9][0-9]{0,11}(?:\.[0-9]{1,2})?|0\.(?:0[1-9]|[1-9][0-9]?))$"
+
+
+@extend_schema_field({"type": "string", "format": "decimal", "pattern": POSITIVE_AMOUNT_PATTERN, "example": "12.50"})
+class PositiveAmountField(serializers.DecimalField):
+    """An input amount above zero as a decimal string (``"12.50"``), exactly as its pattern says.
+
+    DRF's own checks run first (their codes: ``min_value``, ``max_digits``,
+    ``max_decimal_places``, ``invalid``); then the text itself must match
+    :data:`POSITIVE_AMOUNT_PATTERN` (no sign, exponent, spaces or leading zeros).
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**MONEY, min_value=Decimal("0.01"), max_value=MAX_AMOUNT, **kwargs)
+
+    def run_validation(self, data=serializers.empty):
+        value = super().run_validation(data)
+        if isinstance(data, str) and not re.fullmatch(POSITIVE_AMOUNT_PATTERN, data):
+            self.fail("invalid")
+        return value
 
 
 class UtcDateTimeField(serializers.DateTimeField):
@@ -58,8 +82,26 @@ def utc_datetime(**kwargs) -> serializers.DateTimeField:
     return UtcDateTimeField(**kwargs)
 
 
+# The JSON type each input field accepts, as the schema states it: DRF would otherwise
+# turn 0 into "0" for a text field and "5" into 5 for a whole number.
+_JSON_TYPES: tuple[tuple[type, tuple[type, ...], str], ...] = (
+    (serializers.BooleanField, (bool,), gettext_lazy("true or false")),
+    (serializers.IntegerField, (int,), gettext_lazy("a whole number")),
+    (serializers.CharField, (str,), gettext_lazy("a string")),
+    (serializers.ChoiceField, (str,), gettext_lazy("a string")),
+    (serializers.DateTimeField, (str,), gettext_lazy("a string (ISO 8601)")),
+    (serializers.DecimalField, (str,), gettext_lazy("a decimal string")),
+)
+
+
 class StrictSerializer(serializers.Serializer):
-    """A serializer that refuses fields it does not know (400, ``code: unknown_field``)."""
+    """An input serializer that takes exactly what its schema says.
+
+    Refused with a 400 naming the field: a field it does not know
+    (``unknown_field``; the schema says ``additionalProperties: false``) and a value
+    of another JSON type than the field's (``invalid``: ``0`` for a text, ``"5"``
+    or ``true`` for a whole number, a JSON number for an amount).
+    """
 
     def to_internal_value(self, data):
         if isinstance(data, Mapping):
@@ -68,6 +110,18 @@ class StrictSerializer(serializers.Serializer):
                 raise serializers.ValidationError(
                     {name: [_("Unknown field.")] for name in unknown}, code="unknown_field"
                 )
+            wrong = {}
+            for name, field in self.fields.items():
+                value = data.get(name)
+                if name not in data or field.read_only or (value is None and field.allow_null):
+                    continue
+                for field_class, types, expected in _JSON_TYPES:
+                    if isinstance(field, field_class):
+                        if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
+                            wrong[name] = [_("Expected %(type)s.") % {"type": expected}]
+                        break
+            if wrong:
+                raise serializers.ValidationError(wrong, code="invalid")
         return super().to_internal_value(data)
 
 
@@ -195,7 +249,7 @@ class ExtensionRequestSerializer(BillVersionMixin, StrictSerializer):
 
 class WaiverRequestSerializer(BillVersionMixin, StrictSerializer):
     bill_no = serializers.CharField(max_length=40)
-    amount = serializers.DecimalField(**MONEY, min_value=Decimal("0.01"), max_value=MAX_AMOUNT)
+    amount = PositiveAmountField()
     reason = serializers.ChoiceField(choices=ExtensionReason.choices)
     note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
 
@@ -224,10 +278,37 @@ class RepairCaseSerializer(serializers.ModelSerializer):
         return mask_card(obj.new_binding.last4, obj.new_binding.bin) if obj.new_binding else None
 
 
+# The formats the binding service accepts (repayments/services/bindings.py), stated in the
+# schema as patterns: 12–19 digits, single spaces or dashes between them allowed
+# (card_number_check); a mainland mobile number, optionally +86 / 86 first (mobile_check).
+# The service still checks what a pattern cannot (Luhn, the BIN table, a live number).
+# The refusal names the field, not the value: a card number or phone is personal data.
+CARD_NUMBER_PATTERN = r"^[0-9](?:[ -]?[0-9]){11,18}$"
+MOBILE_PATTERN = r"^(?:\+?86[ -]?)?1[3-9][0-9](?:[ -]?[0-9]){8}$"
+
+
 class BindingStartSerializer(StrictSerializer):
     customer_no = serializers.CharField(max_length=32)
-    card_number = serializers.CharField(max_length=32, write_only=True, trim_whitespace=True)
-    reserved_phone = serializers.CharField(max_length=20, write_only=True)
+    card_number = serializers.RegexField(
+        CARD_NUMBER_PATTERN,
+        max_length=37,
+        write_only=True,
+        trim_whitespace=False,
+        error_messages={
+            "invalid": gettext_lazy("A card number is 12 to 19 digits (single spaces or dashes between them).")
+        },
+        help_text="12–19 digits; single spaces or dashes between digits are allowed.",
+    )
+    reserved_phone = serializers.RegexField(
+        MOBILE_PATTERN,
+        max_length=20,
+        write_only=True,
+        trim_whitespace=False,
+        error_messages={
+            "invalid": gettext_lazy("A reserved phone is a mainland mobile number: 11 digits starting 13–19.")
+        },
+        help_text="A mainland China mobile number, 11 digits starting 13–19, optionally after +86.",
+    )
 
 
 class BindingChallengeSerializer(serializers.Serializer):

@@ -18,8 +18,9 @@ from rest_framework.response import Response
 
 from baitiao.masking import mask_card
 from baitiao.pii import pii_decrypt, pii_encrypt
-from repayments.api import filters, serializers
-from repayments.api.idempotency import IDEMPOTENCY_PARAMETER, idempotent, request_token
+from repayments import filters
+from repayments.api import serializers
+from repayments.api.idempotency import idempotent, request_token
 from repayments.api.permissions import RolePermission
 from repayments.gateway.client import BindChallenge
 from repayments.models import (
@@ -141,8 +142,7 @@ class BillViewSet(ReadViewSet):
     lookup_value_regex = KEY_PATTERN
     write_permissions = {"retry": ["repayments.retry_debit"]}
 
-    @extend_schema(request=serializers.RetrySerializer, responses=serializers.BillSerializer,
-                   parameters=[IDEMPOTENCY_PARAMETER])  # fmt: skip
+    @extend_schema(request=serializers.RetrySerializer, responses=serializers.BillSerializer)
     @action(detail=True, methods=["post"])
     @idempotent
     def retry(self, request: Request, bill_no: str) -> Response:
@@ -185,7 +185,6 @@ class _ApprovalViewSet(ReadViewSet):
     :meth:`submit` and :meth:`decide` with its service.
     """
 
-    filterset_fields = ["status"]
     request_serializer: type[serializers.StrictSerializer]
     request_permission: str
     approve_permission: str
@@ -231,9 +230,9 @@ class _ApprovalViewSet(ReadViewSet):
 
 def _approval_schema(request_serializer: type):
     return extend_schema_view(
-        create=extend_schema(request=request_serializer, parameters=[IDEMPOTENCY_PARAMETER]),
-        approve=extend_schema(request=serializers.DecisionSerializer, parameters=[IDEMPOTENCY_PARAMETER]),
-        reject=extend_schema(request=serializers.DecisionSerializer, parameters=[IDEMPOTENCY_PARAMETER]),
+        create=extend_schema(request=request_serializer),
+        approve=extend_schema(request=serializers.DecisionSerializer),
+        reject=extend_schema(request=serializers.DecisionSerializer),
     )
 
 
@@ -243,6 +242,7 @@ class ExtensionViewSet(_ApprovalViewSet):
 
     queryset = Extension.objects.select_related("bill", "customer", "requested_by", "decided_by")
     serializer_class = serializers.ExtensionSerializer
+    filterset_class = filters.ExtensionFilter
     request_serializer = serializers.ExtensionRequestSerializer
     request_permission = "repayments.request_extension"
     approve_permission = "repayments.approve_extension"
@@ -268,6 +268,7 @@ class WaiverViewSet(_ApprovalViewSet):
 
     queryset = Waiver.objects.select_related("bill", "customer", "requested_by", "decided_by")
     serializer_class = serializers.WaiverSerializer
+    filterset_class = filters.WaiverFilter
     request_serializer = serializers.WaiverRequestSerializer
     request_permission = "repayments.request_waiver"
     approve_permission = "repayments.approve_waiver"
@@ -364,7 +365,6 @@ class BindingRepairViewSet(ReadViewSet):
     relief=extend_schema(
         request=serializers.ReliefRequestSerializer,
         responses={201: serializers.ReliefBatchSerializer},
-        parameters=[IDEMPOTENCY_PARAMETER],
     ),
 )
 class IncidentViewSet(ReadViewSet):
@@ -372,7 +372,7 @@ class IncidentViewSet(ReadViewSet):
 
     queryset = Incident.objects.select_related("declared_by", "resolved_by")
     serializer_class = serializers.IncidentSerializer
-    filterset_fields = ["status", "bank_code", "source"]
+    filterset_class = filters.IncidentFilter
     read_permissions = ["repayments.manage_incident"]
     write_permissions = {
         "create": ["repayments.manage_incident"],
@@ -402,15 +402,15 @@ class IncidentViewSet(ReadViewSet):
 
 
 @extend_schema_view(
-    approve=extend_schema(request=None, parameters=[IDEMPOTENCY_PARAMETER]),
-    reverse=extend_schema(request=serializers.ReliefReverseSerializer, parameters=[IDEMPOTENCY_PARAMETER]),
+    approve=extend_schema(request=None),
+    reverse=extend_schema(request=serializers.ReliefReverseSerializer),
 )
 class ReliefBatchViewSet(ReadViewSet):
     """Relief batches: a second supervisor approves (the run is queued); reversal undoes one, once."""
 
     queryset = ReliefBatch.objects.select_related("requested_by", "approved_by")
     serializer_class = serializers.ReliefBatchSerializer
-    filterset_fields = ["status", "incident"]
+    filterset_class = filters.ReliefBatchFilter
     read_permissions = ["repayments.manage_incident"]
     write_permissions = {"approve": ["repayments.manage_incident"], "reverse": ["repayments.manage_incident"]}
 

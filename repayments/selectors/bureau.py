@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
+from repayments.filters import LedgerFilter
 from repayments.models import BureauSuppression, ReliefBatch
 
 LEDGER_COLUMNS = (
@@ -30,12 +28,16 @@ def suppression_ledger(params) -> tuple[QuerySet[BureauSuppression], list[str]]:
     """The ledger narrowed by ``params`` (``request.GET``), newest first, and the refused inputs.
 
     Args:
-        params: any of ``customer`` (customer_no), ``bill`` (bill_no), ``period``
-            (``YYYY-MM``, the bill's billing month), ``cause`` (``extension`` or
-            ``incident``), ``since`` / ``until`` (business dates the record was made,
-            inclusive), ``revoked`` ("1" to include records whose relief was reversed).
+        params: read by :class:`repayments.filters.LedgerFilter`: ``customer``,
+            ``bill``, ``period`` (``YYYY-MM``), ``cause`` (``extension`` or
+            ``incident``), ``since`` / ``until`` (business dates, inclusive),
+            ``revoked`` ("1" to include records whose relief was reversed).
 
     Returns:
+        ``(rows, errors)``: one message per refused value naming field and value;
+        while there is one, ``rows`` is empty (a mistyped filter never widens the
+        ledger or its export).
+
         Rows annotated with ``bill_no``, ``customer_no``, ``period``, the bill's
         ``cycles_past_due`` and ``dpd`` (the account's delinquency the bureau is not
         told of, as of the last aging), ``decided_by``
@@ -58,38 +60,8 @@ def suppression_ledger(params) -> tuple[QuerySet[BureauSuppression], list[str]]:
         extension_requester=F("extension__requested_by__username"),
         relief_approver=Subquery(relief_approver),
     )
-    errors: list[str] = []
-    if params.get("customer"):
-        rows = rows.filter(bill__customer__customer_no=params["customer"].strip())
-    if params.get("bill"):
-        rows = rows.filter(bill__bill_no=params["bill"].strip())
-    if params.get("cause") == "extension":
-        rows = rows.filter(extension__isnull=False)
-    elif params.get("cause") == "incident":
-        rows = rows.filter(incident__isnull=False)
-    if params.get("revoked") != "1":
-        rows = rows.filter(revoked_at__isnull=True)
-    period = (params.get("period") or "").strip()
-    if period:
-        try:
-            rows = rows.filter(bill__period=dt.date.fromisoformat(period + "-01"))
-        except ValueError:
-            errors.append(_("Period: “%(value)s” is not a month (YYYY-MM).") % {"value": period})
-    for name, lookup in (("since", "created_at__gte"), ("until", "created_at__lt")):
-        raw = (params.get(name) or "").strip()
-        if not raw:
-            continue
-        try:
-            day = dt.date.fromisoformat(raw)
-        except ValueError:
-            errors.append(_("“%(value)s” is not a date (YYYY-MM-DD).") % {"value": raw})
-            continue
-        if name == "until":
-            if day == dt.date.max:
-                continue  # "until the end of time" filters nothing
-            day += dt.timedelta(days=1)
-        rows = rows.filter(**{lookup: timezone.make_aware(dt.datetime.combine(day, dt.time(0, 0)))})
-    return rows.order_by("-created_at", "-id"), errors
+    filterset = LedgerFilter(params, queryset=rows)
+    return filterset.qs.order_by("-created_at", "-id"), filterset.error_messages
 
 
 def ledger_row(entry: BureauSuppression) -> dict:

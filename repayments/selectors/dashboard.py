@@ -14,7 +14,6 @@ are business-time calendar months, given as the first day of the month.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,13 +26,11 @@ from django.utils.translation import pgettext
 
 from baitiao.business_time import bucket_ranges
 from baitiao.db_routers import reporting_db
+from repayments.filters import DashboardFilter
 from repayments.models import SQL_CODES, ApprovalStatus, FailureFamily, IncidentStatus, NotificationChannel, RiskTier
 
 RECOVERY_CHANNELS = ("retry", "reminder", "agent", "extension")  # the recoveries, charted
 PAYMENT_SOURCES = (*RECOVERY_CHANNELS, "first_debit", "customer")  # every succeeded payment, tabled
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
-_BANK = re.compile(r"^[A-Z0-9_]{1,16}$")
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
 _CHART_BANKS = 8  # failures by bank: the chart draws the banks with the most failures; the table has all
 
 
@@ -122,60 +119,35 @@ def filter_choices() -> FilterChoices:
 
 
 def parse_dashboard_filters(params: Mapping[str, str], choices: FilterChoices) -> tuple[DashboardFilters, list[str]]:
-    """Read the filter query string; return the filters and one message per bad value.
+    """Read the filter query string with :class:`repayments.filters.DashboardFilter`.
 
     Args:
         params: ``month_from`` / ``month_to`` (``YYYY-MM``), ``bank`` (a bank code in
             the data), ``risk_tier`` (low, medium, high), ``currency`` (ISO 4217 code
-            in the data). Blank values mean "all".
+            in the data), any case. Blank values mean "all".
         choices: what the data holds (:func:`filter_choices`).
 
     Returns:
         ``(filters, errors)``: a bad value is named with its field in ``errors``
-        and left out of ``filters`` (never silently widened: callers that export
-        refuse when ``errors`` is not empty).
+        and left out of ``filters``; callers show no figures (the page) or refuse
+        (the export) while ``errors`` is not empty, so nothing is widened.
     """
-    errors: list[str] = []
-    months: dict[str, dt.date | None] = {}
-    for name, label in (("month_from", _("Period from")), ("month_to", _("Period to"))):
-        raw = (params.get(name) or "").strip()
-        months[name] = None
-        if raw:
-            match = _MONTH.match(raw)
-            if match and 1 <= int(match[2]) <= 12 and int(match[1]) >= 1900:
-                months[name] = dt.date(int(match[1]), int(match[2]), 1)
-            else:
-                errors.append(
-                    _("%(field)s: “%(value)s” is not a month; use YYYY-MM, e.g. 2026-10.")
-                    % {"field": label, "value": raw}
-                )
-    if months["month_from"] and months["month_to"] and months["month_from"] > months["month_to"]:
-        errors.append(
-            _("Period: “%(start)s” is after “%(end)s”.")
-            % {"start": params.get("month_from", "").strip(), "end": params.get("month_to", "").strip()}
-        )
-        months["month_to"] = None
-    bank = (params.get("bank") or "").strip().upper()
-    if bank and (not _BANK.match(bank) or bank not in choices.banks):
-        errors.append(_("Bank: “%(value)s” is not a bank in the data.") % {"value": params.get("bank", "").strip()})
-        bank = ""
-    risk_tier = (params.get("risk_tier") or "").strip().lower()
-    if risk_tier and risk_tier not in RiskTier.values:
-        errors.append(
-            _("Risk tier: “%(value)s” is not one of low, medium, high.")
-            % {"value": params.get("risk_tier", "").strip()}
-        )
-        risk_tier = ""
-    currency = (params.get("currency") or "").strip().upper()
-    if currency and (not _CURRENCY.match(currency) or currency not in choices.currencies):
-        errors.append(
-            _("Currency: “%(value)s” is not a currency in the data.") % {"value": params.get("currency", "").strip()}
-        )
-        currency = ""
+    filterset = DashboardFilter(params, banks=choices.banks, currencies=choices.currencies)
+    problems = filterset.problems()
+    refused = {problem.param for problem in problems}
+    cleaned = getattr(filterset.form, "cleaned_data", {})
+
+    def value(name: str):
+        return None if name in refused else (cleaned.get(name) or None)
+
     filters = DashboardFilters(
-        month_from=months["month_from"], month_to=months["month_to"], bank=bank, risk_tier=risk_tier, currency=currency
+        month_from=value("month_from"),
+        month_to=value("month_to"),
+        bank=value("bank") or "",
+        risk_tier=value("risk_tier") or "",
+        currency=value("currency") or "",
     )
-    return filters, errors
+    return filters, [problem.message for problem in problems]
 
 
 def _where(f: DashboardFilters, *, bank: bool = True, tier: bool = True, currency: bool = True) -> tuple[str, list]:

@@ -30,10 +30,14 @@ REFRESH_PERMISSION = "repayments.refresh_dashboard"
 @login_required
 @permission_required("repayments.view_dashboard", raise_exception=True)
 def dashboard(request: AuthenticatedHttpRequest) -> HttpResponse:
-    """Every section (chart + table + CSV link) for the filters in the query string."""
+    """Every section (chart + table + CSV link) for the filters in the query string.
+
+    A refused filter value is shown and no figures are: figures for a wider
+    selection than the one asked for would be read as the answer.
+    """
     choices = filter_choices()
     filters, errors = parse_dashboard_filters(request.GET, choices)
-    sections = dashboard_sections(filters)
+    sections = [] if errors else dashboard_sections(filters)
     context = {
         "sections": sections,
         "charts": {section.key: section.chart for section in sections},

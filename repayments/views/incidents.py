@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from accounts.http import AuthenticatedHttpRequest
 from accounts.services import audit_record
 from baitiao.csvfiles import csv_lines, csv_response
-from baitiao.paging import paginate
+from baitiao.paging import paginate, query_without_page
 from repayments.forms import IncidentDeclareForm, ReliefRequestForm, ReliefReverseForm
 from repayments.models import Incident, ReliefBatch, ReliefStatus
 from repayments.selectors.bureau import LEDGER_COLUMNS, ledger_row, suppression_ledger
@@ -169,15 +169,13 @@ def bureau_ledger(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Why each bill's lateness was not reported to the credit bureau, and who decided; newest first."""
     rows, errors = suppression_ledger(request.GET)
     page = paginate(rows, request.GET, size=LEDGER_PAGE_SIZE)
-    query = request.GET.copy()
-    query.pop("page", None)
     context = {
         "entries": [ledger_row(entry) for entry in page.rows],
         "has_next": page.has_next,
         "page_number": page.number,
         "errors": errors,
         "params": request.GET,
-        "query_without_page": query.urlencode(),
+        "query_without_page": query_without_page(request.GET),
     }
     return render(request, "console/incidents/ledger.html", context)
 

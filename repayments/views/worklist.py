@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpRequest, HttpResponse
@@ -11,11 +13,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from baitiao.business_time import bucket_ranges
-from baitiao.paging import page_number, require_rows
+from baitiao.paging import Page, page_number, query_without_page
 from repayments.bins import bank_choices
-from repayments.models import Bill, FailureFamily, RiskTier
+from repayments.filters import RepairCaseFilter, WorklistFilter
+from repayments.models import Bill, BindingRepairCase, FailureFamily, RiskTier
 from repayments.selectors.customers import approvals_pending
-from repayments.selectors.worklist import WorklistFilters, worklist_bills, worklist_repair_cases
+from repayments.selectors.worklist import PAGE_SIZE, worklist_bills, worklist_repair_cases
 from repayments.services.casework import bill_claim, customer_lookup
 from repayments.services.errors import RuleViolation
 
@@ -23,15 +26,25 @@ from repayments.services.errors import RuleViolation
 @login_required
 @permission_required("repayments.view_bill", raise_exception=True)
 def worklist(request: HttpRequest) -> HttpResponse:
-    """Queues of failed debits, repair cases, overdue bills and approvals, with filters."""
-    filters = WorklistFilters.from_query(request.GET)
-    filters.page = page_number(request.GET)
+    """Queues of failed debits, repair cases, overdue bills and approvals, with filters.
+
+    The filters are :class:`repayments.filters.WorklistFilter` (shared with the API's
+    bills). A refused value is shown above the queue, which is then empty: a
+    mistyped filter never shows more than was asked for.
+    """
+    number = page_number(request.GET)
+    filterset = WorklistFilter(request.GET, queryset=Bill.objects.all(), request=request)
+    errors = filterset.error_messages
+    queue = filterset.value("queue", "failures")
     can_approve = request.user.has_perm("repayments.approve_extension") or request.user.has_perm(
         "repayments.approve_waiver"
     )
-    if filters.queue == "approvals" and not can_approve:
-        filters.errors.append(_("Only supervisors have an approvals queue."))
-        filters.queue = "failures"
+    if queue == "approvals" and not can_approve:
+        errors = [*errors, _("Only supervisors have an approvals queue.")]
+        queue = "failures"
+    # What the form shows: the values as typed (a refused one stays, to be corrected).
+    typed = {name: request.GET.get(name, "").strip() for name in filterset.filters if name != "queue"}
+    filters = SimpleNamespace(**typed, queue=queue, errors=errors)
     context = {
         "filters": filters,
         "families": FailureFamily.choices,
@@ -48,17 +61,16 @@ def worklist(request: HttpRequest) -> HttpResponse:
             *([("approvals", _("Awaiting my approval"))] if can_approve else []),
         ],
     }
-    if filters.queue == "repair":
-        context["page"] = worklist_repair_cases(filters=filters, user=request.user)
-    elif filters.queue == "approvals":
+    if queue == "approvals":
         context["approvals"] = approvals_pending(user=request.user)
+    elif filterset.problems():
+        context["page"] = Page(rows=[], number=number, has_next=False, size=PAGE_SIZE)
+    elif queue == "repair":
+        cases = RepairCaseFilter(request.GET, queryset=BindingRepairCase.objects.all(), request=request)
+        context["page"] = worklist_repair_cases(filters=cases, number=number)
     else:
-        context["page"] = worklist_bills(filters=filters, user=request.user)
-    if "page" in context:
-        require_rows(filters.page, context["page"].rows)
-    query = request.GET.copy()
-    query.pop("page", None)
-    context["query_without_page"] = query.urlencode()
+        context["page"] = worklist_bills(filters=filterset, number=number)
+    context["query_without_page"] = query_without_page(request.GET)
     return render(request, "console/worklist.html", context)
 
 

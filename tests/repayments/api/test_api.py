@@ -129,7 +129,7 @@ def test_customers_leave_the_api_masked(agent):
 def test_attempt_filters_reject_a_time_without_a_valid_format(agent):
     response = token_client(agent).get(reverse("api:attempt-list") + "?requested_at_after=yesterday")
     assert response.status_code == 400
-    assert errors(response) == [("requested_at", "invalid")]
+    assert errors(response) == [("requested_at_after", "invalid")]  # the parameter sent, not the filter
 
 
 # --- extensions and waivers: the happy paths ------------------------------------
@@ -321,7 +321,8 @@ def test_bad_extension_requests_name_the_field_and_change_nothing(agent, frozen,
 @pytest.mark.parametrize(
     ("amount", "code"),
     [("-1.00", "min_value"), ("0", "min_value"), ("1.234", "max_decimal_places"), ("1e400", "max_digits"),
-     ("NaN", "invalid"), ("10000000000000.00", "max_digits"), (1.5, None)],
+     ("NaN", "invalid"), ("10000000000000.00", "max_digits"), (1.5, "invalid"), ("01.50", "invalid"),
+     (" 1.50", "invalid"), ("1.5e0", "invalid")],
 )  # fmt: skip
 def test_out_of_range_or_inexact_waiver_amounts_are_refused(agent, frozen, amount, code):
     bill = overdue_bill()
@@ -331,10 +332,6 @@ def test_out_of_range_or_inexact_waiver_amounts_are_refused(agent, frozen, amoun
         format="json",
         HTTP_IDEMPOTENCY_KEY=key(),
     )
-    if code is None:  # a JSON float that happens to be exact is still a valid amount
-        assert response.status_code == 201
-        assert response.json()["amount"] == "1.50"
-        return
     assert response.status_code == 400
     assert errors(response)[0] == ("amount", code)
     assert not Waiver.objects.exists()
@@ -478,7 +475,7 @@ def test_idempotency_records_are_purged_after_their_time(agent, frozen):
 def test_a_time_filter_outside_what_utc_can_hold_is_a_400_naming_the_field(agent, moment):
     response = token_client(agent).get(reverse("api:attempt-list"), {"requested_at_after": moment})
     assert response.status_code == 400
-    assert errors(response)[0][0] == "requested_at"
+    assert errors(response)[0][0] == "requested_at_after"  # the parameter sent
 
 
 def test_a_time_without_an_offset_is_business_time(supervisor):
