@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from axes.helpers import get_client_ip_address
 from django.contrib.auth.decorators import login_required, permission_required
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -50,7 +50,7 @@ def audit(request: AuthenticatedHttpRequest) -> HttpResponse:
 
 @login_required
 @permission_required("accounts.export_audit_trail", raise_exception=True)
-def audit_export(request: AuthenticatedHttpRequest) -> HttpResponse:
+def audit_export(request: AuthenticatedHttpRequest) -> HttpResponse | StreamingHttpResponse:
     """The filtered audit trail as CSV (snapshots as JSON), streamed; the export itself is audited.
 
     A refused filter value is a 400 naming it: never a wider export than was asked for.

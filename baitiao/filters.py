@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import django_filters
 import django_filters.constants
@@ -28,6 +29,9 @@ import django_filters.fields
 from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext as _
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 
 @dataclass(frozen=True)
@@ -54,8 +58,8 @@ class StrictFilterSet(django_filters.FilterSet):
       use ``%(low)s`` and ``%(high)s`` (the values as sent).
     """
 
-    messages: dict[str, str] = {}
-    ordered_pairs: tuple[tuple[str, str, str], ...] = ()
+    messages: dict[str, StrOrPromise] = {}
+    ordered_pairs: tuple[tuple[str, str, StrOrPromise], ...] = ()
 
     def __init__(self, data=None, queryset=None, *, request=None, prefix=None, refuse_blank: bool = False):
         """``data`` is the query string (``request.GET``); ``refuse_blank`` makes ``?name=`` a problem."""
@@ -105,8 +109,9 @@ class StrictFilterSet(django_filters.FilterSet):
         choice, out of range), when it is blank and ``refuse_blank`` is set, or when
         the low end of an ordered pair is above the high end.
         """
-        if hasattr(self, "_problems"):
-            return self._problems
+        cached: list[Problem] | None = getattr(self, "_problems", None)
+        if cached is not None:
+            return cached
         found: list[Problem] = []
         if self.is_bound:
             self.form.is_valid()
@@ -137,7 +142,7 @@ class StrictFilterSet(django_filters.FilterSet):
 
     def _clean_error(self, field: forms.Field, index: int | None, raw: str, name: str) -> str | None:
         """The error text for one value of one parameter, or None when it cleans."""
-        if index is not None:  # one end of a range: clean it alone
+        if index is not None and isinstance(field, forms.MultiValueField):  # one end of a range: clean it alone
             try:
                 field.fields[index].clean(raw)
             except forms.ValidationError as error:

@@ -15,6 +15,7 @@ from decimal import Decimal
 import django_filters
 from django import forms
 from django.db.models import Exists, OuterRef
+from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from baitiao.business_time import bucket_ranges
@@ -121,6 +122,8 @@ class _BankFilterMixin:
 
 class _AssigneeFilterMixin:
     """``assignee``: ``me``, ``unassigned`` or a username; the current user is the request's."""
+
+    request: HttpRequest | None  # set by django-filter's FilterSet, which the mixin is combined with
 
     def filter_assignee(self, queryset, name, value):  # noqa: ARG002 - django-filter API
         value = value.strip()

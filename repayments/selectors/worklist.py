@@ -20,6 +20,7 @@ same at 10,000 or 10,000,000 attempts.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 
 from django.db.models import OuterRef, QuerySet, Value
@@ -76,15 +77,14 @@ def worklist_bills(*, filters: WorklistFilter, number: int) -> Page:
             .values_list("id", "rank", "last_failure_at")
             for rank, fam in enumerate(families)
         ]
-        if not parts:
-            ordered = []
-        elif len(parts) == 1:
-            ordered = parts[0].order_by("-last_failure_at", "-id")[start:stop]
-        else:
+        ranked: Iterable[tuple] = []
+        if len(parts) == 1:
+            ranked = parts[0].order_by("-last_failure_at", "-id")[start:stop]
+        elif parts:
             # Each part reads its family's index and stops after `stop` rows.
             limited = [part.order_by("-last_failure_at", "-id")[:stop] for part in parts]
-            ordered = limited[0].union(*limited[1:], all=True).order_by("rank", "-last_failure_at", "-id")[start:stop]
-        ids = [row[0] for row in ordered]
+            ranked = limited[0].union(*limited[1:], all=True).order_by("rank", "-last_failure_at", "-id")[start:stop]
+        ids = [row[0] for row in ranked]
     page = page_from_rows(ids, number=number, size=PAGE_SIZE)
     rows = {
         bill.id: bill
