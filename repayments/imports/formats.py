@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from import_export.formats import base_formats
 
-from baitiao.csvfiles import neutralize
+from baitiao.csvfiles import csv_lines, neutralize
 from repayments.imports.reading import read_table, table_dataset
 
 
@@ -37,7 +37,7 @@ class SpreadsheetCSV(base_formats.CSV):
         return table_dataset(read_table(bytes(in_stream), resource=self.resource, filename="upload.csv"))
 
     def export_data(self, dataset, **kwargs):
-        return "\ufeff" + _neutralized(dataset).export("csv")
+        return "".join(csv_lines(dataset.headers or [], dataset))  # the one CSV writer: BOM, CRLF, neutralised
 
 
 class SpreadsheetXLSX(base_formats.XLSX):
