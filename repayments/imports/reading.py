@@ -171,16 +171,6 @@ def detect_encoding(source: Source, encoding: str = "auto") -> str:
     )
 
 
-def decode(content: bytes, encoding: str = "auto") -> tuple[str, str]:
-    """The text of a (small) CSV file and the encoding that read it (:func:`detect_encoding`).
-
-    Raises:
-        FileRefused: as :func:`detect_encoding`.
-    """
-    name = detect_encoding(content, encoding)
-    return content.decode(name), name
-
-
 def _xlsx_cell(value: object) -> str:
     """An XLSX cell as the text the analyst sees; floats through ``repr`` (never into money as float)."""
     if value is None:
@@ -219,6 +209,27 @@ def xlsx_unzipped_size(source: Source) -> int:
             return sum(item.file_size for item in archive.infolist())
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise _unreadable_xlsx(exc) from None
+
+
+def parsed_size(source: Source, filename: str = "") -> int:
+    """The bytes a parser reads from ``source``: its size, or for an XLSX its unzipped size.
+
+    A compressed workbook of 1 MB can hold 50 MB of sheet XML: the web process decides
+    by this whether it may parse an upload itself (``IMPORT_LIMITS["inline_max_bytes"]``).
+    An XLSX that is not a readable ZIP counts its own size (it is refused at once anyway).
+    """
+    file = _as_file(source)
+    size = _size(file)
+    if not is_xlsx(file.read(8), filename):
+        file.seek(0)
+        return size
+    file.seek(0)
+    try:
+        return max(size, xlsx_unzipped_size(file))
+    except FileRefused:
+        return size
+    finally:
+        file.seek(0)
 
 
 def _xlsx_rows(file: BinaryIO) -> Iterator[list[str]]:
@@ -336,12 +347,6 @@ class Table:
             yield from zip(self.sheet_rows or [], self.rows, strict=True)
         elif self.reread is not None:
             yield from self.reread()
-
-    def batches(self, size: int) -> Iterator[Table]:
-        """The data rows as in-memory tables of at most ``size`` rows each."""
-        rows = self.iter_rows()
-        while batch := list(islice(rows, size)):
-            yield self.subset([cells for _number, cells in batch], [number for number, _cells in batch])
 
     def subset(self, rows: list[list[str]], sheet_rows: list[int]) -> Table:
         """An in-memory table with these rows and the same headers."""

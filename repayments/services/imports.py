@@ -33,11 +33,10 @@ from baitiao.pii import fernet
 from repayments.imports.reading import (
     Table,
     check_upload_size,
-    is_xlsx,
     limits,
+    parsed_size,
     read_table,
     table_dataset,
-    xlsx_unzipped_size,
 )
 from repayments.imports.report import FileRefused, Problem, masked_value, problems_csv
 from repayments.imports.resources import RESOURCE_CLASSES
@@ -473,25 +472,6 @@ def import_job_upload(*, job_id: int) -> Iterator[BinaryIO]:
         yield file
 
 
-def _runs_inline(source: BinaryIO, filename: str) -> bool:
-    """Whether an upload is small enough to import in the web request (``inline_max_bytes``;
-    an XLSX counted unzipped, since that is what the parser reads)."""
-    limit = limits()["inline_max_bytes"]
-    source.seek(0, io.SEEK_END)
-    size = source.tell()
-    source.seek(0)
-    if size > limit:
-        return False
-    head = source.read(8)
-    source.seek(0)
-    if not is_xlsx(head, filename):
-        return True
-    try:
-        return xlsx_unzipped_size(source) <= limit
-    except FileRefused:
-        return True  # unreadable: refused at once, whatever its size
-
-
 def import_job_create(
     *, actor: User, resource: str, filename: str, content: bytes | BinaryIO, options: dict[str, object]
 ) -> ImportJob:
@@ -527,7 +507,7 @@ def import_job_create(
         job = ImportJob.objects.create(resource=resource, filename=filename[:255], options=stored, created_by=actor)
         job.upload_bytes = _upload_store(job, source)
         job.save(update_fields=["upload_bytes"])
-    if _runs_inline(source, filename):
+    if parsed_size(source, filename) <= limits()["inline_max_bytes"]:
         import_job_run(job_id=job.pk)
         job.refresh_from_db()
     else:
