@@ -191,7 +191,8 @@ def _resource_pass(
             found.updated += result.totals.get("update", 0)
             found.unchanged += result.totals.get("skip", 0)  # ``NaturalKeyResource.skip_row``
             found.new_lines.update(getattr(resource, "new_lines", None) or ())
-            found.written.extend(instance.pk for instance in resource.written)
+            if table.resource == "bills":  # settled once after the last chunk
+                found.written.extend(instance.pk for instance in resource.written)
         done += len(chunk.rows or [])
     order = {name: i for i, name in enumerate(table.headers)}
     found.problems.sort(key=lambda p: (p.row or 0, order.get(p.column, -1)))

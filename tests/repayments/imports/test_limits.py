@@ -125,3 +125,34 @@ def test_the_parse_of_a_large_csv_keeps_memory_flat():
         tracemalloc.stop()
     assert table.row_count == walked == rows and table.rows is None
     assert peak < 16 * 1024 * 1024, f"peak {peak:,} bytes to read a {size:,}-byte file"
+
+
+@pytest.fixture
+def tiny_chunks(monkeypatch):
+    """Files of a few rows go through the long-file path: streamed, 2 rows per chunk."""
+    from repayments.imports import reading
+    from repayments.services import imports
+
+    monkeypatch.setattr(imports, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(reading, "KEEP_ROWS", 1)
+
+
+def test_a_key_repeated_in_another_chunk_is_reported_on_both_rows_and_nothing_is_written(run_import, tiny_chunks):
+    from repayments.models import Customer
+
+    outcome = run_import("customers", "customer_no,credit_score\nC1,700\nC2,700\nC3,700\nC1,710\nC4,700\n")
+    assert not outcome.applied and Customer.objects.count() == 0  # chunk 2 had been written, then rolled back
+    assert [(p.row, p.column) for p in outcome.problems] == [(2, "customer_no"), (5, "customer_no")]
+    assert "also on row 5" in outcome.problems[0].message and "also on row 2" in outcome.problems[1].message
+
+
+def test_a_file_in_chunks_is_counted_as_one_and_a_dry_run_writes_none_of_it(run_import, tiny_chunks):
+    from repayments.models import Customer
+
+    content = "customer_no,credit_score\n" + "".join(f"C{n},700\n" for n in range(5))
+    preview = run_import("customers", content, dry_run=True)
+    assert (preview.status, preview.rows, preview.created, Customer.objects.count()) == ("preview_ok", 5, 5, 0)
+    applied = run_import("customers", content)
+    assert (applied.status, applied.created, Customer.objects.count()) == ("applied", 5, 5)
+    again = run_import("customers", content)
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 5)
