@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from django.db import models, transaction
+from django.utils import timezone
 
 from accounts.demo import demo_user_refused, demo_username
 from accounts.models import AuditEvent, User
@@ -65,6 +70,76 @@ def audit_record(
         ip_address=ip_address,
         request_id=request_id or current_request_id(),
     )
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One event of :func:`audit_record_many`: what it is about and the changed fields.
+
+    ``before`` / ``after`` are JSON-serialisable snapshots of the changed fields only;
+    never clear personal data.
+    """
+
+    target_type: str
+    target_id: str
+    customer_no: str = ""
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
+
+
+def audit_record_many(
+    *,
+    actor: User | None,
+    action: str,
+    entries: Iterable[AuditEntry],
+    reason: str = "",
+    occurred_at: dt.datetime | None = None,
+    request_id: str = "",
+    batch_size: int = 2000,
+) -> int:
+    """Append one event per entry, all of the same actor and action, in bulk INSERTs.
+
+    For set-based services that change thousands of rows at once (incident relief): the
+    events are rows like :func:`audit_record`'s, inserted ``batch_size`` at a time.
+    Nothing is ever updated or deleted (the table's trigger refuses it). Call it inside
+    the service's ``transaction.atomic``.
+
+    Args:
+        actor: the staff user, or ``None`` for the system.
+        action: dotted verb, e.g. ``"relief.apply"``.
+        entries: the events' targets and snapshots.
+        reason: the reason the actor gave, the same for every event.
+        occurred_at: when (UTC, aware); default now.
+        request_id: groups the events (e.g. a relief batch's audit id); default the web request's id.
+        batch_size: rows per INSERT.
+
+    Returns:
+        How many events were written.
+    """
+    when = occurred_at or timezone.now()
+    label = actor.get_username() if actor else SYSTEM_ACTOR
+    group = request_id or current_request_id()
+    events = (
+        AuditEvent(
+            occurred_at=when,
+            actor=actor,
+            actor_label=label,
+            action=action,
+            target_type=entry.target_type,
+            target_id=entry.target_id,
+            customer_no=entry.customer_no,
+            reason=reason,
+            before=entry.before,
+            after=entry.after,
+            request_id=group,
+        )
+        for entry in entries
+    )
+    written = 0
+    while batch := list(islice(events, batch_size)):
+        AuditEvent.objects.bulk_create(batch)
+        written += len(batch)
+    return written
 
 
 @transaction.atomic

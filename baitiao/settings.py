@@ -551,3 +551,31 @@ LOGGING = {
 from baitiao.logs import configure_structlog  # noqa: E402 - after LOGGING, which it complements
 
 configure_structlog()
+
+# Analyst imports (docs/csv.md "Limits" and "Stuck jobs"). Every limit is checked before a
+# file is parsed, and the refusal names the limit and the file's value.
+IMPORT_LIMITS = {
+    # bytes of an upload (console, admin, command line); a CSV of 1,000,000 bills rows is ~110 MB
+    "max_bytes": env.int("IMPORT_MAX_BYTES", default=200 * 1024 * 1024),
+    # bytes of an XLSX once unzipped (its sheets' XML): a zip bomb is refused before openpyxl opens it
+    "xlsx_max_unzipped_bytes": env.int("IMPORT_XLSX_MAX_UNZIPPED_BYTES", default=400 * 1024 * 1024),
+    # spreadsheet rows and columns (a sheet's declared dimension, or what a CSV really holds)
+    "max_rows": env.int("IMPORT_MAX_ROWS", default=1_100_000),
+    "max_columns": env.int("IMPORT_MAX_COLUMNS", default=40),
+    # rows × columns of an XLSX's declared dimension (cells openpyxl would visit)
+    "max_cells": env.int("IMPORT_MAX_CELLS", default=12_000_000),
+    # console uploads up to this many bytes (an XLSX: unzipped) run in the web request;
+    # larger ones on the queue, so the web process never parses more than this
+    "inline_max_bytes": env.int("IMPORT_INLINE_MAX_BYTES", default=1_000_000),
+}
+# Queued import jobs (repayments/services/imports.py): the worker beats every
+# ``heartbeat_seconds``; the ``sweep-import-jobs`` schedule (every minute) takes a running
+# job whose last beat is older than ``stale_seconds`` (a killed worker, the 300 s queue
+# timeout) and queues it again up to ``max_attempts`` runs in all, then fails it. A job
+# still queued after ``abandon_queued_hours`` is failed. Uploads of finished jobs are cleared.
+IMPORT_JOBS = {
+    "heartbeat_seconds": env.int("IMPORT_JOB_HEARTBEAT_SECONDS", default=10),
+    "stale_seconds": env.int("IMPORT_JOB_STALE_SECONDS", default=60),
+    "max_attempts": env.int("IMPORT_JOB_MAX_ATTEMPTS", default=2),
+    "abandon_queued_hours": env.int("IMPORT_JOB_ABANDON_QUEUED_HOURS", default=24),
+}

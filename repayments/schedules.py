@@ -65,6 +65,13 @@ SCHEDULES: tuple[ScheduleSpec, ...] = (
         description="Open an incident when a bank's system-failure rate spikes; resume stalled relief batches.",
     ),
     ScheduleSpec(
+        name="sweep-import-jobs",
+        func="repayments.tasks.sweep_import_jobs",
+        cron="* * * * *",
+        description="Re-queue or fail import jobs whose worker stopped (crash, 300 s timeout); delete uploads of "
+        "finished jobs.",
+    ),
+    ScheduleSpec(
         name="refresh-dashboard",
         func="repayments.tasks.refresh_dashboard",
         cron="*/15 * * * *",

@@ -59,6 +59,13 @@ def run_import_job(job_id: int) -> str:
     return import_job_run(job_id=job_id)
 
 
+def sweep_import_jobs() -> dict[str, int]:
+    """Every minute: re-queue or fail import jobs whose worker stopped beating; clear finished uploads."""
+    from repayments.services.imports import import_jobs_sweep
+
+    return import_jobs_sweep()
+
+
 def detect_incidents() -> dict[str, int]:
     """Every minute: open incidents for banks whose system failures spiked; resume stalled relief."""
     from repayments.services.incidents import incident_detect, relief_resume_stale

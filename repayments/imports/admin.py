@@ -44,6 +44,16 @@ class AnalystImportExportMixin(ImportExportMixin):
     def get_export_resource_kwargs(self, request, **kwargs):
         return {"actor": request.user}
 
+    def add_data_read_fail_error_to_form(self, form, e):
+        """A file the reader refuses (over a limit, unknown columns, a footer row …) shows
+        its problems, each naming the row, column and value; other errors as django-import-export does."""
+        from repayments.imports.report import FileRefused
+
+        if not isinstance(e, FileRefused):
+            return super().add_data_read_fail_error_to_form(form, e)
+        for problem in e.problems:
+            form.add_error("import_file", str(problem))
+
     def get_import_data_kwargs(self, **kwargs):
         kwargs = super().get_import_data_kwargs(**kwargs)
         kwargs["rollback_on_validation_errors"] = True

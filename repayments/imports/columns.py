@@ -6,7 +6,10 @@ column in both languages.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from baitiao.masking import mask_name, mask_national_id, mask_phone, mask_token
 
 
 @dataclass(frozen=True)
@@ -16,14 +19,24 @@ class Column:
     required: bool
     aliases: tuple[str, ...] = ()  # more headers accepted on import
     description: str = ""
+    # How a masked export shows the column (personal data, the card's gateway token);
+    # ``None``: shown as stored.
+    mask: Callable[[str], str] | None = None
 
 
 RESOURCES: dict[str, tuple[Column, ...]] = {
     "customers": (
         Column("customer_no", "客户编号", True, ("客户号",), "the customer's number; the key"),
-        Column("name", "姓名", False, ("客户姓名",), "full name; encrypted at rest"),
-        Column("phone", "手机号", False, ("手机号码", "手机", "联系电话"), "mainland mobile; encrypted"),
-        Column("national_id", "身份证号", False, ("身份证号码", "证件号码", "身份证"), "18 characters; encrypted"),
+        Column("name", "姓名", False, ("客户姓名",), "full name; encrypted at rest", mask_name),
+        Column("phone", "手机号", False, ("手机号码", "手机", "联系电话"), "mainland mobile; encrypted", mask_phone),
+        Column(
+            "national_id",
+            "身份证号",
+            False,
+            ("身份证号码", "证件号码", "身份证"),
+            "18 characters; encrypted",
+            mask_national_id,
+        ),
         Column("credit_score", "信用分", False, ("信用评分",), "350–950"),
         Column("risk_tier", "风险等级", False, ("风险级别",), "low / medium / high"),
     ),
@@ -36,11 +49,11 @@ RESOURCES: dict[str, tuple[Column, ...]] = {
     "card-bindings": (
         Column("customer_no", "客户编号", True, ("客户号",), "an existing customer"),
         Column("card_number", "卡号", False, ("银行卡号",), "refused: see docs/csv.md"),
-        Column("gateway_token", "支付令牌", False, ("令牌",), "the gateway's token; the key"),
+        Column("gateway_token", "支付令牌", False, ("令牌",), "the gateway's token; the key", mask_token),
         Column("bin", "卡BIN", False, ("BIN",), "issuer prefix, 3–10 digits"),
         Column("last4", "卡号后四位", False, ("后四位",), "4 digits"),
         Column("bank_name", "银行名称", False, ("开户行", "银行"), "default: from the BIN table"),
-        Column("reserved_phone", "预留手机号", False, ("银行预留手机号",), "mainland mobile; encrypted"),
+        Column("reserved_phone", "预留手机号", False, ("银行预留手机号",), "mainland mobile; encrypted", mask_phone),
         Column("status", "状态", False, ("绑卡状态",), "active / invalid / replaced"),
     ),
     "bills": (
@@ -65,6 +78,15 @@ RESOURCES: dict[str, tuple[Column, ...]] = {
         Column("requested_at", "发起时间", True, ("请求时间",), "date and time"),
         Column("completed_at", "完成时间", False, ("结束时间",), "date and time"),
     ),
+}
+
+# How a masked export shows each masked column, per resource: one definition for the
+# exports (``repayments.services.exports``), the admin's export and the import, which reads
+# a cell in this form that matches the stored value as "keep the stored value" (``docs/csv.md``).
+EXPORT_MASKS: dict[str, dict[str, Callable[[str], str]]] = {
+    resource: {column.name: column.mask for column in columns if column.mask is not None}
+    for resource, columns in RESOURCES.items()
+    if any(column.mask is not None for column in columns)
 }
 
 # Lower-case word → stored value. English values and labels, then Chinese words.

@@ -420,7 +420,7 @@ def fast_import(table: Table, *, outcome, dry_run: bool, apply_valid_rows: bool,
     parsers = _PARSERS[resource]
     columns = list(parsers)
     position = {name: table.headers.index(name) if name in table.headers else None for name in columns}
-    total = len(table.rows)
+    total = table.row_count
     problems: list[Problem] = []
     with connection.cursor() as cursor:
         # Dropped at the end too: two imports may share one transaction (tests, a batch).
@@ -428,7 +428,8 @@ def fast_import(table: Table, *, outcome, dry_run: bool, apply_valid_rows: bool,
         cursor.execute(f"CREATE TEMPORARY TABLE stage ({_STAGING[resource]}) ON COMMIT DROP")  # noqa: S608
         with cursor.copy(f"COPY stage (sheet_row, {', '.join(columns)}) FROM STDIN") as copy:  # noqa: S608
             lines: list[str] = []
-            for index, (values, sheet_row) in enumerate(zip(table.rows, table.sheet_rows, strict=True), start=1):
+            # Streamed: a long table is read again from its file, never held whole.
+            for index, (sheet_row, values) in enumerate(table.iter_rows(), start=1):
                 out = [str(sheet_row)]
                 bad = False
                 for name in columns:

@@ -7,10 +7,30 @@ bound to one resource, because the headers are mapped per resource.
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
 from import_export.formats import base_formats
 
-from baitiao.csvfiles import neutralize
-from repayments.imports.reading import read_table, table_dataset
+from baitiao.csvfiles import csv_lines, neutralize
+from repayments.imports.reading import limits, parsed_size, read_table, table_dataset
+from repayments.imports.report import FileRefused, Problem
+
+
+def _admin_dataset(content: bytes, *, resource: str, filename: str):
+    """The upload as a dataset for the admin's import, which parses in the web request:
+    only files up to ``IMPORT_LIMITS["inline_max_bytes"]`` (an XLSX: unzipped).
+
+    Raises:
+        FileRefused: a bigger file (the message says where to import it), or as ``read_table``.
+    """
+    size = parsed_size(content, filename)
+    if size > limits()["inline_max_bytes"]:
+        message = _(
+            "The back office imports a file while you wait, up to %(limit)s bytes (setting IMPORT_INLINE_MAX_BYTES; "
+            "an .xlsx counted unzipped); this one has %(size)s. Import it from the console's data page, which runs "
+            "big files on the queue, or with manage.py import_data."
+        ) % {"limit": f"{limits()['inline_max_bytes']:,}", "size": f"{size:,}"}
+        raise FileRefused([Problem(None, "", "", message)])
+    return table_dataset(read_table(content, resource=resource, filename=filename))
 
 
 def _neutralized(dataset):
@@ -23,7 +43,7 @@ def _neutralized(dataset):
 
 
 class SpreadsheetCSV(base_formats.CSV):
-    """CSV in any encoding ``reading.decode`` accepts; the bytes are decoded by the reader."""
+    """CSV in any encoding ``reading.detect_encoding`` accepts; the bytes are decoded by the reader."""
 
     resource = ""
 
@@ -34,17 +54,17 @@ class SpreadsheetCSV(base_formats.CSV):
         return "rb"
 
     def create_dataset(self, in_stream, **kwargs):
-        return table_dataset(read_table(bytes(in_stream), resource=self.resource, filename="upload.csv"))
+        return _admin_dataset(bytes(in_stream), resource=self.resource, filename="upload.csv")
 
     def export_data(self, dataset, **kwargs):
-        return "\ufeff" + _neutralized(dataset).export("csv")
+        return "".join(csv_lines(dataset.headers or [], dataset))  # the one CSV writer: BOM, CRLF, neutralised
 
 
 class SpreadsheetXLSX(base_formats.XLSX):
     resource = ""
 
     def create_dataset(self, in_stream, **kwargs):
-        return table_dataset(read_table(bytes(in_stream), resource=self.resource, filename="upload.xlsx"))
+        return _admin_dataset(bytes(in_stream), resource=self.resource, filename="upload.xlsx")
 
     def export_data(self, dataset, **kwargs):
         return super().export_data(_neutralized(dataset), **kwargs)

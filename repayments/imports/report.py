@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
@@ -74,22 +72,19 @@ class FileRefused(ValueError):
 
 
 def problems_csv(problems: Iterable[Problem]) -> bytes:
-    """The report as CSV (UTF-8 with BOM so Excel opens the Chinese text): row, column, value, message."""
-    from baitiao.csvfiles import neutralize
+    """The report as CSV (UTF-8 with BOM so Excel opens the Chinese text): row, column, value, message.
 
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    Written by the product's one CSV writer (``baitiao.csvfiles``: BOM, CRLF, formulas
+    neutralised in every cell).
+    """
+    from baitiao.csvfiles import csv_bytes
+
     # The header is translated: the console reads the report by position (``repayments.views.data.import_job``).
-    writer.writerow(
-        [
-            pgettext("error report header", "row"),
-            pgettext("error report header", "column"),
-            pgettext("error report header", "value"),
-            pgettext("error report header", "message"),
-        ]
-    )
-    for problem in problems:
-        writer.writerow(
-            ["" if problem.row is None else problem.row, problem.column, neutralize(problem.value), problem.message]
-        )
-    return buffer.getvalue().encode("utf-8-sig")
+    header = [
+        pgettext("error report header", "row"),
+        pgettext("error report header", "column"),
+        pgettext("error report header", "value"),
+        pgettext("error report header", "message"),
+    ]
+    rows = (["" if p.row is None else p.row, p.column, p.value, p.message] for p in problems)
+    return b"".join(csv_bytes(header, rows))

@@ -32,7 +32,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import pgettext_lazy
 from import_export import fields, resources, widgets
 
-from baitiao.masking import MASK, mask_name, mask_national_id, mask_phone, mask_token
+from baitiao.masking import MASK, mask_token
 from baitiao.money import ZERO
 from baitiao.pii import pii_hash
 from repayments.bins import bin_table
@@ -45,6 +45,7 @@ from repayments.imports.columns import (
     BINDING_STATUS_WORDS,
     CHANNEL_WORDS,
     CREDIT_LINE_STATUS_WORDS,
+    EXPORT_MASKS,
     RISK_TIER_WORDS,
 )
 from repayments.imports.report import PERSONAL_COLUMNS, masked_value
@@ -65,15 +66,6 @@ from repayments.models import (
 )
 
 _LOOKUP_CHUNK = 5000
-
-# How a masked export shows each personal column (and the card's gateway token, which
-# debits the card): one definition for the exports (``repayments.services.exports``),
-# the admin's export and the import, which reads a cell in this form that matches the
-# stored value as "keep the stored value" (``docs/csv.md``).
-EXPORT_MASKS: dict[str, dict[str, Callable[[str], str]]] = {
-    "customers": {"name": mask_name, "phone": mask_phone, "national_id": mask_national_id},
-    "card-bindings": {"gateway_token": mask_token, "reserved_phone": mask_phone},
-}
 
 
 class Parsed(widgets.Widget):
@@ -168,41 +160,69 @@ class NaturalKeyResource(resources.ModelResource):
         self.written: list[Any] = []  # instances created or updated (saved at the end when in bulk)
 
     # -- file-wide preparation -------------------------------------------------
+    # Resources whose rows may be imported in chunks of one file (``repayments.services.imports``):
+    # their only checks across rows are the repeats :meth:`scan` finds. Card bindings (rows
+    # applied in order, one active card per customer) and attempts (one in flight per bill)
+    # compare rows with each other in ``prepare``, so a file of theirs is imported whole.
+    chunkable: ClassVar[bool] = True
+
+    def scan(self, rows: Iterable[tuple[int, dict]]) -> None:
+        """Check the rows of a whole file against each other before it is imported in chunks.
+
+        Finds a key (or a ``unique_in_file`` column set) repeated anywhere in the file; the
+        problems are kept by spreadsheet row and reported by whichever chunk holds the row.
+        Memory grows with the number of distinct keys, not with the cells.
+
+        Args:
+            rows: ``(sheet row, {column: cell})`` of every data row, in file order (streamed).
+        """
+        self.file_problems = defaultdict(dict)
+        self._repeats(rows, into=self.file_problems)
+        self.scanned = True
+
+    scanned = False
+    file_problems: dict[int, dict[str, list[str]]]
+
     def before_import(self, dataset, **kwargs):
         self.sheet_rows = list(getattr(dataset, "sheet_rows", None) or range(2, len(dataset) + 2))
         self.row_problems = defaultdict(dict)
         self.written = []
         rows = [dict(zip(dataset.headers, values, strict=False)) for values in dataset]
-        for columns in ((self.key_column,), *self.unique_in_file):
-            self._flag_repeats(rows, columns)
+        if self.scanned:
+            for sheet_row in self.sheet_rows:
+                for column, messages in self.file_problems.get(sheet_row, {}).items():
+                    self.row_problems[sheet_row].setdefault(column, []).extend(messages)
+        else:
+            self._repeats(zip(self.sheet_rows, rows, strict=True), into=self.row_problems)
         self.prepare(rows)
 
-    def _flag_repeats(self, rows: list[dict], columns: tuple[str, ...]) -> None:
-        seen: dict[tuple, list[int]] = defaultdict(list)
-        for number, row in enumerate(rows, start=1):
-            if any(column not in row for column in columns):
-                return
-            values = tuple(cells.normalize(row[column]) for column in columns)
-            if all(values):
-                seen[values].append(number)
-        for values, numbers in seen.items():
-            if len(numbers) < 2:
-                continue
-            if columns != (self.key_column,) and len({_code(rows[n - 1], self.key_column) for n in numbers}) == 1:
-                continue  # the same key repeated: already reported on the key column
-            sheet = [self.sheet_rows[n - 1] for n in numbers]
-            what = " + ".join(f"{c} {v}" for c, v in zip(columns, values, strict=True))
-            for number in numbers:
-                others = ", ".join(str(s) for s in sheet if s != self.sheet_rows[number - 1])
-                self.add_problem(
-                    number,
-                    columns[-1],
-                    _(
+    def _repeats(self, rows: Iterable[tuple[int, dict]], *, into: dict[int, dict[str, list[str]]]) -> None:
+        """Add to ``into`` (by sheet row) a problem on every row whose key, or ``unique_in_file``
+        column set, another row repeats."""
+        groups = ((self.key_column,), *self.unique_in_file)
+        seen: dict[tuple[str, ...], dict[tuple, list[tuple[int, str | None]]]] = {g: defaultdict(list) for g in groups}
+        for sheet_row, row in rows:
+            for columns in groups:
+                if any(column not in row for column in columns):
+                    continue
+                values = tuple(cells.normalize(row[column]) for column in columns)
+                if all(values):
+                    key = _code(row, self.key_column) if columns != (self.key_column,) else None
+                    seen[columns][values].append((sheet_row, key))
+        for columns, found in seen.items():
+            for values, where in found.items():
+                if len(where) < 2:
+                    continue
+                if columns != (self.key_column,) and len({key for _row, key in where}) == 1:
+                    continue  # the same key repeated: already reported on the key column
+                what = " + ".join(f"{c} {v}" for c, v in zip(columns, values, strict=True))
+                for sheet_row, _key in where:
+                    others = ", ".join(str(other) for other, _k in where if other != sheet_row)
+                    message = _(
                         "%(what)s appears more than once in this file (also on row %(rows)s); "
                         "each must be on one row only."
-                    )
-                    % {"what": what, "rows": others},
-                )
+                    ) % {"what": what, "rows": others}
+                    into[sheet_row].setdefault(columns[-1], []).append(message)
 
     def after_import_row(self, row, row_result, **kwargs):
         number = kwargs.get("row_number", 0)
@@ -210,7 +230,8 @@ class NaturalKeyResource(resources.ModelResource):
             self.progress(number, len(self.sheet_rows))
 
     def add_problem(self, number: int, column: str, message: str) -> None:
-        self.row_problems[number].setdefault(column, []).append(message)
+        """A problem on data row ``number`` (1-based in the dataset being imported)."""
+        self.row_problems[self.sheet_row(number)].setdefault(column, []).append(message)
 
     def prepare(self, rows: list[dict]) -> None:
         """Load existing rows and referenced rows for the whole file (override)."""
@@ -276,7 +297,7 @@ class NaturalKeyResource(resources.ModelResource):
             column_of = {f.attribute: f.column_name for f in self.fields.values()}
             for attribute, messages in exc.message_dict.items():
                 errors.setdefault(column_of.get(attribute, attribute), []).extend(messages)
-        for column, messages in self.row_problems.get(kwargs.get("row_number", 0), {}).items():
+        for column, messages in self.row_problems.get(self.sheet_row(kwargs.get("row_number", 0)), {}).items():
             errors.setdefault(column, []).extend(messages)
         self.complete(instance, row, errors, new=instance.pk is None)
         # The admin preview lists the values of refused rows: personal ones masked (the
@@ -308,13 +329,9 @@ class NaturalKeyResource(resources.ModelResource):
         return not self._is_dry_run(kwargs) and not result.has_errors() and not result.has_validation_errors()
 
 
-def _customers_by_no(numbers: Iterable[str], *, with_line: bool = False) -> dict[str, Customer]:
+def _customers_by_no(numbers: Iterable[str]) -> dict[str, Customer]:
     found: dict[str, Customer] = {}
     query = Customer.objects.only("id", "customer_no")
-    if with_line:
-        query = Customer.objects.select_related("credit_line").only(
-            "id", "customer_no", "credit_line__id", "credit_line__currency"
-        )
     for chunk in _chunks(sorted(set(numbers))):
         found.update({c.customer_no: c for c in query.filter(customer_no__in=chunk)})
     return found
@@ -500,6 +517,7 @@ class CardBindingResource(NaturalKeyResource):
 
     resource_name = "card-bindings"
     key_column = "gateway_token"
+    chunkable = False  # rows compared with each other in ``prepare`` (one active card per customer)
 
     customer_no = _key_field("customer_no", "customer__customer_no")
     card_number = fields.Field(column_name="card_number", readonly=True)
@@ -736,6 +754,15 @@ class BillResource(NaturalKeyResource):
     key_column = "bill_no"
     unique_in_file = (("customer_no", "period"),)
 
+    def __init__(self, *, settle: bool = True, **kwargs) -> None:
+        """``settle``: age the written bills and refresh available credit after an applied
+        import (``bills_import_settle``); the import service passes ``False`` and settles
+        once after the last chunk of a file."""
+        super().__init__(**kwargs)
+        self.settle = settle
+        self.new_lines: list[int] = []
+        self.settled = None
+
     bill_no = _field(
         "bill_no", lambda v: cells.parse_code(v, what=pgettext_lazy("import cell", "bill_no"), max_length=40)
     )
@@ -803,7 +830,7 @@ class BillResource(NaturalKeyResource):
         return Bill.objects.select_related("customer")
 
     def prepare(self, rows):
-        self.customers = _customers_by_no((n for n in (_code(r, "customer_no") for r in rows) if n), with_line=True)
+        self.customers = _customers_by_no(n for n in (_code(r, "customer_no") for r in rows) if n)
         numbers = [n for n in (_code(r, "bill_no") for r in rows) if n]
         self.existing = {}
         for chunk in _chunks(sorted(set(numbers))):
@@ -818,7 +845,14 @@ class BillResource(NaturalKeyResource):
                 "customer_id", "period", "bill_no"
             ):
                 self.periods[(customer_id, period)] = bill_no
-        self.new_lines: dict[int, CreditLine] = {}
+        # A customer without a credit line gets one with limit 0 (a service: the rule and the
+        # write are not the resource's); the import's notes say how many.
+        from repayments.services.credit_lines import credit_lines_open_missing
+
+        self.new_lines = credit_lines_open_missing(customer_ids=ids)
+        self.lines: dict[int, int] = {}
+        for chunk in _chunks(ids):
+            self.lines.update(CreditLine.objects.filter(customer_id__in=chunk).values_list("customer_id", "id"))
 
     def after_init_instance(self, instance, new, row, **kwargs):
         super().after_init_instance(instance, new, row, **kwargs)
@@ -968,30 +1002,15 @@ class BillResource(NaturalKeyResource):
     def before_save_instance(self, instance, row, **kwargs):
         super().before_save_instance(instance, row, **kwargs)
         if instance.credit_line_id is None:
-            instance.credit_line = self._credit_line(instance.customer)
+            instance.credit_line_id = self.lines[instance.customer_id]
 
     def after_import(self, dataset, result, **kwargs):
         super().after_import(dataset, result, **kwargs)
-        self.settled: dict[str, int] | None = None
-        if self.written and self.applied(result, kwargs):
+        self.settled: dict[str, object] | None = None
+        if self.settle and self.written and self.applied(result, kwargs):
             from repayments.services.imports import bills_import_settle
 
             self.settled = bills_import_settle(bill_ids=[bill.pk for bill in self.written])
-
-    def _credit_line(self, customer: Customer) -> CreditLine:
-        """The customer's credit line; a customer without one gets a zero-limit line
-        (reported in the import summary) until a credit-lines file sets the limit."""
-        try:
-            return customer.credit_line
-        except CreditLine.DoesNotExist:
-            pass
-        line = self.new_lines.get(customer.pk)
-        if line is None:
-            line = CreditLine.objects.create(
-                customer=customer, credit_limit=ZERO, available_credit=ZERO, currency="CNY"
-            )
-            self.new_lines[customer.pk] = line
-        return line
 
 
 class RepaymentAttemptResource(NaturalKeyResource):
@@ -1000,6 +1019,7 @@ class RepaymentAttemptResource(NaturalKeyResource):
 
     resource_name = "repayment-attempts"
     key_column = "attempt_no"
+    chunkable = False  # rows compared with each other in ``prepare`` (one attempt in flight per bill)
 
     attempt_no = _field(
         "attempt_no", lambda v: cells.parse_code(v, what=pgettext_lazy("import cell", "attempt_no"), max_length=64)

@@ -53,6 +53,7 @@ from repayments.models.customers import (  # noqa: F401
 from repayments.models.imports import (  # noqa: F401
     ImportJob,
     ImportJobStatus,
+    ImportUploadChunk,
 )
 from repayments.models.incidents import (  # noqa: F401
     Incident,

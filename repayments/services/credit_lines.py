@@ -14,7 +14,8 @@ from collections.abc import Iterable
 
 from django.db import connection
 
-from repayments.models import OPEN_BILL_STATUSES, principal_owed_sql
+from baitiao.money import ZERO
+from repayments.models import OPEN_BILL_STATUSES, CreditLine, principal_owed_sql
 
 # One UPDATE … FROM a grouped subquery over the given customers only; a customer
 # without open bills owes 0.00. Rows whose value is already right are not written,
@@ -55,3 +56,27 @@ def credit_lines_refresh_available(*, customer_ids: Iterable[int]) -> int:
         )
         cursor.execute(_REFRESH, {"customers": ids, "open": [str(status) for status in OPEN_BILL_STATUSES]})
         return cursor.rowcount
+
+
+def credit_lines_open_missing(*, customer_ids: Iterable[int]) -> list[int]:
+    """Give every customer of ``customer_ids`` that has no credit line one with limit 0.00 CNY.
+
+    A bills import does this for the customers its rows name (``docs/csv.md``): a bill
+    needs a credit line, and the limit comes with a credit-lines file. Call it inside the
+    import's transaction.
+
+    Args:
+        customer_ids: ``Customer`` primary keys.
+
+    Returns:
+        The customers (primary keys, ascending) that got a new zero-limit line.
+    """
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return []
+    have = set(CreditLine.objects.filter(customer_id__in=ids).values_list("customer_id", flat=True))
+    missing = [customer_id for customer_id in ids if customer_id not in have]
+    CreditLine.objects.bulk_create(
+        [CreditLine(customer_id=i, credit_limit=ZERO, available_credit=ZERO, currency="CNY") for i in missing]
+    )
+    return missing

@@ -12,10 +12,7 @@ CSV is UTF-8 with a byte-order mark, which Excel needs to show Chinese text.
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import BinaryIO
 
 from django.core.exceptions import PermissionDenied
@@ -23,59 +20,15 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from accounts.services import audit_record
-from baitiao.csvfiles import neutralize
+from baitiao.csvfiles import csv_bytes, neutralize
 from baitiao.db_routers import reporting_db
-from repayments.imports.columns import RESOURCES
-from repayments.imports.resources import EXPORT_MASKS, render_cell
-from repayments.models import Bill, CardBinding, CreditLine, Customer, RepaymentAttempt
+from repayments.imports.columns import EXPORT_MASKS, RESOURCES
+from repayments.imports.resources import RESOURCE_CLASSES, render_cell
 
 EXPORT_PERMISSION = "repayments.export_data"
 UNMASK_PERMISSION = "repayments.export_personal_data"
 FORMATS = ("csv", "xlsx")
 _CHUNK = 5000
-
-
-@dataclass(frozen=True)
-class _Source:
-    """Where a resource's export reads; masks come from ``EXPORT_MASKS`` by column name."""
-
-    queryset: Callable[[], object]
-    columns: tuple[str, ...]  # values_list paths, in the order of the resource's columns
-
-
-_SOURCES: dict[str, _Source] = {
-    "customers": _Source(
-        lambda: Customer.objects.order_by("id"),
-        ("customer_no", "name", "phone", "national_id", "credit_score", "risk_tier"),
-    ),
-    "credit-lines": _Source(
-        lambda: CreditLine.objects.order_by("id"),
-        ("customer__customer_no", "credit_limit", "currency", "status"),
-    ),
-    "card-bindings": _Source(
-        lambda: CardBinding.objects.order_by("id"),
-        ("customer__customer_no", "gateway_token", "bin", "last4", "bank_name", "reserved_phone", "status"),
-    ),
-    "bills": _Source(
-        lambda: Bill.objects.order_by("id"),
-        (
-            "bill_no",
-            "customer__customer_no",
-            "period",
-            "statement_date",
-            "due_date",
-            "statement_balance",
-            "amount_due",
-            "minimum_due",
-            "amount_paid",
-            "status",
-        ),
-    ),
-    "repayment-attempts": _Source(
-        lambda: RepaymentAttempt.objects.order_by("id"),
-        ("attempt_no", "bill__bill_no", "channel", "amount", "status", "failure_code", "requested_at", "completed_at"),
-    ),
-}
 
 
 def export_headers(resource: str, *, chinese: bool = False) -> list[str]:
@@ -97,8 +50,12 @@ def export_rows(resource: str, *, unmask: bool = False, queryset=None) -> Iterat
             :func:`data_export` / :func:`export_stream`, which do).
         queryset: a filtered queryset of the resource's model (default: all rows).
     """
-    source = _SOURCES[resource]
-    query = queryset if queryset is not None else source.queryset()
+    # The columns and their model paths are the resource's (one definition for the
+    # console, the admin and the command line): ``customer_no`` of a bill reads
+    # ``customer__customer_no``, as the import resolves it.
+    resource_class = RESOURCE_CLASSES[resource]
+    paths = [resource_class.fields[name].attribute for name in export_headers(resource)]
+    query = queryset if queryset is not None else resource_class._meta.model.objects.order_by("id")
     # The read replica when there is one (baitiao/db_routers.py): a long export scan
     # stays off the primary. Explicit, because the rows are read lazily, while the
     # response streams, long after any ``with reporting_reads()`` block would end.
@@ -106,7 +63,7 @@ def export_rows(resource: str, *, unmask: bool = False, queryset=None) -> Iterat
     # Personal columns (and the card's gateway token, which debits the card) are masked.
     by_name = {} if unmask else EXPORT_MASKS.get(resource, {})
     masks = {index: by_name[name] for index, name in enumerate(export_headers(resource)) if name in by_name}
-    for values in query.values_list(*source.columns).iterator(chunk_size=_CHUNK):
+    for values in query.values_list(*paths).iterator(chunk_size=_CHUNK):
         row = []
         for index, value in enumerate(values):
             text = render_cell(value)
@@ -137,19 +94,7 @@ def _audit(*, actor: User | None, resource: str, fmt: str, unmask: bool, reason:
 
 
 def _csv_chunks(resource: str, rows: Iterator[list]) -> Iterator[bytes]:
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\r\n")
-    writer.writerow(export_headers(resource))
-    yield "\ufeff".encode() + text.getvalue().encode()
-    text.seek(0)
-    text.truncate()
-    for count, row in enumerate(rows, start=1):
-        writer.writerow(row)
-        if count % 2000 == 0:
-            yield text.getvalue().encode()
-            text.seek(0)
-            text.truncate()
-    yield text.getvalue().encode()
+    return csv_bytes(export_headers(resource), rows)
 
 
 def _xlsx_bytes(resource: str, rows: Iterator[list], out: BinaryIO) -> None:
@@ -224,6 +169,4 @@ def export_stream(
 
 def template_file(resource: str, *, chinese: bool = True) -> bytes:
     """An empty CSV template with the resource's headers (Chinese by default), UTF-8 with BOM."""
-    text = io.StringIO()
-    csv.writer(text, lineterminator="\r\n").writerow(export_headers(resource, chinese=chinese))
-    return "\ufeff".encode() + text.getvalue().encode()
+    return b"".join(csv_bytes(export_headers(resource, chinese=chinese), []))

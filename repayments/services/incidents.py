@@ -21,6 +21,7 @@ Every audit event of a batch carries the batch's ``audit_id`` as ``request_id``.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import uuid
 from typing import Any
@@ -35,7 +36,7 @@ from django.utils.translation import gettext as _
 from django_q.tasks import async_task
 
 from accounts.models import User
-from accounts.services import audit_record
+from accounts.services import AuditEntry, audit_record, audit_record_many
 from baitiao.business_time import business_today
 from baitiao.money import format_money
 from repayments.models import (
@@ -469,17 +470,38 @@ _ORIGINAL_VALUES = (
     " 'late_fee_waived', i.late_fee_waived_before::text, 'retry_at', i.retry_at_before)"
 )
 _AUDIT_ITEMS = """
-    INSERT INTO accounts_audit_event (occurred_at, actor_id, actor_label, action, target_type, target_id,
-        customer_no, reason, before, after, ip_address, request_id)
-    SELECT %(now)s, %(actor_id)s, %(actor_label)s, %(action)s, 'repayments.bill', b.id::text, c.customer_no, '',
-           {before}, {after}, NULL, %(audit_id)s
+    SELECT b.id::text, c.customer_no, {before}, {after}
       FROM repayments_reliefitem i
       JOIN repayments_bill b ON b.id = i.bill_id
       JOIN repayments_customer c ON c.id = b.customer_id
      WHERE i.id = ANY(%(applied)s)
+     ORDER BY b.id
 """
 _AUDIT_APPLY = _AUDIT_ITEMS.format(before=_ORIGINAL_VALUES, after=_RELIEF_VALUES)
 _AUDIT_REVERSE = _AUDIT_ITEMS.format(before=_RELIEF_VALUES, after=_ORIGINAL_VALUES)
+
+
+def _audit_items(cursor, sql: str, params: dict, *, actor: User | None) -> int:
+    """One audit event per relieved (or restored) bill, with its before/after values, through
+    the audit API's bulk variant (``accounts.services.audit_record_many``)."""
+    cursor.execute(sql, params)
+
+    def decoded(value):  # Django's psycopg setup reads json/jsonb as text
+        return json.loads(value) if isinstance(value, str) else value
+
+    entries = [
+        AuditEntry(
+            target_type="repayments.bill",
+            target_id=bill_id,
+            customer_no=number,
+            before=decoded(before),
+            after=decoded(after),
+        )
+        for bill_id, number, before, after in cursor.fetchall()
+    ]
+    return audit_record_many(
+        actor=actor, action=params["action"], entries=entries, occurred_at=params["now"], request_id=params["audit_id"]
+    )
 
 
 def relief_run(*, batch_id: int, chunk: int | None = None, max_chunks: int | None = None) -> dict[str, int]:
@@ -562,8 +584,6 @@ def _run_chunk(batch: ReliefBatch, chunk: int) -> tuple[int | None, int]:
         "redebit": recovered + dt.timedelta(minutes=settings.INCIDENT_RELIEF["redebit_after_minutes"]),
         "incident": incident.pk,
         "reason": ExtensionReason.SYSTEM_FAULT.value,
-        "actor_id": batch.approved_by_id,
-        "actor_label": batch.approved_by.get_username() if batch.approved_by else "system",
         "action": "relief.apply",
         "audit_id": _audit_id(batch.audit_id),
     }
@@ -580,7 +600,7 @@ def _run_chunk(batch: ReliefBatch, chunk: int) -> tuple[int | None, int]:
         if params["applied"]:
             cursor.execute(_APPLY_BILLS, params)
             cursor.execute(_SUPPRESS, params)
-            cursor.execute(_AUDIT_APPLY, params)
+            _audit_items(cursor, _AUDIT_APPLY, params, actor=batch.approved_by)
         applied = len(params["applied"])
         ReliefBatch.objects.filter(pk=batch.pk).update(
             bills_done=F("bills_done") + applied + skipped,
@@ -708,8 +728,6 @@ def relief_reverse(*, batch_id: int, reversed_by: User, reason: str) -> ReliefBa
             "batch": batch.pk,
             "now": now,
             "incident": batch.incident_id,
-            "actor_id": reversed_by.pk,
-            "actor_label": reversed_by.get_username(),
             "action": "relief.reverse",
             "audit_id": _audit_id(batch.audit_id),
         }
@@ -724,7 +742,8 @@ def relief_reverse(*, batch_id: int, reversed_by: User, reason: str) -> ReliefBa
             cursor.execute(_REVERSE_ITEMS, params)
             params["applied"] = [row[0] for row in cursor.fetchall()]
             cursor.execute(_REVOKE_SUPPRESSIONS, params)
-            cursor.execute(_AUDIT_REVERSE, params)  # before: relief's values; after: the originals restored
+            # before: relief's values; after: the originals restored
+            _audit_items(cursor, _AUDIT_REVERSE, params, actor=reversed_by)
             cursor.execute("SELECT bill_id FROM repayments_reliefitem WHERE id = ANY(%(applied)s)", params)
             reversed_bills = [row[0] for row in cursor.fetchall()]
         # The restored dates with what was paid since: status, DPD and past due by the aging rule.

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 ENCRYPTED_COLUMNS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("repayments_customer", ("name", "phone", "national_id", "email"), ()),
     ("repayments_cardbinding", ("reserved_phone",), ()),
-    ("repayments_importjob", (), ("content",)),  # an upload waiting to be imported
+    ("repayments_importuploadchunk", (), ("data",)),  # a piece of an upload waiting to be imported
 )
 
 

@@ -10,7 +10,7 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -18,13 +18,15 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from accounts.http import AuthenticatedHttpRequest
+from baitiao.csvfiles import csv_response
 from repayments.imports.columns import RESOURCES
+from repayments.imports.reading import check_upload_size
+from repayments.imports.report import FileRefused
 from repayments.models import ImportJob, ImportJobStatus
 from repayments.services.exports import export_stream, template_file
 from repayments.services.imports import import_job_create
 
 RESOURCE_CHOICES = [(name, name) for name in RESOURCES]
-MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 
 
 class ImportForm(forms.Form):
@@ -42,8 +44,10 @@ class ImportForm(forms.Form):
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
-        if upload.size > MAX_UPLOAD_BYTES:
-            raise forms.ValidationError(_("The file is larger than 200 MB; split it or use the command line."))
+        try:
+            check_upload_size(upload.size)
+        except FileRefused as exc:
+            raise forms.ValidationError(exc.problems[0].message) from None
         return upload
 
 
@@ -72,7 +76,7 @@ def _home_context(request: AuthenticatedHttpRequest, *, form: ImportForm) -> dic
     return {
         "form": form,
         "export_form": ExportForm(),
-        "jobs": ImportJob.objects.filter(created_by=request.user).defer("content", "error_report")[:20],
+        "jobs": ImportJob.objects.filter(created_by=request.user).defer("error_report")[:20],
         "resources": RESOURCES,
         "can_unmask": request.user.has_perm("repayments.export_personal_data"),
     }
@@ -92,13 +96,13 @@ def import_upload(request: AuthenticatedHttpRequest) -> HttpResponse:
     if data["header_row"]:
         options["header_row"] = data["header_row"]
     job = import_job_create(
-        actor=request.user, resource=data["resource"], filename=upload.name, content=upload.read(), options=options
+        actor=request.user, resource=data["resource"], filename=upload.name, content=upload, options=options
     )
     return redirect("data:import-job", job_id=job.pk)
 
 
 def _own_job(request: AuthenticatedHttpRequest, job_id: int) -> ImportJob:
-    job = get_object_or_404(ImportJob.objects.defer("content"), pk=job_id)
+    job = get_object_or_404(ImportJob, pk=job_id)
     if job.created_by_id != request.user.pk and not request.user.is_superuser:
         raise Http404
     return job
@@ -166,7 +170,5 @@ def export_download(request: AuthenticatedHttpRequest) -> HttpResponseBase:
     except PermissionDenied as exc:
         messages.error(request, str(exc))
         return redirect("data:home")
-    response = StreamingHttpResponse(chunks, content_type="text/csv; charset=utf-8")
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
-    response["Content-Disposition"] = f'attachment; filename="{data["resource"]}-{stamp}.csv"'
-    return response
+    return csv_response(f"{data['resource']}-{stamp}.csv", chunks)

@@ -56,3 +56,20 @@ def test_rotation_moves_every_value_to_the_new_key_and_a_second_run_does_nothing
     assert "rotated: 0" in capsys.readouterr().out
     assert raw("repayments_customer", "phone", customer.pk) == new_token  # idempotent: not rewritten
     assert events.count() == 1
+
+
+def test_rotation_re_encrypts_the_pieces_of_an_upload_waiting_on_the_queue(settings, analyst):
+    from repayments.services import imports
+
+    settings.PII_ENCRYPTION_KEYS = [OLD_KEY]
+    settings.IMPORT_LIMITS = {**settings.IMPORT_LIMITS, "inline_max_bytes": 0}
+    content = b"customer_no,credit_score\r\nC0001,720\r\n"
+    job = imports.import_job_create(actor=analyst, resource="customers", filename="c.csv", content=content, options={})
+    piece = job.upload_chunks.get()
+    assert Fernet(OLD_KEY.encode()).decrypt(bytes(piece.data)) == content
+
+    settings.PII_ENCRYPTION_KEYS = [NEW_KEY, OLD_KEY]
+    call_command("rotate_pii_keys")
+    settings.PII_ENCRYPTION_KEYS = [NEW_KEY]  # the old key is gone: the upload still opens
+    with imports.import_job_upload(job_id=job.pk) as upload:
+        assert upload.read() == content

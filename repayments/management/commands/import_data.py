@@ -53,9 +53,14 @@ class Command(BaseCommand):
             actor = User.objects.filter(username=options["actor"]).first()
             if actor is None or not actor.has_perm("repayments.import_data"):
                 raise CommandError(_("%(user)s: no such user with the import permission") % {"user": options["actor"]})
-        outcome = data_import(
+        with path.open("rb") as file:  # read as a stream: memory stays flat whatever the size
+            outcome = self._run(data_import, file, path, actor, options)
+        self._report(outcome, path, options)
+
+    def _run(self, data_import, file, path: Path, actor, options):
+        return data_import(
             resource=options["resource"],
-            content=path.read_bytes(),
+            content=file,
             actor=actor,
             filename=path.name,
             dry_run=options["dry_run"],
@@ -65,6 +70,8 @@ class Command(BaseCommand):
             apply_valid_rows=options["apply_valid_rows"],
             fast_path={"auto": None, "on": True, "off": False}[options["fast_path"]],
         )
+
+    def _report(self, outcome, path: Path, options):
         for note in outcome.notes:
             self.stdout.write(note)
         for problem in outcome.problems:

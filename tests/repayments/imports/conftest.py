@@ -54,3 +54,9 @@ def three_customers(run_import):
     outcome = run_import("customers", CUSTOMERS_CSV)
     assert outcome.applied, outcome.problems
     return outcome
+
+
+@pytest.fixture
+def queue_every_upload(settings):
+    """Console uploads of any size go to the queue (``IMPORT_LIMITS["inline_max_bytes"]`` = 0)."""
+    settings.IMPORT_LIMITS = {**settings.IMPORT_LIMITS, "inline_max_bytes": 0}

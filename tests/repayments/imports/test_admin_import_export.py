@@ -61,3 +61,21 @@ def test_the_admin_preview_never_shows_a_full_card_number(client, admin_user, th
     content = "客户编号,卡号,预留手机号\nC0001,6216261000000000018,13552535506\n".encode("gbk")
     html = _upload(client, reverse("admin:repayments_cardbinding_import"), "cards.csv", content).content.decode()
     assert "cannot be bound from a file" in html and "6216261000000000018" not in html
+
+
+def test_the_admin_refuses_a_file_too_big_to_parse_while_you_wait_and_points_to_the_queue(
+    client, admin_user, empty_domain, settings
+):
+    settings.IMPORT_LIMITS = {**settings.IMPORT_LIMITS, "inline_max_bytes": 100}
+    client.force_login(admin_user)
+    content = CUSTOMERS_CSV.encode()
+    html = _upload(client, reverse("admin:repayments_customer_import"), "customers.csv", content).content.decode()
+    assert "up to 100 bytes" in html and f"this one has {len(content):,}" in html and "console" in html
+    assert Customer.objects.count() == 0
+
+
+def test_the_admin_shows_why_the_reader_refused_a_file(client, admin_user, empty_domain):
+    client.force_login(admin_user)
+    content = b"customer_no,shoe_size\nC0001,42\n"
+    html = _upload(client, reverse("admin:repayments_customer_import"), "customers.csv", content).content.decode()
+    assert "row 1, column shoe_size" in html and "Unknown column" in html

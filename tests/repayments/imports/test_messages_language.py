@@ -84,9 +84,8 @@ def test_a_file_level_problem_is_reported_in_chinese_too(run_import):
 
 
 def test_a_queued_job_created_under_zh_hans_reports_in_chinese_when_the_worker_runs_it(
-    analyst, three_customers, monkeypatch
+    analyst, three_customers, queue_every_upload
 ):
-    monkeypatch.setattr(imports, "INLINE_MAX_BYTES", 0)  # queue it, whatever its size
     with translation.override("zh-hans"):
         job = imports.import_job_create(
             actor=analyst, resource="bills", filename="账单.csv", content=BAD_BILLS_CSV.encode(), options={}
@@ -105,8 +104,7 @@ def test_a_queued_job_created_under_zh_hans_reports_in_chinese_when_the_worker_r
     assert translation.get_language() == settings.LANGUAGE_CODE  # the override did not leak
 
 
-def test_a_job_recorded_without_a_language_reports_in_english(analyst, three_customers, monkeypatch):
-    monkeypatch.setattr(imports, "INLINE_MAX_BYTES", 0)
+def test_a_job_recorded_without_a_language_reports_in_english(analyst, three_customers, queue_every_upload):
     job = imports.import_job_create(
         actor=analyst, resource="bills", filename="bills.csv", content=BAD_BILLS_CSV.encode(), options={}
     )
