@@ -83,7 +83,7 @@ def _polled_page(kind: str, user) -> tuple[str, dict]:
     if kind == "customer":
         bill = BillFactory(retry_at=timezone.now() - dt.timedelta(minutes=1))  # a due retry: the panel polls
         return reverse("console:customer-detail", args=[bill.customer.customer_no]), HTMX_POLL
-    job = ImportJob.objects.create(resource="bills", filename="bills.csv", content=b"", created_by=user)
+    job = ImportJob.objects.create(resource="bills", filename="bills.csv", created_by=user)
     return reverse("data:import-job", args=[job.pk]), {}  # a meta refresh sends no header of its own
 
 
