@@ -12,7 +12,7 @@ export DEBUG ?= true
 
 help:
 	@echo "make run    - set up and start web + queue cluster on http://127.0.0.1:8000"
-	@echo "make test   - set up and run the whole test suite"
+	@echo "make test   - install and run the whole test suite"
 	@echo "make lint   - ruff check and format check"
 	@echo "make db-stop - stop the embedded PostgreSQL"
 
@@ -35,7 +35,9 @@ run: setup
 	@echo "Starting web (http://127.0.0.1:8000), the two queue clusters and the sandbox bank; Ctrl-C stops them."
 	$(BIN)/honcho start -f Procfile
 
-test: setup
+# The tests need no development data: they copy their own template database
+# (docs/architecture.md, "Tests"), built on the first run and when migrations or data change.
+test: install
 	$(BIN)/pytest
 
 lint: install

@@ -15,12 +15,12 @@ away for every test after it. Instead, on the test server:
   xdist) is ``CREATE DATABASE … TEMPLATE <test db>_uci``: a copy, seconds.
   Ordinary tests roll back inside it, so the UCI rows are never flushed away.
 * Transactional tests (``django_db(transaction=True)``, ``live_server``) commit
-  for real, so they run in their own database, ``<test db>_tx``, a fresh copy of
-  the small ``_empty`` template made before each of them
-  (:func:`transactional_tests_in_own_database`); Django's flush is not run. They
-  start from an empty domain (roles and permissions in place) and cannot remove
-  the session's UCI rows. Copying the 180 MB UCI template for each of them instead
-  cost 2–5 s per test.
+  for real, so they run in their own database, ``<test db>_tx``, a copy of the
+  small ``_empty`` template (:func:`transactional_tests_in_own_database`), flushed
+  after each of them as Django does. They start from an empty domain (roles and
+  permissions in place) and cannot remove the session's UCI rows. Restoring the
+  UCI rows after each of them instead (a new copy of the 180 MB template) cost
+  3–5 s per test on a busy server, against ~1.7 s for the flush.
 
 ``pytest --create-db`` rebuilds the templates even when their key matches.
 """
@@ -269,17 +269,19 @@ def load_uci_template() -> None:
 
 
 def transactional_tests_in_own_database(*, alias: str, template: str) -> Callable[[], None]:
-    """Run every transactional test in ``<test db>_tx``, a fresh copy of ``template``, instead of flushing.
+    """Run every transactional test in ``<test db>_tx``, a copy of ``template``, not the session's database.
 
     Django's ``TransactionTestCase`` runs in the session's database and empties
     every table afterwards, the UCI rows included. Here its fixture setup points
-    ``alias`` (and its test mirrors) at a new copy of ``template`` and its
-    teardown points them back, without a flush. ``TestCase`` (pytest-django's
-    ordinary ``db`` tests) has its own fixture methods and is not affected.
+    ``alias`` (and its test mirrors) at ``<test db>_tx`` (copied from ``template``
+    for the first transactional test, and again after a flush that failed), and
+    its teardown flushes that database and points them back. ``TestCase``
+    (pytest-django's ordinary ``db`` tests) has its own fixture methods and is
+    not affected.
 
     Args:
         alias: the connection alias of the session's test database.
-        template: the template to copy for each transactional test (the ``_empty`` one).
+        template: the template their database is copied from (the ``_empty`` one).
 
     Returns:
         A function that restores Django's methods and drops ``<test db>_tx``.
@@ -291,11 +293,14 @@ def transactional_tests_in_own_database(*, alias: str, template: str) -> Callabl
     original_setup = TransactionTestCase.__dict__["_fixture_setup"]
     original_teardown = TransactionTestCase._fixture_teardown
     switched: list[pointed_at] = []
+    state = {"fresh_copy_needed": True}
 
     def _fixture_setup(cls) -> None:
         # pytest-django reaches this twice per test (setUpClass runs _pre_setup eagerly).
         if not switched and alias in cls._databases_names(include_mirrors=False):
-            clone_database(alias=alias, template=template, name=own)
+            if state["fresh_copy_needed"]:
+                clone_database(alias=alias, template=template, name=own)
+                state["fresh_copy_needed"] = False
             switched.append(pointed_at(alias, own))
             switched[0].__enter__()
         original_setup.__func__(cls)
@@ -304,7 +309,15 @@ def transactional_tests_in_own_database(*, alias: str, template: str) -> Callabl
         if not switched:
             original_teardown(self)
             return
-        switched.pop().__exit__(None, None, None)
+        try:
+            # Django's flush, on the test's own database: measured cheaper than a new copy
+            # (1.7 s against 3.5 s per test on a busy server; DROP DATABASE checkpoints).
+            original_teardown(self)
+        except BaseException:
+            state["fresh_copy_needed"] = True  # a flush that failed left rows behind
+            raise
+        finally:
+            switched.pop().__exit__(None, None, None)
 
     TransactionTestCase._fixture_setup = classmethod(_fixture_setup)
     TransactionTestCase._fixture_teardown = _fixture_teardown
