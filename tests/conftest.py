@@ -136,7 +136,7 @@ def clock() -> EngineClock:
 
 @pytest.fixture
 def empty_domain(transactional_db):
-    """Live tests start without the session's UCI data (it would be debited too)."""
+    """Live tests start from an empty domain (their database has no UCI rows: tests/database.py)."""
     truncate_domain()
 
 
