@@ -36,6 +36,9 @@ run: setup
 	@echo "Starting web (http://127.0.0.1:8000), the two queue clusters and the sandbox bank; Ctrl-C stops them."
 	$(BIN)/honcho start -f Procfile
 
+# The same setup as `make run`, then the suite. The tests themselves copy their own
+# template database (docs/architecture.md, "Tests"), built on the first run and when
+# migrations or data change; they never touch the development data.
 test: setup
 	$(BIN)/pytest
 

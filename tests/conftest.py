@@ -1,29 +1,33 @@
-"""Shared fixtures: the real UCI data loaded once per session, and staff personas."""
+"""Shared fixtures: the test database cloned from the UCI template (tests/database.py), and staff personas."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
 from django.conf import global_settings
+from django.contrib.auth.hashers import MD5PasswordHasher
 from django.contrib.auth.models import Group
 from django.test import override_settings
 
 from accounts.models import User
 from accounts.roles import ADMIN, AGENT, ANALYST, AUDITOR, SUPERVISOR
+from tests import database
+from tests.database import UCI_AS_OF  # noqa: F401 - imported from here by the dataset tests
 from tests.engine import EngineClock, database_settle, engine_clock, start_sandbox, truncate_domain
 
 PASSWORD_HASHERS = global_settings.PASSWORD_HASHERS
-# The business date every dataset test is pinned to (the numbers in docs/dataset.md).
-UCI_AS_OF = dt.date(2026, 11, 15)
+# Every persona's password (tests/e2e logs in with it), hashed once with the test
+# hasher (MD5, first in the tests' PASSWORD_HASHERS below) for every persona.
+PERSONA_PASSWORD = "correct horse battery staple"
+PERSONA_PASSWORD_HASH = MD5PasswordHasher().encode(PERSONA_PASSWORD, "personas")
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _fast_password_hashing():
     """MD5 first in tests, as Django's testing docs advise ("Speeding up the tests").
 
-    Every persona hashes a password; the production hasher (PBKDF2, 1,000,000
-    rounds) cost about half a second each. The real hashers stay in the list, so a
+    Tests that set a password (``create_user``, a login) would otherwise pay the
+    production hasher (PBKDF2, 1,000,000 rounds), about half a second each;
+    personas use a hash made once (``PERSONA_PASSWORD_HASH``). The real hashers stay in the list, so a
     hash made with one of them still verifies, and child processes (a live web
     server under tests/ops) keep the production settings: a password they check is
     made with ``make_password(…, hasher="pbkdf2_sha256")``.
@@ -53,20 +57,49 @@ def _live_sessions_settle_before_flush(request):
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker):
-    """Load the full UCI file once into the test database; tests roll back around it."""
-    from repayments.services.datasets import dataset_load_uci
+def django_db_setup(
+    request, django_test_environment, django_db_blocker, django_db_modify_db_settings, django_db_keepdb
+):
+    """The test database as a clone of the UCI template (tests/database.py), never flushed.
 
+    Replaces pytest-django's fixture of the same name: instead of migrating and
+    loading the UCI file at every session, the template ``<test db>_uci`` is built
+    once (again only when its key changes, or with ``--create-db``) and the test
+    database is a copy of it. Transactional tests run in their own copy of the
+    migrated, empty template, so nothing flushes the UCI rows away. ``--reuse-db``
+    keeps the test database after the session.
+    """
+    from django.db import DEFAULT_DB_ALIAS, connections
+    from django.test.utils import setup_databases, teardown_databases
+
+    worker = getattr(request.config, "workerinput", {}).get("workerid")
+    verbosity = request.config.option.verbose
     with django_db_blocker.unblock():
-        dataset_load_uci(as_of=UCI_AS_OF)
+        test_name = connections[DEFAULT_DB_ALIAS].creation._get_test_db_name()
+        uci = database.ensure_templates(
+            alias=DEFAULT_DB_ALIAS, test_database=test_name, worker=worker, rebuild=request.config.getvalue("create_db")
+        )
+        database.clone_database(alias=DEFAULT_DB_ALIAS, template=uci, name=test_name)
+        # keepdb: Django finds the copy, checks its migrations are applied, and sets
+        # the connection (and any test mirror) to it. No serialized copy for
+        # ``serialized_rollback`` (no test uses it): serializing the UCI rows takes minutes.
+        db_cfg = setup_databases(verbosity=verbosity, interactive=False, keepdb=True, serialized_aliases=set())
+    empty, _ = database.template_names(test_name, worker)
+    undo = database.transactional_tests_in_own_database(alias=DEFAULT_DB_ALIAS, template=empty)
+    yield
+    with django_db_blocker.unblock():
+        undo()
+        teardown_databases(db_cfg, verbosity=verbosity, keepdb=django_db_keepdb)
 
 
 def _persona(role: str) -> User:
-    user = User.objects.create_user(username=f"test_{role}", password="correct horse battery staple")
+    """A staff user ``test_<role>`` in the role's group (admin: staff too), password :data:`PERSONA_PASSWORD`.
+
+    The password hash is computed once per process (:data:`PERSONA_PASSWORD_HASH`),
+    not per persona: most tests never log in with a password (``force_login``).
+    """
+    user = User.objects.create(username=f"test_{role}", password=PERSONA_PASSWORD_HASH, is_staff=role == ADMIN)
     user.groups.add(Group.objects.get(name=role))
-    if role == ADMIN:
-        user.is_staff = True
-        user.save(update_fields=["is_staff"])
     return user
 
 
@@ -103,7 +136,7 @@ def clock() -> EngineClock:
 
 @pytest.fixture
 def empty_domain(transactional_db):
-    """Live tests start without the session's UCI data (it would be debited too)."""
+    """Live tests start from an empty domain (their database has no UCI rows: tests/database.py)."""
     truncate_domain()
 
 

@@ -179,10 +179,12 @@ def customer_with_due_bill(
 
 
 def truncate_domain() -> None:
-    """Start a live test from an empty domain (the session's UCI data would be debited too).
+    """Start a live test from an empty domain (UCI rows would be debited too) and an empty ORM queue.
 
-    Transactional tests flush the database afterwards anyway; TRUNCATE is allowed
-    on the audit table (its trigger forbids UPDATE and DELETE of rows).
+    Transactional tests run in their own database without the UCI rows
+    (tests/database.py), so this states the test's need and guards it should
+    that change. TRUNCATE is allowed on the audit table (its trigger forbids
+    UPDATE and DELETE of rows).
     """
     with connection.cursor() as cursor:
         cursor.execute(
