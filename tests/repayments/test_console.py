@@ -172,7 +172,7 @@ def _incident_kwargs(name, user):
 def _data_request(client, name, user):
     if name in ("data:import-job", "data:import-job-errors"):
         job = ImportJob.objects.create(
-            resource="bills", filename="bills.csv", content=b"", created_by=user, error_report=b"row,column,value\n"
+            resource="bills", filename="bills.csv", created_by=user, error_report=b"row,column,value\n"
         )
         return client.get(reverse(name, args=[job.pk]))
     if name == "data:template":
