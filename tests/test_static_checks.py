@@ -7,8 +7,10 @@ type error or a forbidden import fails the suite with the tool's own message.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +37,37 @@ def test_mypy_with_django_stubs_finds_no_error_in_baitiao_accounts_and_repayment
     # The configured packages were all checked (a config that checked nothing would pass too).
     checked = int(result.stdout.rsplit(" in ", 1)[1].split()[0])
     assert checked > 100
+
+
+# The modules whose type errors mypy is told to ignore while another branch rewrites them
+# (#15). Nothing else of ours may hide its errors; shrink this set, never grow it.
+BEING_REWRITTEN = {"repayments.imports.*", "repayments.services.exports", "repayments.services.imports"}
+
+
+def test_mypy_ignores_the_errors_of_no_module_but_those_being_rewritten():
+    overrides = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]["overrides"]
+    ignored = {module for block in overrides if block.get("ignore_errors") for module in block["module"]}
+    assert ignored == BEING_REWRITTEN
+
+
+def test_every_type_ignore_names_its_error_code_and_says_why():
+    # A bare `# type: ignore` hides every error on its line; a coded one hides one kind, and
+    # the comment on it or on the line above says which stub gap it works around.
+    bare, unexplained = [], []
+    for package in ("baitiao", "accounts", "repayments"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            lines = path.read_text().splitlines()
+            for number, line in enumerate(lines, start=1):
+                if "# type: ignore" not in line:
+                    continue
+                where = f"{path.relative_to(ROOT)}:{number}"
+                if not re.search(r"# type: ignore\[[a-z-]+(, *[a-z-]+)*\]", line):
+                    bare.append(where)
+                before = lines[number - 2].strip() if number > 1 else ""
+                if not (re.search(r"# type: ignore\[[^\]]*\]\s*(#|-)\s*\S", line) or before.startswith("#")):
+                    unexplained.append(where)
+    assert bare == []
+    assert unexplained == []
 
 
 def test_baitiao_imports_no_app_and_accounts_does_not_import_repayments():

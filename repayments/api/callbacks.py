@@ -10,6 +10,7 @@ from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
+from rest_framework.parsers import BaseParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,7 +19,7 @@ from rest_framework.views import APIView
 from repayments.api.errors import ErrorResponseSerializer
 from repayments.gateway.client import DebitResult
 from repayments.gateway.signing import HEADER, SignatureError, verify
-from repayments.models import AttemptStatus, GatewayReviewItem, ReviewReason
+from repayments.models import MONEY, AttemptStatus, GatewayReviewItem, ReviewReason
 from repayments.services.collection import attempt_apply_result
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ class CallbackRefused(exceptions.APIException):
     default_code = "unprocessable"
 
 
-class _RawBody:
+class _RawBody(BaseParser):
     """Leave the body unparsed: the signature covers the exact bytes."""
 
     media_type = "application/json"
@@ -46,7 +47,7 @@ _RESULT_DOC = inline_serializer(
     {
         "idempotency_key": serializers.CharField(help_text="Our attempt number."),
         "status": serializers.ChoiceField(choices=[AttemptStatus.SUCCEEDED, AttemptStatus.FAILED]),
-        "amount": serializers.DecimalField(max_digits=14, decimal_places=2, required=False),
+        "amount": serializers.DecimalField(**MONEY, required=False),
         "failure_code": serializers.CharField(required=False),
         "failure_message": serializers.CharField(required=False),
         "gateway_reference": serializers.CharField(required=False),

@@ -55,4 +55,6 @@ class ErrorResponseSerializer(serializers.Serializer):
     """The body of every 400, 403, 409 and 422 (drf-standardized-errors' shape)."""
 
     type = serializers.ChoiceField(choices=["validation_error", "client_error", "server_error"])
-    errors = ErrorItemSerializer(many=True)
+    # DRF's metaclass moves declared fields out of the class, so this does not replace
+    # ``Serializer.errors`` at run time; the stubs cannot express that.
+    errors = ErrorItemSerializer(many=True)  # type: ignore[assignment]

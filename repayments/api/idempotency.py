@@ -15,6 +15,8 @@ import hashlib
 import json
 import re
 import uuid
+from collections.abc import Callable
+from typing import Concatenate, ParamSpec, TypeVar, cast
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -25,7 +27,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from repayments.api.errors import IdempotencyKeyReused
+from repayments.api.permissions import staff_user
 from repayments.models import IdempotencyKey
+
+_P = ParamSpec("_P")
+_V = TypeVar("_V")  # the viewset
 
 HEADER = "Idempotency-Key"
 REPLAY_HEADER = "Idempotent-Replayed"
@@ -46,8 +52,22 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
 )
 
 
+# The function attribute that marks a handler wrapped by `idempotent` (read by `is_idempotent`).
+_MARK = "idempotent"
+
+
 class IdempotencyKeyMissing(exceptions.ValidationError):
     """400: the header is absent or malformed."""
+
+
+class IdempotentRequest(Request):
+    """The request a view method wrapped by :func:`idempotent` receives.
+
+    Types only, no behaviour (like ``accounts.http.AuthenticatedHttpRequest``): the
+    wrapper sets ``idempotency_key`` on DRF's own ``Request`` before calling the method.
+    """
+
+    idempotency_key: str  # the client's Idempotency-Key header, checked against KEY_PATTERN
 
 
 def request_token(user_id: int, key: str) -> uuid.UUID:
@@ -63,34 +83,38 @@ def _fingerprint(request: Request) -> str:
     Raises DRF's ParseError (400) for a malformed body.
     """
     digest = hashlib.sha256()
-    for part in (request.method, request.get_full_path(), json.dumps(request.data, sort_keys=True, default=str)):
+    for part in (request.method or "", request.get_full_path(), json.dumps(request.data, sort_keys=True, default=str)):
         digest.update(part.encode())
         digest.update(b"\0")
     return digest.hexdigest()
 
 
-def idempotent(view_method):
+def idempotent(
+    view_method: Callable[Concatenate[_V, IdempotentRequest, _P], Response],
+) -> Callable[Concatenate[_V, Request, _P], Response]:
     """Decorate a DRF view method so that it runs at most once per ``Idempotency-Key``.
 
     The key row and the service's writes commit together, so a crash between them
     cannot record a success that did not happen. The wrapped method gets the key
-    as ``request.idempotency_key``; the operation's schema states the header
-    (:data:`IDEMPOTENCY_PARAMETER`, ``repayments/api/schema.py``), so no idempotent
-    endpoint can leave it out.
+    as ``request.idempotency_key`` (it declares ``request: IdempotentRequest``); the
+    operation's schema states the header (:data:`IDEMPOTENCY_PARAMETER`,
+    ``repayments/api/schema.py``), so no idempotent endpoint can leave it out.
 
     Raises (as API errors):
         ValidationError (400): the header is missing or malformed.
         IdempotencyKeyReused (422): the key was used for a different request.
+        NotAuthenticated (401): no signed-in user (the view lacks ``RolePermission``).
     """
 
     @functools.wraps(view_method)
-    def wrapper(self, request: Request, *args, **kwargs) -> Response:
+    def wrapper(self: _V, request: Request, *args: _P.args, **kwargs: _P.kwargs) -> Response:
         key = request.headers.get(HEADER, "")
         if not _KEY_RE.match(key):
             raise IdempotencyKeyMissing(
                 {HEADER: [_("Send an Idempotency-Key header of 8–255 printable characters (e.g. a UUID).")]},
                 code="idempotency_key_required",
             )
+        user = staff_user(request)
         fingerprint = _fingerprint(request)
         with transaction.atomic():
             with connection.cursor() as cursor:
@@ -99,18 +123,19 @@ def idempotent(view_method):
                     f"INSERT INTO {IdempotencyKey._meta.db_table} "  # noqa: S608 - table name from the model
                     "(user_id, key, method, path, fingerprint, created_at) "
                     "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (user_id, key) DO NOTHING RETURNING id",
-                    [request.user.pk, key, request.method, request.path[:255], fingerprint, timezone.now()],
+                    [user.pk, key, request.method, request.path[:255], fingerprint, timezone.now()],
                 )
                 row = cursor.fetchone()
             if row is None:
-                earlier = IdempotencyKey.objects.get(user=request.user, key=key)
+                earlier = IdempotencyKey.objects.get(user=user, key=key)
                 if earlier.fingerprint != fingerprint:
                     raise IdempotencyKeyReused()
                 response = Response(earlier.response_body, status=earlier.status_code)
                 response[REPLAY_HEADER] = "true"
                 return response
-            request.idempotency_key = key
-            response = view_method(self, request, *args, **kwargs)
+            keyed = cast(IdempotentRequest, request)  # becomes one on the next line
+            keyed.idempotency_key = key
+            response = view_method(self, keyed, *args, **kwargs)
             if response.status_code >= 400:
                 # Nothing was done: forget the key so that a corrected retry may use it.
                 transaction.set_rollback(True)
@@ -120,10 +145,10 @@ def idempotent(view_method):
             )
         return response
 
-    wrapper.idempotent = True  # read by the schema (repayments/api/schema.py)
+    setattr(wrapper, _MARK, True)  # read by the schema (repayments/api/schema.py)
     return wrapper
 
 
 def is_idempotent(handler) -> bool:
     """Whether a view handler (function or bound method) is wrapped by :func:`idempotent`."""
-    return bool(getattr(handler, "idempotent", False))
+    return bool(getattr(handler, _MARK, False))

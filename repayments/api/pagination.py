@@ -43,8 +43,8 @@ class IdCursorPagination(CursorPagination):
             )
         return super().paginate_queryset(queryset, request, view)
 
-    def get_page_size(self, request) -> int:
-        """The ``page_size`` asked for, or the default when the parameter is absent.
+    def get_page_size(self, request) -> int | None:
+        """The ``page_size`` asked for, or the default (``PAGE_SIZE``) when the parameter is absent.
 
         Raises:
             ValidationError: (400) the value is not a whole number from 1 to ``max_page_size``.
@@ -89,6 +89,7 @@ class IdCursorPagination(CursorPagination):
         cursor = super().decode_cursor(request)
         by_id = tuple(self.ordering) in (("-id",), ("id",))  # set before decoding; a subclass may order otherwise
         if cursor is not None and cursor.position is not None and by_id:
-            if not _ID_POSITION.fullmatch(cursor.position):
+            # DRF's stubs type the position as int; DRF decodes it from the query string, a str.
+            if not _ID_POSITION.fullmatch(cursor.position):  # type: ignore[call-overload]
                 raise NotFound(self.invalid_cursor_message)
         return cursor

@@ -10,6 +10,7 @@ import datetime as dt
 import re
 from collections.abc import Mapping
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.utils.translation import gettext as _
@@ -19,6 +20,7 @@ from rest_framework import serializers
 
 from baitiao.masking import mask_card, mask_email, mask_name, mask_national_id, mask_phone
 from repayments.models import (
+    MONEY,
     AttemptStatus,
     Bill,
     BindingRepairCase,
@@ -35,7 +37,9 @@ from repayments.models import (
     Waiver,
 )
 
-MONEY = {"max_digits": 14, "decimal_places": 2}
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 MAX_AMOUNT = Decimal("999999999999.99")
 # A positive amount as a decimal string: up to 12 digits, up to 2 decimals, not zero.
 POSITIVE_AMOUNT_PATTERN = r"^(?:[1-9][0-9]{0,11}(?:\.[0-9]{1,2})?|0\.(?:0[1-9]|[1-9][0-9]?))$"
@@ -84,7 +88,7 @@ def utc_datetime(**kwargs) -> serializers.DateTimeField:
 
 # The JSON type each input field accepts, as the schema states it: DRF would otherwise
 # turn 0 into "0" for a text field and "5" into 5 for a whole number.
-_JSON_TYPES: tuple[tuple[type, tuple[type, ...], str], ...] = (
+_JSON_TYPES: tuple[tuple[type, tuple[type, ...], StrOrPromise], ...] = (
     (serializers.BooleanField, (bool,), gettext_lazy("true or false")),
     (serializers.IntegerField, (int,), gettext_lazy("a whole number")),
     (serializers.CharField, (str,), gettext_lazy("a string")),

@@ -16,12 +16,13 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.models import User
 from baitiao.masking import mask_card
 from baitiao.pii import pii_decrypt, pii_encrypt
 from repayments import filters
 from repayments.api import serializers
-from repayments.api.idempotency import idempotent, request_token
-from repayments.api.permissions import RolePermission
+from repayments.api.idempotency import IdempotentRequest, idempotent, request_token
+from repayments.api.permissions import RolePermission, staff_user
 from repayments.gateway.client import BindChallenge
 from repayments.models import (
     Bill,
@@ -83,7 +84,13 @@ class ReadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     def action_permissions(self) -> dict[str, list[str]]:
         return {"list": self.read_permissions, "retrieve": self.read_permissions, **self.write_permissions}
 
-    write_permissions: dict[str, list[str]] = {}
+    @property
+    def write_permissions(self) -> dict[str, list[str]]:
+        """The actions besides list and retrieve, each with the permissions it needs (none here).
+
+        A subclass overrides it with a class attribute or, when computed, a property.
+        """
+        return {}
 
     def initial(self, request: Request, *args, **kwargs) -> None:
         """DRF's checks (credential, role, throttle), then refuse NUL characters in the request line.
@@ -145,11 +152,11 @@ class BillViewSet(ReadViewSet):
     @extend_schema(request=serializers.RetrySerializer, responses=serializers.BillSerializer)
     @action(detail=True, methods=["post"])
     @idempotent
-    def retry(self, request: Request, bill_no: str) -> Response:
+    def retry(self, request: IdempotentRequest, bill_no: str) -> Response:
         """Debit the bill now (idempotent: a second request never makes a second debit)."""
         data = _valid(serializers.RetrySerializer, request)
         bill = get_object_or_404(Bill, bill_no=bill_no)
-        bill_retry_manual(bill_id=bill.pk, actor=request.user, bill_version=_version(data.get("bill_version")))
+        bill_retry_manual(bill_id=bill.pk, actor=staff_user(request), bill_version=_version(data.get("bill_version")))
         return Response(self.get_serializer(self.get_queryset().get(pk=bill.pk)).data)
 
 
@@ -197,34 +204,34 @@ class _ApprovalViewSet(ReadViewSet):
             "reject": [self.approve_permission],
         }
 
-    def submit(self, data: dict, request: Request, bill_id: int):
+    def submit(self, data: dict, request: IdempotentRequest, bill_id: int) -> Extension | Waiver:
         """Call the request service (maker) with validated ``data``; return the new request."""
         raise NotImplementedError
 
-    def decide(self, item_id: int, user, *, approve: bool, note: str):
+    def decide(self, item_id: int, user: User, *, approve: bool, note: str) -> Extension | Waiver:
         """Call the decision service (checker); return the decided request."""
         raise NotImplementedError
 
     @idempotent
-    def create(self, request: Request) -> Response:
+    def create(self, request: IdempotentRequest) -> Response:
         data = _valid(self.request_serializer, request)
         item = self.submit(data, request, _bill_id(data["bill_no"]))
         return Response(self.get_serializer(self.get_queryset().get(pk=item.pk)).data, status=status.HTTP_201_CREATED)
 
     @action(detail=True, methods=["post"])
     @idempotent
-    def approve(self, request: Request, pk: str) -> Response:
+    def approve(self, request: IdempotentRequest, pk: str) -> Response:
         return self._decide(request, pk, approve=True)
 
     @action(detail=True, methods=["post"])
     @idempotent
-    def reject(self, request: Request, pk: str) -> Response:
+    def reject(self, request: IdempotentRequest, pk: str) -> Response:
         return self._decide(request, pk, approve=False)
 
     def _decide(self, request: Request, pk: str, *, approve: bool) -> Response:
         data = _valid(serializers.DecisionSerializer, request)
         item = get_object_or_404(self.get_queryset().model, pk=_int(pk))
-        decided = self.decide(item.pk, request.user, approve=approve, note=data["note"])
+        decided = self.decide(item.pk, staff_user(request), approve=approve, note=data["note"])
         return Response(self.get_serializer(self.get_queryset().get(pk=decided.pk)).data)
 
 
@@ -247,18 +254,19 @@ class ExtensionViewSet(_ApprovalViewSet):
     request_permission = "repayments.request_extension"
     approve_permission = "repayments.approve_extension"
 
-    def submit(self, data: dict, request: Request, bill_id: int) -> Extension:
+    def submit(self, data: dict, request: IdempotentRequest, bill_id: int) -> Extension:
+        user = staff_user(request)
         return extension_request(
             bill_id=bill_id,
-            requested_by=request.user,
+            requested_by=user,
             days=data["days"],
             reason=data["reason"],
             note=data["note"],
-            request_token=request_token(request.user.pk, request.idempotency_key),
+            request_token=request_token(user.pk, request.idempotency_key),
             bill_version=_version(data.get("bill_version")),
         )
 
-    def decide(self, item_id: int, user, *, approve: bool, note: str) -> Extension:
+    def decide(self, item_id: int, user: User, *, approve: bool, note: str) -> Extension:
         return extension_decide(extension_id=item_id, decided_by=user, approve=approve, note=note)
 
 
@@ -273,18 +281,19 @@ class WaiverViewSet(_ApprovalViewSet):
     request_permission = "repayments.request_waiver"
     approve_permission = "repayments.approve_waiver"
 
-    def submit(self, data: dict, request: Request, bill_id: int) -> Waiver:
+    def submit(self, data: dict, request: IdempotentRequest, bill_id: int) -> Waiver:
+        user = staff_user(request)
         return waiver_request(
             bill_id=bill_id,
-            requested_by=request.user,
+            requested_by=user,
             amount=data["amount"],
             reason=data["reason"],
             note=data["note"],
-            request_token=request_token(request.user.pk, request.idempotency_key),
+            request_token=request_token(user.pk, request.idempotency_key),
             bill_version=_version(data.get("bill_version")),
         )
 
-    def decide(self, item_id: int, user, *, approve: bool, note: str) -> Waiver:
+    def decide(self, item_id: int, user: User, *, approve: bool, note: str) -> Waiver:
         return waiver_decide(waiver_id=item_id, decided_by=user, approve=approve, note=note)
 
 
@@ -306,18 +315,19 @@ class BindingRepairViewSet(ReadViewSet):
     @action(detail=False, methods=["post"])
     def start(self, request: Request) -> Response:
         data = _valid(serializers.BindingStartSerializer, request)
+        user = staff_user(request)
         customer = get_object_or_404(Customer, customer_no=data["customer_no"])
         challenge = card_binding_start(
             customer=customer,
             card_number=data["card_number"],
             reserved_phone=data["reserved_phone"],
-            actor=request.user,
+            actor=user,
         )
         # The reserved phone the bank texted travels encrypted inside the signed challenge, so
         # confirm binds exactly that phone (as the console keeps it in the session).
         phone = pii_encrypt(mobile_check(data["reserved_phone"]))
         token = signing.dumps(
-            {"c": customer.customer_no, "u": request.user.pk, "p": phone, **asdict(challenge)},
+            {"c": customer.customer_no, "u": user.pk, "p": phone, **asdict(challenge)},
             salt=CHALLENGE_SALT,
             compress=True,
         )
@@ -344,7 +354,8 @@ class BindingRepairViewSet(ReadViewSet):
             payload = signing.loads(data["challenge"], salt=CHALLENGE_SALT, max_age=CHALLENGE_MAX_AGE_SECONDS)
         except signing.BadSignature:  # also SignatureExpired
             raise RuleViolation("challenge", _("The challenge is invalid or expired; start again.")) from None
-        if payload.pop("u") != request.user.pk:
+        user = staff_user(request)
+        if payload.pop("u") != user.pk:
             raise RuleViolation("challenge", _("This challenge was issued to another user."))
         customer = get_object_or_404(Customer, customer_no=payload.pop("c"))
         phone = pii_decrypt(payload.pop("p"))
@@ -353,7 +364,7 @@ class BindingRepairViewSet(ReadViewSet):
             challenge=BindChallenge(**payload),
             sms_code=data["sms_code"],
             reserved_phone=phone,
-            actor=request.user,
+            actor=user,
             reason=data["reason"],
         )
         return Response(serializers.CardBindingSerializer(binding).data, status=status.HTTP_201_CREATED)
@@ -382,22 +393,24 @@ class IncidentViewSet(ReadViewSet):
 
     def create(self, request: Request) -> Response:
         data = _valid(serializers.IncidentDeclareSerializer, request)
-        incident = incident_declare(declared_by=request.user, **data)
+        incident = incident_declare(declared_by=staff_user(request), **data)
         return Response(self.get_serializer(incident).data, status=status.HTTP_201_CREATED)
 
     @action(detail=True, methods=["post"])
     def resolve(self, request: Request, pk: str) -> Response:
         data = _valid(serializers.IncidentResolveSerializer, request)
         incident = get_object_or_404(Incident, pk=_int(pk))
-        incident = incident_resolve(incident_id=incident.pk, resolved_by=request.user, ended_at=data["ended_at"])
+        incident = incident_resolve(incident_id=incident.pk, resolved_by=staff_user(request), ended_at=data["ended_at"])
         return Response(self.get_serializer(incident).data)
 
     @action(detail=True, methods=["post"])
     @idempotent
-    def relief(self, request: Request, pk: str) -> Response:
+    def relief(self, request: IdempotentRequest, pk: str) -> Response:
         data = _valid(serializers.ReliefRequestSerializer, request)
         incident = get_object_or_404(Incident, pk=_int(pk))
-        batch = relief_request(incident_id=incident.pk, requested_by=request.user, days=data["days"], note=data["note"])
+        batch = relief_request(
+            incident_id=incident.pk, requested_by=staff_user(request), days=data["days"], note=data["note"]
+        )
         return Response(serializers.ReliefBatchSerializer(batch).data, status=status.HTTP_201_CREATED)
 
 
@@ -416,16 +429,16 @@ class ReliefBatchViewSet(ReadViewSet):
 
     @action(detail=True, methods=["post"])
     @idempotent
-    def approve(self, request: Request, pk: str) -> Response:
+    def approve(self, request: IdempotentRequest, pk: str) -> Response:
         batch = get_object_or_404(ReliefBatch, pk=_int(pk))
-        return Response(self.get_serializer(relief_approve(batch_id=batch.pk, approved_by=request.user)).data)
+        return Response(self.get_serializer(relief_approve(batch_id=batch.pk, approved_by=staff_user(request))).data)
 
     @action(detail=True, methods=["post"])
     @idempotent
-    def reverse(self, request: Request, pk: str) -> Response:
+    def reverse(self, request: IdempotentRequest, pk: str) -> Response:
         data = _valid(serializers.ReliefReverseSerializer, request)
         batch = get_object_or_404(ReliefBatch, pk=_int(pk))
-        batch = relief_reverse(batch_id=batch.pk, reversed_by=request.user, reason=data["reason"])
+        batch = relief_reverse(batch_id=batch.pk, reversed_by=staff_user(request), reason=data["reason"])
         return Response(self.get_serializer(batch).data)
 
 

@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import TYPE_CHECKING, TypedDict
+
 from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from repayments.filters import LedgerFilter
 from repayments.models import BureauSuppression, ReliefBatch
+
+
+class LedgerAnnotations(TypedDict):
+    """What :func:`suppression_ledger` annotates on each ``BureauSuppression`` row."""
+
+    bill_no: str
+    customer_no: str
+    period: dt.date  # the bill's billing month (its first day)
+    cycles_past_due: int
+    dpd: int  # days past due, as of the bill's last aging
+    extension_approver: str | None  # username; None while undecided or for incident relief
+    extension_requester: str | None  # username; None for incident relief
+    relief_approver: str | None  # username of the incident's latest relief approver
+
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    from django_stubs_ext import WithAnnotations
+
+    # A ledger row: the suppression with the annotations above (django-stubs' documented pattern).
+    LedgerEntry: TypeAlias = WithAnnotations[BureauSuppression, LedgerAnnotations]
 
 LEDGER_COLUMNS = (
     "created_at",
@@ -24,7 +49,7 @@ LEDGER_COLUMNS = (
 )
 
 
-def suppression_ledger(params) -> tuple[QuerySet[BureauSuppression], list[str]]:
+def suppression_ledger(params) -> tuple[QuerySet[LedgerEntry], list[str]]:
     """The ledger narrowed by ``params`` (``request.GET``), newest first, and the refused inputs.
 
     Args:
@@ -64,7 +89,7 @@ def suppression_ledger(params) -> tuple[QuerySet[BureauSuppression], list[str]]:
     return filterset.qs.order_by("-created_at", "-id"), filterset.error_messages
 
 
-def ledger_row(entry: BureauSuppression) -> dict:
+def ledger_row(entry: LedgerEntry) -> dict[str, str | int]:
     """One ledger row for the page and the CSV (see ``LEDGER_COLUMNS``)."""
     if entry.extension_id:
         cause, reference = "extension", f"extension {entry.extension_id}"

@@ -150,9 +150,12 @@ def parse_dashboard_filters(params: Mapping[str, str], choices: FilterChoices) -
     return filters, [problem.message for problem in problems]
 
 
-def _where(f: DashboardFilters, *, bank: bool = True, tier: bool = True, currency: bool = True) -> tuple[str, list]:
+def _where(
+    f: DashboardFilters, *, bank: bool = True, tier: bool = True, currency: bool = True
+) -> tuple[str, list[dt.date | str]]:
     """SQL conditions (joined by AND, starting with TRUE) and parameters for the filters."""
-    clauses, params = ["TRUE"], []
+    clauses: list[str] = ["TRUE"]
+    params: list[dt.date | str] = []
     if f.month_from:
         clauses.append("month >= %s")
         params.append(f.month_from)
@@ -490,7 +493,8 @@ def section_relief(f: DashboardFilters) -> Section:
 
 def section_incidents(f: DashboardFilters) -> Section:
     """Incidents started in the period (on the filtered bank or on every bank): failures and relief reached."""
-    clauses, params = ["TRUE"], []
+    clauses: list[str] = ["TRUE"]
+    params: list[dt.date | str] = []
     if f.month_from:
         clauses.append("month >= %s")
         params.append(f.month_from)
@@ -587,8 +591,10 @@ def dashboard_sections(f: DashboardFilters) -> list[Section]:
     cycles = _cycles(f)
     sections = []
     for key, build in SECTIONS.items():
-        if key in ("collection", "overdue"):
-            sections.append(build(f, cycles))  # type: ignore[call-arg]
+        if key == "collection":
+            sections.append(section_collection(f, cycles))
+        elif key == "overdue":
+            sections.append(section_overdue(f, cycles))
         else:
             sections.append(build(f))
     return sections

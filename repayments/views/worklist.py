@@ -6,12 +6,13 @@ from types import SimpleNamespace
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.http import AuthenticatedHttpRequest
 from baitiao.business_time import bucket_ranges
 from baitiao.paging import Page, page_number, query_without_page
 from repayments.bins import bank_choices
@@ -25,7 +26,7 @@ from repayments.services.errors import RuleViolation
 
 @login_required
 @permission_required("repayments.view_bill", raise_exception=True)
-def worklist(request: HttpRequest) -> HttpResponse:
+def worklist(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Queues of failed debits, repair cases, overdue bills and approvals, with filters.
 
     The filters are :class:`repayments.filters.WorklistFilter` (shared with the API's
@@ -77,7 +78,7 @@ def worklist(request: HttpRequest) -> HttpResponse:
 @login_required
 @permission_required("repayments.view_customer", raise_exception=True)
 @require_http_methods(["GET", "POST"])
-def search(request: HttpRequest) -> HttpResponse:
+def search(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Find a customer; a single hit goes straight to the customer's page.
 
     The console's forms POST the query so that phone numbers and IDs stay out of
@@ -97,7 +98,7 @@ def search(request: HttpRequest) -> HttpResponse:
 @login_required
 @permission_required("repayments.work_cases", raise_exception=True)
 @require_POST
-def claim(request: HttpRequest, bill_no: str) -> HttpResponse:
+def claim(request: AuthenticatedHttpRequest, bill_no: str) -> HttpResponse:
     """Assign a bill to me (or release it)."""
     bill = get_object_or_404(Bill.objects.only("id", "bill_no"), bill_no=bill_no)
     release = request.POST.get("release") == "1"

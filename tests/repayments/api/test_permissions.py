@@ -190,3 +190,21 @@ def test_a_console_session_with_its_csrf_token_can_make_an_idempotent_request(ag
     again = client.post(reverse("api:extension-list"), reordered, content_type="application/json", **headers)
     assert (first.status_code, again.status_code) == (201, 201), first.content
     assert again["Idempotent-Replayed"] == "true" and again.json()["id"] == first.json()["id"]
+
+
+def test_staff_user_gives_the_signed_in_user_and_refuses_an_anonymous_request(agent):
+    from django.contrib.auth.models import AnonymousUser
+    from rest_framework.exceptions import NotAuthenticated
+    from rest_framework.request import Request
+    from rest_framework.test import APIRequestFactory
+
+    from repayments.api.permissions import staff_user
+
+    signed_in = Request(APIRequestFactory().get("/api/v1/bills/"))
+    signed_in.user = agent
+    assert staff_user(signed_in) == agent
+
+    anonymous = Request(APIRequestFactory().get("/api/v1/bills/"))
+    anonymous.user = AnonymousUser()
+    with pytest.raises(NotAuthenticated):
+        staff_user(anonymous)
