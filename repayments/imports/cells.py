@@ -22,12 +22,16 @@ import datetime as dt
 import re
 import unicodedata
 from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING
 
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from baitiao.money import to_money
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 TEXT_FORMAT_HINT = gettext_lazy(
     "In Excel, format this column as Text before typing or pasting the values, then save again."
@@ -70,7 +74,7 @@ _PERIOD = pgettext_lazy("import cell", "period")
 _TIME = pgettext_lazy("import cell", "time")
 
 
-def _empty(what: str) -> str:
+def _empty(what: StrOrPromise) -> str:
     return _("The %(what)s is empty.") % {"what": what}
 
 
@@ -94,7 +98,7 @@ def plain_text(raw: object) -> str:
     return text
 
 
-def refuse_spreadsheet_damage(text: str, what: str) -> None:
+def refuse_spreadsheet_damage(text: str, what: StrOrPromise) -> None:
     """Raise if ``text`` is a code that Excel turned into a number.
 
     Raises:
@@ -116,7 +120,7 @@ def refuse_spreadsheet_damage(text: str, what: str) -> None:
         )
 
 
-def parse_code(raw: object, *, what: str = _CODE, max_length: int = 40) -> str:
+def parse_code(raw: object, *, what: StrOrPromise = _CODE, max_length: int = 40) -> str:
     """A natural key (``customer_no``, ``bill_no``, ``attempt_no``): text, kept exactly.
 
     Args:
@@ -141,7 +145,7 @@ def parse_code(raw: object, *, what: str = _CODE, max_length: int = 40) -> str:
     return text
 
 
-def parse_digits(raw: object, *, what: str, lengths: tuple[int, int]) -> str:
+def parse_digits(raw: object, *, what: StrOrPromise, lengths: tuple[int, int]) -> str:
     """A number written as digits that must stay text (BIN, last four digits).
 
     Args:
@@ -206,7 +210,7 @@ def parse_national_id(raw: object) -> str:
         raise CellError(_("This is not a valid 18-character national ID (%(reason)s).") % {"reason": exc}) from None
 
 
-def parse_mobile(raw: object, *, what: str = _PHONE) -> str:
+def parse_mobile(raw: object, *, what: StrOrPromise = _PHONE) -> str:
     """A mainland China mobile number (``phonenumbers``), returned as 11 digits.
 
     ``+8613800138000``, ``+86 138 0013 8000`` and ``13800138000`` are the same number.
@@ -232,7 +236,7 @@ def parse_mobile(raw: object, *, what: str = _PHONE) -> str:
     return str(number.national_number)
 
 
-def parse_int(raw: object, *, what: str, low: int, high: int) -> int:
+def parse_int(raw: object, *, what: StrOrPromise, low: int, high: int) -> int:
     """A whole number in ``[low, high]``; ``720.0`` is accepted as 720 (a number column).
 
     Raises:
@@ -253,7 +257,7 @@ def parse_int(raw: object, *, what: str, low: int, high: int) -> int:
     return int(number)
 
 
-def parse_amount(raw: object, *, what: str = _AMOUNT, allow_negative: bool = False) -> Decimal:
+def parse_amount(raw: object, *, what: StrOrPromise = _AMOUNT, allow_negative: bool = False) -> Decimal:
     """Money as exact ``Decimal`` with two places, rounded half-up (``baitiao.money.to_money``).
 
     Accepts thousands separators in groups of three (``1,234.50``), a currency
@@ -331,10 +335,11 @@ _PERIOD_PATTERNS = (
     re.compile(r"^(?P<y>\d{4})(?P<m>\d{2})$"),
     re.compile(r"^(?P<y>\d{4})年(?P<m>\d{1,2})月?$"),
 )
-_TIME = re.compile(r"^(?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:\.(?P<f>\d{1,6}))?)?$")
+# Not `_TIME`: that name is the noun of time cells above (the default `what` of parse_datetime).
+_CLOCK = re.compile(r"^(?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:\.(?P<f>\d{1,6}))?)?$")
 
 
-def _date_part(text: str, what: str) -> dt.date:
+def _date_part(text: str, what: StrOrPromise) -> dt.date:
     for pattern in _DATE_PATTERNS:
         match = pattern.match(text)
         if match:
@@ -361,7 +366,7 @@ def _date_part(text: str, what: str) -> dt.date:
     )
 
 
-def parse_date(raw: object, *, what: str = _DATE) -> dt.date:
+def parse_date(raw: object, *, what: StrOrPromise = _DATE) -> dt.date:
     """A calendar date: ``2024-03-05``, ``2024/3/5``, ``2024.3.5``, ``20240305``, ``2024年3月5日``
     or an Excel serial day number (``45356``); a time of ``00:00[:00]`` after it is ignored.
 
@@ -379,7 +384,7 @@ def parse_date(raw: object, *, what: str = _DATE) -> dt.date:
     return _date_part(date_text, what)
 
 
-def parse_period(raw: object, *, what: str = _PERIOD) -> dt.date:
+def parse_period(raw: object, *, what: StrOrPromise = _PERIOD) -> dt.date:
     """A billing month as its first day: ``2024-03``, ``2024/3``, ``202403``, ``2024年3月`` or any full date.
 
     Raises:
@@ -407,7 +412,7 @@ def parse_period(raw: object, *, what: str = _PERIOD) -> dt.date:
         ) from None
 
 
-def parse_datetime(raw: object, *, what: str = _TIME) -> dt.datetime:
+def parse_datetime(raw: object, *, what: StrOrPromise = _TIME) -> dt.datetime:
     """A moment: a date in any :func:`parse_date` form, a space or ``T``, and ``H:MM[:SS]``.
 
     A time without a UTC offset is business time (Asia/Shanghai); a date alone is
@@ -428,7 +433,7 @@ def parse_datetime(raw: object, *, what: str = _TIME) -> dt.datetime:
         day = _date_part(date_text, what)
         moment = dt.time(0, 0)
         if time_text.strip():
-            match = _TIME.match(time_text.strip())
+            match = _CLOCK.match(time_text.strip())
             if not match:
                 raise CellError(
                     _("The %(what)s %(value)s has a time that is not H:MM or H:MM:SS.")
@@ -448,7 +453,7 @@ def parse_datetime(raw: object, *, what: str = _TIME) -> dt.datetime:
     return parsed.astimezone(dt.UTC)
 
 
-def parse_choice(raw: object, *, what: str, words: dict[str, str], default: str | None = None) -> str:
+def parse_choice(raw: object, *, what: StrOrPromise, words: dict[str, str], default: str | None = None) -> str:
     """A status or code from English or Chinese words (case-insensitive).
 
     Args:

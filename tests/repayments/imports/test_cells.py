@@ -178,3 +178,20 @@ def test_docs_csv_names_every_column_in_english_and_chinese():
         assert f"### {resource}" in text
         for column in columns:
             assert f"| `{column.name}` | {column.chinese} |" in text, (resource, column.name)
+
+
+@pytest.mark.parametrize(
+    ("parse", "noun"),
+    [
+        (cells.parse_code, "code"),
+        (cells.parse_amount, "amount"),
+        (cells.parse_date, "date"),
+        (cells.parse_period, "period"),
+        (cells.parse_datetime, "time"),
+    ],
+)
+def test_an_empty_cell_is_refused_naming_the_column_by_its_default_noun(parse, noun):
+    # The noun is the parser's default `what`, never the repr of some other module constant.
+    with pytest.raises(CellError) as refused:
+        parse("")
+    assert str(refused.value) == f"The {noun} is empty."
