@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from django.db import connection, transaction
 from django.utils.translation import gettext_lazy, pgettext_lazy
@@ -48,6 +49,9 @@ from repayments.models import (
 )
 from repayments.services.imports import bills_import_settle, new_lines_note, settled_note
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 _CANONICAL_AMOUNT = re.compile(r"^[0-9]{1,8}(?:\.[0-9]{1,2})?$")  # ASCII only; below cells.MAX_AMOUNT
 _CANONICAL_CODE = re.compile(r"^[A-Za-z][A-Za-z0-9_\-./]{0,63}$", re.ASCII)
 _MAX_PROBLEMS = 10_000
@@ -63,7 +67,7 @@ def _cached(parse: Callable[[str], object]) -> Callable[[str], str]:
     return run
 
 
-def _code(what: str, max_length: int) -> Callable[[str], str]:
+def _code(what: StrOrPromise, max_length: int) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if len(text) <= max_length and _CANONICAL_CODE.match(text):
             return text
@@ -72,7 +76,7 @@ def _code(what: str, max_length: int) -> Callable[[str], str]:
     return parse
 
 
-def _amount(what: str, *, allow_negative: bool = False, optional: bool = False) -> Callable[[str], str | None]:
+def _amount(what: StrOrPromise, *, allow_negative: bool = False, optional: bool = False) -> Callable[[str], str | None]:
     def parse(text: str) -> str | None:
         if _CANONICAL_AMOUNT.match(text):
             return text
@@ -99,7 +103,7 @@ def _moment(text: str) -> str:
     return cells.parse_datetime(text).isoformat()
 
 
-def _word(words: dict[str, str], what: str) -> Callable[[str], str]:
+def _word(words: dict[str, str], what: StrOrPromise) -> Callable[[str], str]:
     return _cached(lambda text: cells.parse_choice(text, what=what, words=words))
 
 
@@ -140,7 +144,7 @@ _STAGING = {
 }
 
 # Statuses reach the SQL below as parameters.
-_PARAMS = {
+_PARAMS: dict[str, str | list[str]] = {
     "pending": BillStatus.PENDING.value,
     "paid": BillStatus.PAID.value,
     "carried_forward": BillStatus.CARRIED_FORWARD.value,

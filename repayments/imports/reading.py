@@ -348,6 +348,16 @@ class Table:
         elif self.reread is not None:
             yield from self.reread()
 
+    def held(self) -> tuple[list[int], list[list[str]]]:
+        """``(sheet_rows, rows)`` of a table that holds its rows, as every :meth:`subset` does.
+
+        Raises:
+            ValueError: a long table, whose rows are read again from its file (use :meth:`iter_rows`).
+        """
+        if self.rows is None or self.sheet_rows is None:
+            raise ValueError(f"This {self.resource} table of {self.row_count} rows does not hold them in memory.")
+        return self.sheet_rows, self.rows
+
     def subset(self, rows: list[list[str]], sheet_rows: list[int]) -> Table:
         """An in-memory table with these rows and the same headers."""
         return Table(

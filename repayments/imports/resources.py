@@ -23,10 +23,10 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from django.core.exceptions import ValidationError
-from django.db.models import Sum
+from django.db.models import Model, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext_lazy
@@ -66,6 +66,7 @@ from repayments.models import (
 )
 
 _LOOKUP_CHUNK = 5000
+_Key = TypeVar("_Key", int, str)  # natural keys (codes) or primary keys
 
 
 class Parsed(widgets.Widget):
@@ -119,9 +120,23 @@ def _key_field(name: str, attribute: str):
     return fields.Field(attribute=attribute, column_name=name, readonly=True)
 
 
-def _chunks(values: list[str]) -> Iterable[list[str]]:
+def _chunks(values: list[_Key]) -> Iterable[list[_Key]]:
     for start in range(0, len(values), _LOOKUP_CHUNK):
         yield values[start : start + _LOOKUP_CHUNK]
+
+
+def _import_before(instance: Model) -> dict[str, Any] | None:
+    """The compared values of ``instance`` as stored before its row was applied (``None``
+    for a new row): set by ``NaturalKeyResource.after_init_instance``."""
+    before: dict[str, Any] | None = getattr(instance, "import_before", None)
+    return before
+
+
+def _file_due_before(bill: Bill) -> tuple[dt.date, dt.date] | None:
+    """``(due_date, original_due_date)`` of ``bill`` as stored before its row was applied
+    (``None`` for a new bill): set by ``BillResource.after_init_instance``."""
+    before: tuple[dt.date, dt.date] | None = getattr(bill, "file_due_before", None)
+    return before
 
 
 def _code(row: dict, column: str) -> str | None:
@@ -257,9 +272,10 @@ class NaturalKeyResource(resources.ModelResource):
         """An existing row whose file values leave every compared field as stored is
         unchanged: it is reported as skipped and not written, so its ``updated_at`` (the
         API's ``version``) stays. A row with problems is never skipped (it is reported)."""
-        if import_validation_errors or getattr(instance, "import_before", None) is None:
+        before = _import_before(instance)
+        if import_validation_errors or before is None:
             return False
-        return self.snapshot(instance) == instance.import_before
+        return self.snapshot(instance) == before
 
     def import_field(self, field, instance, row, is_m2m=False, **kwargs):
         mask = EXPORT_MASKS.get(self.resource_name, {}).get(field.column_name)
@@ -601,9 +617,9 @@ class CardBindingResource(NaturalKeyResource):
         # The active card of each customer in the database, and the file's final word per token.
         ids = [c.pk for c in self.customers.values()]
         self.active: dict[int, CardBinding] = {}
-        for chunk in _chunks(ids):
+        for id_chunk in _chunks(ids):
             self.active.update(
-                {b.customer_id: b for b in CardBinding.objects.filter(customer_id__in=chunk, status="active")}
+                {b.customer_id: b for b in CardBinding.objects.filter(customer_id__in=id_chunk, status="active")}
             )
         self.file_status = {}
         for row in rows:
@@ -761,7 +777,7 @@ class BillResource(NaturalKeyResource):
         super().__init__(**kwargs)
         self.settle = settle
         self.new_lines: list[int] = []
-        self.settled = None
+        self.settled: dict[str, object] | None = None
 
     bill_no = _field(
         "bill_no", lambda v: cells.parse_code(v, what=pgettext_lazy("import cell", "bill_no"), max_length=40)
@@ -840,8 +856,8 @@ class BillResource(NaturalKeyResource):
         # (customer, period) -> bill_no already in the database, for the one-bill-per-period rule.
         self.periods: dict[tuple[int, dt.date], str] = {}
         ids = [c.pk for c in self.customers.values()]
-        for chunk in _chunks(ids):
-            for customer_id, period, bill_no in Bill.objects.filter(customer_id__in=chunk).values_list(
+        for id_chunk in _chunks(ids):
+            for customer_id, period, bill_no in Bill.objects.filter(customer_id__in=id_chunk).values_list(
                 "customer_id", "period", "bill_no"
             ):
                 self.periods[(customer_id, period)] = bill_no
@@ -851,8 +867,8 @@ class BillResource(NaturalKeyResource):
 
         self.new_lines = credit_lines_open_missing(customer_ids=ids)
         self.lines: dict[int, int] = {}
-        for chunk in _chunks(ids):
-            self.lines.update(CreditLine.objects.filter(customer_id__in=chunk).values_list("customer_id", "id"))
+        for id_chunk in _chunks(ids):
+            self.lines.update(CreditLine.objects.filter(customer_id__in=id_chunk).values_list("customer_id", "id"))
 
     def after_init_instance(self, instance, new, row, **kwargs):
         super().after_init_instance(instance, new, row, **kwargs)
@@ -986,10 +1002,11 @@ class BillResource(NaturalKeyResource):
     def _due_dates(bill: Bill, new: bool) -> None:
         """The file's due date is the statement's; an approved extension on an existing bill stays."""
         file_due = bill.due_date
-        if new or bill.file_due_before is None:
+        due_before = _file_due_before(bill)
+        if new or due_before is None:
             bill.original_due_date = file_due
             return
-        old_due, old_original = bill.file_due_before
+        old_due, old_original = due_before
         extended = old_due > old_original
         if extended and file_due == old_due:
             # The file repeats the extended date (our own export shows the current due
@@ -1006,7 +1023,7 @@ class BillResource(NaturalKeyResource):
 
     def after_import(self, dataset, result, **kwargs):
         super().after_import(dataset, result, **kwargs)
-        self.settled: dict[str, object] | None = None
+        self.settled = None
         if self.settle and self.written and self.applied(result, kwargs):
             from repayments.services.imports import bills_import_settle
 
@@ -1093,22 +1110,19 @@ class RepaymentAttemptResource(NaturalKeyResource):
             )
         self.in_flight: dict[int, str] = {}
         ids = [b.pk for b in self.bills.values()]
-        for chunk in _chunks(ids):
-            self.in_flight.update(
-                RepaymentAttempt.objects.filter(bill_id__in=chunk, status__in=IN_FLIGHT_ATTEMPT_STATUSES).values_list(
-                    "bill_id", "attempt_no"
-                )
-            )
+        for id_chunk in _chunks(ids):
+            attempts = RepaymentAttempt.objects.filter(bill_id__in=id_chunk, status__in=IN_FLIGHT_ATTEMPT_STATUSES)
+            self.in_flight.update(attempts.values_list("bill_id", "attempt_no"))
         in_flight_rows: dict[str, list[int]] = defaultdict(list)
         for number, row in enumerate(rows, start=1):
             status = ATTEMPT_STATUS_WORDS.get(cells.normalize(row.get("status")).lower())
             bill_no = _code(row, "bill_no")
             if bill_no and status in IN_FLIGHT_ATTEMPT_STATUSES:
                 in_flight_rows[bill_no].append(number)
-        for numbers in in_flight_rows.values():
-            if len(numbers) > 1:
-                for number in numbers:
-                    others = ", ".join(str(self.sheet_row(n)) for n in numbers if n != number)
+        for row_numbers in in_flight_rows.values():
+            if len(row_numbers) > 1:
+                for number in row_numbers:
+                    others = ", ".join(str(self.sheet_row(n)) for n in row_numbers if n != number)
                     self.add_problem(
                         number,
                         "status",
@@ -1169,7 +1183,7 @@ class RepaymentAttemptResource(NaturalKeyResource):
     def _same_second(attempt: RepaymentAttempt) -> None:
         """A file time in the same second as the stored one keeps the stored time: files (and
         our exports) show whole seconds, the gateway records microseconds."""
-        before = attempt.import_before or {}
+        before = _import_before(attempt) or {}
         for name in ("requested_at", "completed_at"):
             stored, given = before.get(name), getattr(attempt, name)
             if stored is not None and given is not None and given == stored.replace(microsecond=0):

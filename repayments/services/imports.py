@@ -17,8 +17,9 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import islice
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from django.conf import settings
 from django.db import connection, connections, transaction
@@ -43,6 +44,9 @@ from repayments.imports.resources import RESOURCE_CLASSES
 from repayments.models import OPEN_BILL_STATUSES, BillStatus, ImportJob, ImportJobStatus, ImportUploadChunk
 from repayments.services.credit_lines import credit_lines_refresh_available
 from repayments.services.delinquency import bills_refresh_delinquency
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
 
 # Bills/attempts files with more data rows than this go through the COPY fast path.
 FAST_PATH_MIN_ROWS = 50_000
@@ -108,6 +112,7 @@ def _problems(result, table: Table, resource) -> list[Problem]:
     """Row/column/value problems from an import-export ``Result``, spreadsheet-numbered."""
     problems: list[Problem] = []
     position = {name: i for i, name in enumerate(table.headers)}
+    _sheet_rows, held_rows = table.held()
     for error in result.base_errors:
         problems.append(Problem(None, "", "", _("The database refused the file: %(error)s") % {"error": error.error}))
     for number, errors in result.row_errors():
@@ -115,7 +120,7 @@ def _problems(result, table: Table, resource) -> list[Problem]:
             message = _("The database refused this row: %(error)s") % {"error": error.error}
             problems.append(Problem(resource.sheet_row(number), "", "", message))
     for invalid in result.invalid_rows:
-        values = table.rows[invalid.number - 1]
+        values = held_rows[invalid.number - 1]
         for column, messages in invalid.error_dict.items():
             value = values[position[column]] if column in position else ""
             shown = column if column in position else ""
@@ -184,8 +189,9 @@ def _resource_pass(
             raise_errors=False,
         )
         found.problems.extend(_problems(result, chunk, resource))
-        bad = _bad_rows(result, len(chunk.rows or []))
-        found.bad_rows.update(chunk.sheet_rows[number - 1] for number in bad)  # type: ignore[index]
+        sheet_rows, held_rows = chunk.held()
+        bad = _bad_rows(result, len(held_rows))
+        found.bad_rows.update(sheet_rows[number - 1] for number in bad)
         if not bad:
             found.created += result.totals.get("new", 0)
             found.updated += result.totals.get("update", 0)
@@ -193,7 +199,7 @@ def _resource_pass(
             found.new_lines.update(getattr(resource, "new_lines", None) or ())
             if table.resource == "bills":  # settled once after the last chunk
                 found.written.extend(instance.pk for instance in resource.written)
-        done += len(chunk.rows or [])
+        done += len(held_rows)
     order = {name: i for i, name in enumerate(table.headers)}
     found.problems.sort(key=lambda p: (p.row or 0, order.get(p.column, -1)))
     return found
@@ -529,7 +535,7 @@ class _ProgressWriter:
     def __init__(self, job_id: int) -> None:
         self.job_id = job_id
         self.last = 0.0
-        self.connection = None
+        self.connection: BaseDatabaseWrapper | None = None
 
     def __call__(self, done: int, total: int) -> None:
         now = time.monotonic()
@@ -712,7 +718,7 @@ def import_jobs_sweep() -> dict[str, int]:
                 ImportJob.objects.filter(pk=job_id).update(
                     status=ImportJobStatus.QUEUED, claimed_at=None, heartbeat_at=None, rows_done=0, updated_at=now
                 )
-                transaction.on_commit(lambda job_id=job_id: _enqueue(job_id))
+                transaction.on_commit(partial(_enqueue, job_id))
                 counts["requeued"] += 1
             else:
                 language = job.options.get(LANGUAGE_OPTION) or settings.LANGUAGE_CODE

@@ -7,6 +7,7 @@ cap. Each is refused in well under a second, naming the limit and the file's val
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 import time
@@ -156,3 +157,13 @@ def test_a_file_in_chunks_is_counted_as_one_and_a_dry_run_writes_none_of_it(run_
     assert (applied.status, applied.created, Customer.objects.count()) == ("applied", 5, 5)
     again = run_import("customers", content)
     assert (again.created, again.updated, again.unchanged) == (0, 0, 5)
+
+
+def test_a_subset_holds_its_rows_and_a_streamed_table_says_it_does_not():
+    content = "customer_no,name\r\n" + "".join(f"C{n:07d},某某某\r\n" for n in range(3))
+    table = read_table(content.encode(), resource="customers", filename="small.csv")
+    part = table.subset([["C0000009", "甲"]], [12])
+    assert part.held() == ([12], [["C0000009", "甲"]])
+    streamed = dataclasses.replace(table, rows=None)
+    with pytest.raises(ValueError, match="customers table of 3 rows does not hold them"):
+        streamed.held()
