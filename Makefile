@@ -8,11 +8,12 @@ MANAGE := $(BIN)/python manage.py
 # Local runs are demo mode: DEBUG on, dev-only keys, demo staff. Override in the environment.
 export DEBUG ?= true
 
-.PHONY: run test setup install lint check-migrations db-stop db-backup db-restore clean-db benchmarks soak help
+.PHONY: run test test-shifted setup install lint check-migrations db-stop db-backup db-restore clean-db benchmarks soak help
 
 help:
 	@echo "make run    - set up and start web + queue cluster on http://127.0.0.1:8000"
 	@echo "make test   - set up and run the whole test suite"
+	@echo "make test-shifted [SHIFT=+13d] [TESTS=paths] - the tests on a shifted clock (docs/testing.md)"
 	@echo "make lint   - ruff check and format check"
 	@echo "make db-stop - stop the embedded PostgreSQL"
 
@@ -37,6 +38,15 @@ run: setup
 
 test: setup
 	$(BIN)/pytest
+
+# The date-proof hunt (docs/testing.md): the tests and every process they start
+# (embedded PostgreSQL, sandbox bank, clusters, live servers) on a clock shifted
+# by libfaketime. SHIFT: an offset (+13d, +90d, +1y) or a UTC moment
+# ("2026-12-31 16:30"); TESTS: paths or -k to narrow the run. Not part of `make test`.
+SHIFT ?= +13d
+TESTS ?=
+test-shifted: install
+	tests/faketime/shifted.sh "$(SHIFT)" $(BIN)/pytest -p no:cacheprovider $(TESTS)
 
 lint: install
 	$(BIN)/ruff check .
