@@ -8,11 +8,12 @@ MANAGE := $(BIN)/python manage.py
 # Local runs are demo mode: DEBUG on, dev-only keys, demo staff. Override in the environment.
 export DEBUG ?= true
 
-.PHONY: run test setup install lint typecheck check-migrations db-stop db-backup db-restore clean-db benchmarks soak help
+.PHONY: run test test-shifted setup install lint typecheck check-migrations db-stop db-backup db-restore clean-db benchmarks soak help
 
 help:
 	@echo "make run    - set up and start web + queue cluster on http://127.0.0.1:8000"
 	@echo "make test   - set up and run the whole test suite"
+	@echo "make test-shifted [SHIFT=+13d] [TESTS=paths] - the tests on a shifted clock (docs/testing.md)"
 	@echo "make lint   - the pre-commit hooks on every file: ruff, django-upgrade, djhtml, import contracts"
 	@echo "make typecheck - mypy with django-stubs on baitiao, accounts and repayments"
 	@echo "make db-stop - stop the embedded PostgreSQL"
@@ -41,6 +42,15 @@ run: setup
 # migrations or data change; they never touch the development data.
 test: setup
 	$(BIN)/pytest
+
+# The date-proof hunt (docs/testing.md): the tests and every process they start
+# (embedded PostgreSQL, sandbox bank, clusters, live servers) on a clock shifted
+# by libfaketime. SHIFT: an offset (+13d, +90d, +1y) or a UTC moment
+# ("2026-12-31 16:30"); TESTS: paths or -k to narrow the run. Not part of `make test`.
+SHIFT ?= +13d
+TESTS ?=
+test-shifted: install
+	tests/faketime/shifted.sh "$(SHIFT)" $(BIN)/pytest -p no:cacheprovider $(TESTS)
 
 # The hooks of .pre-commit-config.yaml (tools pinned in requirements-dev.txt, run from
 # .venv, no network): ruff check and format, django-upgrade, djhtml, lint-imports.

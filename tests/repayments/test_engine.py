@@ -332,6 +332,9 @@ def test_rebinding_retries_only_bills_that_are_due(clock, sandbox, sync_queue, a
     later = BillFactory(
         credit_line=bill.credit_line,
         due_date=clock.today + dt.timedelta(days=20),
+        # The next statement's period: the factory derives a period from the due
+        # date, and due dates D and D + 20 share one when D is from the 20th to the second-to-last day of a month.
+        period=(bill.period + dt.timedelta(days=31)).replace(day=1),
         amount_due="20.00",
         minimum_due="2.00",
     )
