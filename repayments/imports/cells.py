@@ -145,6 +145,20 @@ def parse_code(raw: object, *, what: StrOrPromise = _CODE, max_length: int = 40)
     return text
 
 
+def row_code(row: dict, column: str) -> str | None:
+    """The code in ``row[column]`` as :func:`parse_code` reads it, or ``None`` when the cell
+    is missing, empty or not a valid code (the cell's own parser reports why).
+
+    Args:
+        row: ``{column name: raw cell}`` of one file row.
+        column: the column holding a natural key (``customer_no``, ``bill_no`` …).
+    """
+    try:
+        return parse_code(row.get(column))
+    except CellError:
+        return None
+
+
 def parse_digits(raw: object, *, what: StrOrPromise, lengths: tuple[int, int]) -> str:
     """A number written as digits that must stay text (BIN, last four digits).
 

@@ -7,8 +7,9 @@ The same classes serve the admin (preview, row errors), the CLI and the console
 * reports a key that appears twice in the file on every row that has it;
 * resolves ``customer_no`` / ``bill_no`` to rows it loaded in bulk before the
   first row (no query per row);
-* checks the rules the database would refuse, so an error names the cell instead
-  of a constraint, and raises them together per row;
+* hands each parsed row to ``repayments.services.import_rules``, which resolves the
+  references and checks the cross-field rules (the ones the database would refuse,
+  named by cell instead of by constraint); a row's errors are raised together;
 * masks personal data when exporting unless built with ``unmask=True``
   (``repayments.services.exports`` checks the permission and audits);
 * reports a row whose values equal the stored ones as unchanged (skipped: nothing
@@ -33,10 +34,6 @@ from django.utils.translation import pgettext_lazy
 from import_export import fields, resources, widgets
 
 from baitiao.masking import MASK, mask_token
-from baitiao.money import ZERO
-from baitiao.pii import pii_hash
-from repayments.bins import bin_table
-from repayments.gateway.taxonomy import failure_family
 from repayments.imports import cells
 from repayments.imports.cells import CellError
 from repayments.imports.columns import (
@@ -52,18 +49,14 @@ from repayments.imports.report import PERSONAL_COLUMNS, masked_value
 from repayments.models import (
     IN_FLIGHT_ATTEMPT_STATUSES,
     OPEN_BILL_STATUSES,
-    AttemptStatus,
     Bill,
-    BillStatus,
     CardBinding,
-    CardBindingStatus,
     CreditLine,
-    CreditLineStatus,
     Customer,
-    DataSource,
     RepaymentAttempt,
     principal_owed_expression,
 )
+from repayments.services import import_rules
 
 _LOOKUP_CHUNK = 5000
 _Key = TypeVar("_Key", int, str)  # natural keys (codes) or primary keys
@@ -132,18 +125,7 @@ def _import_before(instance: Model) -> dict[str, Any] | None:
     return before
 
 
-def _file_due_before(bill: Bill) -> tuple[dt.date, dt.date] | None:
-    """``(due_date, original_due_date)`` of ``bill`` as stored before its row was applied
-    (``None`` for a new bill): set by ``BillResource.after_init_instance``."""
-    before: tuple[dt.date, dt.date] | None = getattr(bill, "file_due_before", None)
-    return before
-
-
-def _code(row: dict, column: str) -> str | None:
-    try:
-        return cells.parse_code(row.get(column))
-    except CellError:
-        return None
+_code = cells.row_code
 
 
 class NaturalKeyResource(resources.ModelResource):
@@ -324,11 +306,9 @@ class NaturalKeyResource(resources.ModelResource):
             raise ValidationError(errors)
 
     def complete(self, instance, row: dict, errors: dict[str, list[str]], *, new: bool) -> None:
-        """Resolve references and check cross-field rules; add messages to ``errors`` (override)."""
-
-    @staticmethod
-    def error(errors: dict[str, list[str]], column: str, message: str) -> None:
-        errors.setdefault(column, []).append(message)
+        """Hand the parsed row to its function in ``repayments.services.import_rules``, which
+        resolves references and checks the cross-field rules, adding messages to ``errors``
+        (override: one call, no rule here)."""
 
     def before_save_instance(self, instance, row, **kwargs):
         instance.updated_at = self.now  # bulk_update does not run auto_now
@@ -404,13 +384,7 @@ class CustomerResource(NaturalKeyResource):
             self.existing.update({c.customer_no: c for c in Customer.objects.filter(customer_no__in=chunk)})
 
     def complete(self, instance, row, errors, *, new):
-        if instance.phone and "phone" not in errors:
-            instance.phone_hash, instance.phone_last4 = pii_hash(instance.phone), instance.phone[-4:]
-        if instance.national_id and "national_id" not in errors:
-            instance.national_id_hash = pii_hash(instance.national_id)
-            instance.national_id_last4 = instance.national_id[-4:]
-        if new:
-            instance.source = DataSource.IMPORT
+        import_rules.customer_row_check(customer=instance, row=row, errors=errors, new=new)
 
     def dehydrate_name(self, customer: Customer) -> str:
         return _shown(customer.name, self.unmask, "customers", "name")
@@ -478,20 +452,9 @@ class CreditLineResource(NaturalKeyResource):
             )
 
     def complete(self, instance, row, errors, *, new):
-        number = _code(row, "customer_no")
-        customer = self.customers.get(number) if number else None
-        if customer is None:
-            self.error(errors, "customer_no", _no_customer(row))
-            return
-        if new:
-            instance.customer = customer
-            instance.currency = instance.currency or "CNY"
-            instance.status = instance.status or CreditLineStatus.ACTIVE
-        if "limit" not in errors and instance.credit_limit is not None:
-            owed = max(self.owed.get(customer.pk) or ZERO, ZERO)
-            instance.available_credit = min(max(instance.credit_limit - owed, ZERO), instance.credit_limit)
-        if not new and instance.tracker_status != instance.status:
-            instance.status_changed_at = self.now
+        import_rules.credit_line_row_check(
+            line=instance, row=row, errors=errors, new=new, customers=self.customers, owed=self.owed, now=self.now
+        )
 
     def after_init_instance(self, instance, new, row, **kwargs):
         super().after_init_instance(instance, new, row, **kwargs)
@@ -505,22 +468,6 @@ def _currency(raw: str) -> str:
             _("The currency %(value)s is not a three-letter ISO 4217 code (CNY, TWD).") % {"value": repr(text)}
         )
     return text
-
-
-def _no_customer(row: dict) -> str:
-    raw = cells.normalize(row.get("customer_no"))
-    if not raw:
-        return _("The customer_no is empty.")
-    return _("No customer has customer_no %(value)s; import the customer first.") % {"value": repr(raw)}
-
-
-def _bin_bank(bin_: str) -> tuple[str, str, str] | None:
-    """(bank name, bank code, card type) of the longest listed prefix of ``bin_``, any card length."""
-    best = None
-    for info in bin_table():
-        if bin_.startswith(info.bin) and (best is None or len(info.bin) > len(best.bin)):
-            best = info
-    return (best.bank_name, best.bank_code, best.card_type) if best else None
 
 
 class CardBindingResource(NaturalKeyResource):
@@ -681,75 +628,16 @@ class CardBindingResource(NaturalKeyResource):
         return self.existing.get(token) if token else None
 
     def complete(self, instance, row, errors, *, new):
-        card_number = cells.normalize(row.get("card_number"))
-        if card_number:
-            from repayments.services.bindings import BindingError, card_number_check
-
-            try:
-                card_number_check(card_number)
-            except BindingError as exc:
-                self.error(errors, "card_number", str(exc))
-            else:
-                self.error(
-                    errors,
-                    "card_number",
-                    _(
-                        "A card number cannot be bound from a file: the bank sends the customer an SMS code to "
-                        "confirm. Bind the card in the console, or import the gateway_token, bin and last4 the "
-                        "gateway returned."
-                    ),
-                )
-            return
-        number = _code(row, "customer_no")
-        customer = self.customers.get(number) if number else None
-        if customer is None:
-            self.error(errors, "customer_no", _no_customer(row))
-            return
-        if not cells.normalize(row.get("gateway_token")) and "gateway_token" not in errors:
-            self.error(
-                errors, "gateway_token", _("Give the gateway_token (with bin and last4) of a card the gateway bound.")
-            )
-            return
-        if new:
-            instance.customer = customer
-            instance.bound_at = self.now
-            for column in ("bin", "last4"):
-                if not getattr(instance, column) and column not in errors:
-                    self.error(errors, column, _("The %(column)s is required for a new binding.") % {"column": column})
-            instance.status = instance.status or CardBindingStatus.ACTIVE
-        elif instance.customer_id != customer.pk:
-            self.error(
-                errors,
-                "customer_no",
-                _("Token %(token)s is bound to customer %(customer)s, not %(number)s.")
-                % {"token": instance.gateway_token, "customer": instance.customer.customer_no, "number": number},
-            )
-        if instance.bin and "bin" not in errors:
-            issuer = _bin_bank(instance.bin)
-            if issuer:
-                instance.bank_name = instance.bank_name or issuer[0]
-                instance.bank_code = instance.bank_code or issuer[1]
-                instance.card_type = issuer[2] if new else instance.card_type
-        if instance.reserved_phone and "reserved_phone" not in errors:
-            instance.reserved_phone_last4 = instance.reserved_phone[-4:]
-        current = self.active.get(customer.pk)
-        if (
-            instance.status == CardBindingStatus.ACTIVE
-            and current is not None
-            and current.gateway_token != instance.gateway_token
-            and self.file_status.get(current.gateway_token, "active") == "active"
-        ):
-            self.error(
-                errors,
-                "status",
-                _(
-                    "Customer %(number)s already has an active card ****%(last4)s; "
-                    "add a row setting that card to replaced or invalid above this one."
-                )
-                % {"number": number, "last4": current.last4},
-            )
-        if not new and "status" not in errors and instance.status != instance.tracker_status:
-            instance.status_changed_at = self.now
+        import_rules.card_binding_row_check(
+            binding=instance,
+            row=row,
+            errors=errors,
+            new=new,
+            customers=self.customers,
+            active=self.active,
+            file_status=self.file_status,
+            now=self.now,
+        )
 
     def after_init_instance(self, instance, new, row, **kwargs):
         super().after_init_instance(instance, new, row, **kwargs)
@@ -876,145 +764,9 @@ class BillResource(NaturalKeyResource):
         instance.booked_before = None if new else (instance.amount_paid, instance.status)
 
     def complete(self, instance, row, errors, *, new):
-        number = _code(row, "customer_no")
-        if not new and instance.booked_before is not None:
-            # Money the engine has collected is never taken back by a file, and a
-            # closed bill is never reopened (it would be debited again).
-            paid_before, status_before = instance.booked_before
-            if "amount_paid" not in errors and instance.amount_paid is not None and instance.amount_paid < paid_before:
-                self.error(
-                    errors,
-                    "amount_paid",
-                    _(
-                        "The file says %(paid)s paid, but %(collected)s has already been collected "
-                        "on this bill; an import never lowers the amount paid."
-                    )
-                    % {"paid": instance.amount_paid, "collected": paid_before},
-                )
-            if status_before not in OPEN_BILL_STATUSES and instance.status in OPEN_BILL_STATUSES:
-                self.error(
-                    errors,
-                    "status",
-                    _("The bill is already %(before)s; an import cannot reopen it as %(status)s.")
-                    % {"before": status_before, "status": instance.status},
-                )
-            elif status_before in OPEN_BILL_STATUSES and instance.status in OPEN_BILL_STATUSES:
-                # Pending or overdue is the aging's verdict (it runs on every bill an import
-                # writes), not the file's: a statement file saying "open" for a bill that has
-                # since turned overdue is not a change.
-                instance.status = status_before
-        customer = self.customers.get(number) if number else None
-        if customer is None:
-            self.error(errors, "customer_no", _no_customer(row))
-        elif new:
-            instance.customer = customer
-        elif instance.customer_id != customer.pk:
-            self.error(
-                errors,
-                "customer_no",
-                _("Bill %(bill)s belongs to customer %(customer)s.")
-                % {"bill": instance.bill_no, "customer": instance.customer.customer_no},
-            )
-        if new:
-            instance.status = instance.status or BillStatus.PENDING
-            if instance.amount_paid is None:
-                instance.amount_paid = ZERO
-        if instance.statement_balance is None and instance.amount_due is not None:
-            instance.statement_balance = instance.amount_due
-        dates_ok = not {"statement_date", "due_date"} & errors.keys()
-        if dates_ok and instance.due_date < instance.statement_date:
-            self.error(
-                errors,
-                "due_date",
-                _("The due date %(due)s is before the statement date %(statement)s.")
-                % {"due": instance.due_date, "statement": instance.statement_date},
-            )
-        amounts_ok = not {"statement_balance", "amount_due", "minimum_due"} & errors.keys()
-        if amounts_ok:
-            if instance.amount_due != max(instance.statement_balance, ZERO):
-                self.error(
-                    errors,
-                    "amount_due",
-                    _(
-                        "The amount due %(due)s must equal the statement balance %(balance)s "
-                        "(or 0.00 when the balance is negative)."
-                    )
-                    % {"due": instance.amount_due, "balance": instance.statement_balance},
-                )
-            if instance.minimum_due > instance.amount_due:
-                self.error(
-                    errors,
-                    "minimum_due",
-                    _("The minimum due %(minimum)s is above the amount due %(due)s.")
-                    % {"minimum": instance.minimum_due, "due": instance.amount_due},
-                )
-        if customer is not None and "period" not in errors:
-            other = self.periods.get((customer.pk, instance.period))
-            if other and other != instance.bill_no:
-                self.error(
-                    errors,
-                    "period",
-                    _("Customer %(number)s already has bill %(bill)s for %(month)s.")
-                    % {"number": number, "bill": other, "month": f"{instance.period:%Y-%m}"},
-                )
-        if dates_ok:
-            self._due_dates(instance, new)
-        if instance.amount_due is not None and instance.past_due_amount > instance.amount_due:
-            instance.past_due_amount = instance.amount_due  # past due is part of the balance; aging redoes it
-        money_ok = not {"statement_balance", "amount_due", "amount_paid", "status"} & errors.keys()
-        if money_ok and instance.amount_due is not None and instance.amount_paid is not None and instance.status:
-            self._closed_statement(instance, errors)
-
-    def _closed_statement(self, bill: Bill, errors: dict[str, list[str]]) -> None:
-        """What a paid or carried-forward statement implies, checked before the database does.
-
-        ``carried_forward`` is the statement's unpaid rest (``Bill.outstanding`` with nothing
-        carried yet), which must be above zero; a ``paid`` one must owe nothing. Every other
-        status carries nothing.
-        """
-        bill.carried_forward = ZERO
-        rest = bill.outstanding  # amount due + unwaived late fee − paid, never below zero
-        if bill.status == BillStatus.CARRIED_FORWARD:
-            if rest > 0:
-                bill.carried_forward = rest
-            else:
-                self.error(
-                    errors,
-                    "status",
-                    _(
-                        "The bill is carried forward, but nothing is left to carry: the amount paid %(paid)s covers "
-                        "the amount due %(due)s and any unwaived late fee. Mark it paid."
-                    )
-                    % {"paid": bill.amount_paid, "due": bill.amount_due},
-                )
-        elif bill.status == BillStatus.PAID and rest > 0:
-            self.error(
-                errors,
-                "amount_paid",
-                _(
-                    "The bill is marked paid, but the amount paid %(paid)s is below the %(owed)s it owes "
-                    "(amount due plus unwaived late fee). Correct the amount paid or the status."
-                )
-                % {"paid": bill.amount_paid, "owed": bill.amount_paid + rest},
-            )
-
-    @staticmethod
-    def _due_dates(bill: Bill, new: bool) -> None:
-        """The file's due date is the statement's; an approved extension on an existing bill stays."""
-        file_due = bill.due_date
-        due_before = _file_due_before(bill)
-        if new or due_before is None:
-            bill.original_due_date = file_due
-            return
-        old_due, old_original = due_before
-        extended = old_due > old_original
-        if extended and file_due == old_due:
-            # The file repeats the extended date (our own export shows the current due
-            # date): nothing moved, and the statement's own date stays the original.
-            bill.original_due_date = old_original
-            return
-        bill.original_due_date = file_due
-        bill.due_date = old_due if extended and old_due >= file_due else file_due
+        import_rules.bill_row_check(
+            bill=instance, row=row, errors=errors, new=new, customers=self.customers, periods=self.periods
+        )
 
     def before_save_instance(self, instance, row, **kwargs):
         super().before_save_instance(instance, row, **kwargs)
@@ -1130,64 +882,9 @@ class RepaymentAttemptResource(NaturalKeyResource):
                     )
 
     def complete(self, instance, row, errors, *, new):
-        bill_no = _code(row, "bill_no")
-        bill = self.bills.get(bill_no) if bill_no else None
-        if bill is None:
-            raw = cells.normalize(row.get("bill_no"))
-            message = (
-                _("No bill has bill_no %(value)s; import the bill first.") % {"value": repr(raw)}
-                if raw
-                else _("Empty.")
-            )
-            self.error(errors, "bill_no", message)
-        elif new:
-            instance.bill = bill
-        elif instance.bill_id != bill.pk:
-            self.error(
-                errors,
-                "bill_no",
-                _("Attempt %(attempt)s belongs to bill %(bill)s.")
-                % {"attempt": instance.attempt_no, "bill": instance.bill.bill_no},
-            )
-        if new:
-            instance.channel = instance.channel or "auto_debit"
-        else:
-            self._same_second(instance)
-        if "amount" not in errors and instance.amount is not None and instance.amount <= 0:
-            self.error(errors, "amount", _("The amount of an attempt must be above zero."))
-        if "status" in errors:
-            return
-        instance.failure_family = failure_family(instance.failure_code) if instance.failure_code else ""
-        if instance.status == AttemptStatus.FAILED and not instance.failure_code and "failure_code" not in errors:
-            self.error(errors, "failure_code", _("A failed attempt needs the bank's failure code."))
-        finished = instance.status in (AttemptStatus.SUCCEEDED, AttemptStatus.FAILED)
-        if finished and not instance.completed_at and "completed_at" not in errors:
-            self.error(errors, "completed_at", _("A succeeded or failed attempt needs the time it completed."))
-        if (
-            instance.completed_at
-            and instance.requested_at
-            and not {"completed_at", "requested_at"} & errors.keys()
-            and instance.completed_at < instance.requested_at
-        ):
-            self.error(errors, "completed_at", _("The attempt completed before it was requested."))
-        if bill is not None and instance.status in IN_FLIGHT_ATTEMPT_STATUSES:
-            other = self.in_flight.get(bill.pk)
-            if other and other != instance.attempt_no:
-                self.error(
-                    errors,
-                    "status",
-                    _("Bill %(bill)s already has attempt %(attempt)s in flight.") % {"bill": bill_no, "attempt": other},
-                )
-
-    @staticmethod
-    def _same_second(attempt: RepaymentAttempt) -> None:
-        """A file time in the same second as the stored one keeps the stored time: files (and
-        our exports) show whole seconds, the gateway records microseconds."""
-        before = _import_before(attempt) or {}
-        for name in ("requested_at", "completed_at"):
-            stored, given = before.get(name), getattr(attempt, name)
-            if stored is not None and given is not None and given == stored.replace(microsecond=0):
-                setattr(attempt, name, stored)
+        import_rules.repayment_attempt_row_check(
+            attempt=instance, row=row, errors=errors, new=new, bills=self.bills, in_flight=self.in_flight
+        )
 
 
 RESOURCE_CLASSES: dict[str, type[NaturalKeyResource]] = {

@@ -93,3 +93,48 @@ def test_many_audit_events_are_appended_in_bulk_and_stay_append_only(analyst):
     assert events.get(target_id="7").after == {"due": "b"}
     with pytest.raises(Exception, match="(?i)protect|cannot|denied|trigger"), connection.cursor() as cursor:
         cursor.execute("UPDATE accounts_audit_event SET reason = 'x' WHERE action = 'test.bulk'")
+
+
+# A few messages of each resource's cross-field rules: they live in the import rules
+# service, and a resource only parses cells and hands the row to it.
+RULE_MESSAGES = (
+    "No customer has customer_no",
+    "A card number cannot be bound from a file",
+    "is bound to customer",
+    "already has an active card",
+    "an import never lowers the amount paid",
+    "is before the statement date",
+    "must equal the statement balance",
+    "already has bill",
+    "nothing is left to carry",
+    "A failed attempt needs the bank's failure code.",
+    "The attempt completed before it was requested.",
+    "already has attempt",
+)
+
+
+def test_no_resource_defines_a_business_rule_only_the_import_rules_service_does():
+    from repayments.services import import_rules
+
+    resources_source = (ROOT / "repayments" / "imports" / "resources.py").read_text()
+    rules_source = Path(import_rules.__file__).read_text()
+    assert [m for m in RULE_MESSAGES if m in resources_source] == []
+    assert [m for m in RULE_MESSAGES if m not in rules_source] == []
+
+
+def test_every_resource_complete_is_one_call_to_the_import_rules_service():
+    tree = ast.parse((ROOT / "repayments" / "imports" / "resources.py").read_text())
+    bodies = {
+        node.name: method.body
+        for node in tree.body
+        if isinstance(node, ast.ClassDef)
+        for method in node.body
+        if isinstance(method, ast.FunctionDef) and method.name == "complete"
+    }
+    subclasses = {cls.__name__ for cls in RESOURCE_CLASSES.values()}
+    assert subclasses <= set(bodies)
+    for name in subclasses:
+        statements = [s for s in bodies[name] if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+        assert len(statements) == 1, name
+        call = statements[0].value
+        assert isinstance(call, ast.Call) and ast.unparse(call.func).startswith("import_rules."), name
