@@ -89,6 +89,7 @@ def django_db_setup(
     yield
     with django_db_blocker.unblock():
         undo()
+        database.end_other_sessions(alias=DEFAULT_DB_ALIAS, database=test_name)
         teardown_databases(db_cfg, verbosity=verbosity, keepdb=django_db_keepdb)
 
 

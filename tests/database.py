@@ -268,6 +268,25 @@ def load_uci_template() -> None:
     dataset_load_uci(as_of=UCI_AS_OF)
 
 
+def end_other_sessions(*, alias: str, database: str) -> int:
+    """Terminate every other session of ``database`` (a live server's or a worker's idle connection).
+
+    Django drops the test database at the end of the session and PostgreSQL
+    refuses while anything is connected ("being accessed by other users").
+
+    Returns:
+        How many sessions were ended.
+    """
+    rows = _admin_execute(
+        alias,
+        (
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [database],
+        ),
+    )
+    return len(rows)
+
+
 def transactional_tests_in_own_database(*, alias: str, template: str) -> Callable[[], None]:
     """Run every transactional test in ``<test db>_tx``, a copy of ``template``, not the session's database.
 

@@ -114,6 +114,8 @@ def worklist_repair_cases(*, filters: RepairCaseFilter, number: int) -> Page:
     Raises:
         Http404: a page after the first that holds no row.
     """
+    if not filters.is_valid():
+        raise ValueError(f"repair-case filters refused: {filters.errors}")
     start, stop = page_bounds(number, PAGE_SIZE)
     cases = BindingRepairCase.objects.filter(status=RepairCaseStatus.OPEN).select_related(
         "customer", "card_binding", "assigned_to"

@@ -68,7 +68,11 @@ def worklist(request: AuthenticatedHttpRequest) -> HttpResponse:
         context["page"] = Page(rows=[], number=number, has_next=False, size=PAGE_SIZE)
     elif queue == "repair":
         cases = RepairCaseFilter(request.GET, queryset=BindingRepairCase.objects.all(), request=request)
-        context["page"] = worklist_repair_cases(filters=cases, number=number)
+        if cases.problems():
+            filters.errors = [*errors, *cases.error_messages]
+            context["page"] = Page(rows=[], number=number, has_next=False, size=PAGE_SIZE)
+        else:
+            context["page"] = worklist_repair_cases(filters=cases, number=number)
     else:
         context["page"] = worklist_bills(filters=filterset, number=number)
     context["query_without_page"] = query_without_page(request.GET)

@@ -134,3 +134,21 @@ def test_a_mistyped_ledger_filter_is_shown_and_the_ledger_and_its_export_are_not
     assert page.context["entries"] == []
     export = client.get(reverse("console:bureau-ledger-export"), {param: value})
     assert export.status_code == 400 and message in export.content.decode()
+
+
+def test_the_repair_queue_lists_open_cases_and_filters_them_by_assignee(client, agent):
+    """The repair queue once answered 500: its FilterSet was used before it had validated."""
+    from repayments.models import BindingRepairCase
+    from tests.factories import CardBindingFactory
+
+    binding = CardBindingFactory(status="invalid")
+    case = BindingRepairCase.objects.create(
+        customer=binding.customer, card_binding=binding, failure_code="card_expired"
+    )
+    client.force_login(agent)
+    listed = client.get(reverse("console:worklist"), {"queue": "repair"})
+    assert listed.status_code == 200
+    assert f'data-testid="repair-{case.customer.customer_no}"' in listed.content.decode()
+    mine = client.get(reverse("console:worklist"), {"queue": "repair", "assignee": "me"})
+    assert mine.status_code == 200
+    assert f'data-testid="repair-{case.customer.customer_no}"' not in mine.content.decode()
