@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.db import connection
+from django.utils import timezone
 
 from baitiao.money import ZERO
-from repayments.models import OPEN_BILL_STATUSES, CreditLine, principal_owed_sql
+from repayments.models import OPEN_BILL_STATUSES, CreditLineStatus, principal_owed_sql
 
 # One UPDATE … FROM a grouped subquery over the given customers only; a customer
 # without open bills owes 0.00. Rows whose value is already right are not written,
@@ -63,20 +64,30 @@ def credit_lines_open_missing(*, customer_ids: Iterable[int]) -> list[int]:
 
     A bills import does this for the customers its rows name (``docs/csv.md``): a bill
     needs a credit line, and the limit comes with a credit-lines file. Call it inside the
-    import's transaction.
+    import's transaction; the import's audit event counts the lines opened (its notes).
+    Two imports naming the same new customer at once both succeed: the line is inserted
+    with ``ON CONFLICT DO NOTHING`` on the one-line-per-customer constraint, and only the
+    import whose insert won reports it.
 
     Args:
         customer_ids: ``Customer`` primary keys.
 
     Returns:
-        The customers (primary keys, ascending) that got a new zero-limit line.
+        The customers (primary keys, ascending) that got a new zero-limit line from this call.
     """
     ids = sorted(set(customer_ids))
     if not ids:
         return []
-    have = set(CreditLine.objects.filter(customer_id__in=ids).values_list("customer_id", flat=True))
-    missing = [customer_id for customer_id in ids if customer_id not in have]
-    CreditLine.objects.bulk_create(
-        [CreditLine(customer_id=i, credit_limit=ZERO, available_credit=ZERO, currency="CNY") for i in missing]
-    )
-    return missing
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO repayments_creditline
+                   (customer_id, credit_limit, available_credit, currency, status, created_at, updated_at)
+            SELECT id, %(zero)s, %(zero)s, %(currency)s, %(active)s, %(now)s, %(now)s
+              FROM unnest(%(ids)s::bigint[]) AS id
+            ON CONFLICT (customer_id) DO NOTHING
+            RETURNING customer_id
+            """,
+            {"zero": ZERO, "currency": "CNY", "active": CreditLineStatus.ACTIVE, "now": timezone.now(), "ids": ids},
+        )
+        return sorted(row[0] for row in cursor.fetchall())

@@ -680,7 +680,18 @@ def _job_fail(job_id: int, *, failure: str, attempt: int | None = None) -> bool:
     return bool(failed)
 
 
-def import_jobs_sweep() -> dict[str, int]:
+def _audit_sweep(job: ImportJob, *, action: str, stale_since: dt.datetime | None) -> None:
+    """The system's audit event for a job the sweep took back (``import.requeue``) or gave up (``import.fail``)."""
+    audit_record(
+        actor=None,
+        action=action,
+        target=job,
+        before={"status": job.status, "attempts": job.attempts, "rows_done": job.rows_done},
+        after={"stale_since": stale_since.isoformat() if stale_since else None, "by": "sweep-import-jobs"},
+    )
+
+
+def import_jobs_sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
     """Take back import jobs whose worker stopped, and clear every upload no job needs (every minute).
 
     * A ``running`` job whose heartbeat is older than ``IMPORT_JOBS["stale_seconds"]`` lost
@@ -693,14 +704,18 @@ def import_jobs_sweep() -> dict[str, int]:
     * The stored upload of every job that is neither queued nor running is deleted.
 
     A job whose worker is writing its outcome at that moment (its row is locked) is left
-    alone. Safe to run twice or concurrently.
+    alone. Safe to run twice or concurrently. Each job taken back or given up gets an audit
+    event of the system (``import.requeue`` or ``import.fail``, actor ``None``).
+
+    Args:
+        now: the reference time (aware datetime, UTC); default ``timezone.now()``.
 
     Returns:
         Counts: ``requeued``, ``failed`` (stale running jobs given up), ``abandoned``
         (queued jobs given up) and ``uploads_cleared`` (jobs whose upload was deleted).
     """
     config = settings.IMPORT_JOBS
-    now = timezone.now()
+    now = now or timezone.now()
     stale_before = now - dt.timedelta(seconds=config["stale_seconds"])
     counts = {"requeued": 0, "failed": 0, "abandoned": 0, "uploads_cleared": 0}
     stale = ImportJob.objects.filter(status=ImportJobStatus.RUNNING, heartbeat_at__lt=stale_before)
@@ -716,15 +731,22 @@ def import_jobs_sweep() -> dict[str, int]:
             has_upload = ImportUploadChunk.objects.filter(job_id=job_id).exists()
             if job.attempts < config["max_attempts"] and has_upload:
                 ImportJob.objects.filter(pk=job_id).update(
-                    status=ImportJobStatus.QUEUED, claimed_at=None, heartbeat_at=None, rows_done=0, updated_at=now
+                    status=ImportJobStatus.QUEUED,
+                    claimed_at=None,
+                    heartbeat_at=None,
+                    rows_done=0,
+                    rows_total=0,  # counted again by the next run
+                    updated_at=now,
                 )
+                _audit_sweep(job, action="import.requeue", stale_since=job.heartbeat_at)
                 transaction.on_commit(partial(_enqueue, job_id))
                 counts["requeued"] += 1
             else:
                 language = job.options.get(LANGUAGE_OPTION) or settings.LANGUAGE_CODE
                 with translation.override(language):
                     failure = _stale_failure(job)
-                _job_fail(job_id, failure=failure, attempt=job.attempts)
+                if _job_fail(job_id, failure=failure, attempt=job.attempts):
+                    _audit_sweep(job, action="import.fail", stale_since=job.heartbeat_at)
                 counts["failed"] += 1
     abandon_before = now - dt.timedelta(hours=config["abandon_queued_hours"])
     for job in ImportJob.objects.filter(status=ImportJobStatus.QUEUED, updated_at__lt=abandon_before):
@@ -734,7 +756,10 @@ def import_jobs_sweep() -> dict[str, int]:
                 "No worker started this import within %(hours)d hours (is the queue cluster running?). "
                 "Nothing was written and the upload was deleted; upload the file again."
             ) % {"hours": config["abandon_queued_hours"]}
-        counts["abandoned"] += _job_fail(job.pk, failure=failure)
+        with transaction.atomic():  # the event commits with the failure
+            if _job_fail(job.pk, failure=failure):
+                _audit_sweep(job, action="import.fail", stale_since=job.updated_at)
+                counts["abandoned"] += 1
     finished = ImportUploadChunk.objects.exclude(job__status__in=UNFINISHED)
     counts["uploads_cleared"] = len(set(finished.values_list("job_id", flat=True)))
     finished.delete()

@@ -7,9 +7,10 @@ of the file is in the database, and the next run applies the whole file once.
 
 from __future__ import annotations
 
-import time
+import datetime as dt
 
 import pytest
+from django.utils import timezone
 
 from repayments.models import Customer, ImportJob, ImportJobStatus
 from repayments.services import imports
@@ -47,8 +48,9 @@ def test_a_worker_killed_mid_import_leaves_no_row_written_and_the_job_runs_again
     assert job.status == ImportJobStatus.RUNNING and 0 < job.rows_done < ROWS
     assert not Customer.objects.filter(customer_no__startswith="KILL").exists()  # one transaction, rolled back
 
-    time.sleep(4)  # the beat is now older than stale_seconds
-    assert imports.import_jobs_sweep()["requeued"] == 1  # its task is on the queue again
+    # The sweep as it runs a few seconds later, when the beat is older than stale_seconds.
+    later = timezone.now() + dt.timedelta(seconds=4)
+    assert imports.import_jobs_sweep(now=later)["requeued"] == 1  # its task is on the queue again
     job.refresh_from_db()
     assert job.status == ImportJobStatus.QUEUED and job.upload_chunks.exists()
 

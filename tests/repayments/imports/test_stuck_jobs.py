@@ -13,6 +13,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.models import AuditEvent
 from repayments.models import Customer, ImportJob, ImportJobStatus, ImportUploadChunk
 from repayments.schedules import SCHEDULES
 from repayments.services import imports
@@ -64,6 +65,9 @@ def test_a_job_whose_worker_stopped_beating_is_queued_again_and_then_applied_onc
 
     job.refresh_from_db()
     assert counts["requeued"] == 1 and job.status == ImportJobStatus.QUEUED
+    assert job.rows_done == 0 and job.rows_total == 0  # the progress of the lost run is not shown as the new one's
+    event = AuditEvent.objects.get(action="import.requeue", target_id=str(job.pk))
+    assert event.actor is None and event.before["status"] == ImportJobStatus.RUNNING and event.before["rows_done"] == 2
     assert enqueued[-1] == ("repayments.tasks.run_import_job", (job.pk,))
     assert imports.import_job_run(job_id=job.pk) == ImportJobStatus.APPLIED
     job.refresh_from_db()
@@ -83,6 +87,7 @@ def test_a_job_that_stopped_on_its_last_run_is_failed_with_a_message_and_its_upl
     assert not ImportUploadChunk.objects.filter(job=job).exists() and enqueued == []
     assert "stopped without finishing" in job.failure and "after 2 of 3 rows" in job.failure
     assert "Nothing was written" in job.failure
+    assert AuditEvent.objects.filter(action="import.fail", target_id=str(job.pk), actor=None).count() == 1
     client.force_login(analyst)
     page = client.get(reverse("data:import-job", args=[job.pk])).content.decode()
     assert 'data-testid="job-failure"' in page and "stopped without finishing" in page
@@ -95,6 +100,13 @@ def test_a_job_whose_worker_still_beats_is_left_alone(analyst, empty_domain, que
     assert imports.import_jobs_sweep()["requeued"] == 0
     job.refresh_from_db()
     assert job.status == ImportJobStatus.RUNNING and job.upload_chunks.exists()
+    assert not AuditEvent.objects.filter(target_id=str(job.pk), action__in=["import.requeue", "import.fail"]).exists()
+
+
+def test_the_sweep_judges_staleness_at_the_moment_it_is_given(analyst, empty_domain, queue_every_upload, enqueued):
+    job = _queued_job(analyst)
+    _worker_died(job, attempts=1, silent_for=dt.timedelta(seconds=5))
+    assert imports.import_jobs_sweep(now=timezone.now() + dt.timedelta(minutes=5))["requeued"] == 1
 
 
 def test_a_run_the_sweep_gave_up_keeps_nothing_it_wrote(analyst, empty_domain, queue_every_upload, monkeypatch):
@@ -120,6 +132,7 @@ def test_a_queued_job_no_worker_took_for_a_day_is_failed_and_its_upload_deleted(
     job = _queued_job(analyst)
     ImportJob.objects.filter(pk=job.pk).update(updated_at=timezone.now() - dt.timedelta(hours=25))
     assert imports.import_jobs_sweep()["abandoned"] == 1
+    assert AuditEvent.objects.filter(action="import.fail", target_id=str(job.pk)).count() == 1
     job.refresh_from_db()
     assert job.status == ImportJobStatus.FAILED and "No worker started this import" in job.failure
     assert not job.upload_chunks.exists()
