@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+#: The lender's own currency (ISO 4217): a credit line's when nothing else is known.
+HOME_CURRENCY = "CNY"
+
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
 

@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from baitiao.models import TimeStampedModel
+from baitiao.money import HOME_CURRENCY
 from baitiao.pii import EncryptedTextField
 
 
@@ -93,7 +94,7 @@ class CreditLine(TimeStampedModel):
     customer = models.OneToOneField(Customer, on_delete=models.PROTECT, related_name="credit_line")
     credit_limit = models.DecimalField(**MONEY)  # in `currency`
     available_credit = models.DecimalField(**MONEY)  # in `currency`; limit minus open balance
-    currency = models.CharField(max_length=3, default="CNY")  # ISO 4217
+    currency = models.CharField(max_length=3, default=HOME_CURRENCY)  # ISO 4217
     status = models.CharField(max_length=8, choices=CreditLineStatus, default=CreditLineStatus.ACTIVE)
     status_changed_at = models.DateTimeField(null=True, blank=True)
 

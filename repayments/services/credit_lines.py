@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from django.db import connection
 from django.utils import timezone
 
-from baitiao.money import ZERO
+from baitiao.money import HOME_CURRENCY, ZERO
 from repayments.models import OPEN_BILL_STATUSES, CreditLineStatus, principal_owed_sql
 
 # One UPDATE … FROM a grouped subquery over the given customers only; a customer
@@ -88,6 +88,12 @@ def credit_lines_open_missing(*, customer_ids: Iterable[int]) -> list[int]:
             ON CONFLICT (customer_id) DO NOTHING
             RETURNING customer_id
             """,
-            {"zero": ZERO, "currency": "CNY", "active": CreditLineStatus.ACTIVE, "now": timezone.now(), "ids": ids},
+            {
+                "zero": ZERO,
+                "currency": HOME_CURRENCY,
+                "active": CreditLineStatus.ACTIVE,
+                "now": timezone.now(),
+                "ids": ids,
+            },
         )
         return sorted(row[0] for row in cursor.fetchall())

@@ -25,7 +25,7 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 
-from baitiao.money import ZERO
+from baitiao.money import HOME_CURRENCY, ZERO
 from baitiao.pii import pii_hash
 from repayments.bins import bin_table
 from repayments.gateway.taxonomy import failure_family
@@ -129,7 +129,7 @@ def credit_line_row_check(
         return
     if new:
         line.customer = customer
-        line.currency = line.currency or "CNY"
+        line.currency = line.currency or HOME_CURRENCY
         line.status = line.status or CreditLineStatus.ACTIVE
     if "limit" not in errors and line.credit_limit is not None:
         customer_owes = max(owed.get(customer.pk) or ZERO, ZERO)
