@@ -5,7 +5,7 @@ FilterSet (``repayments/filters.py``, ``accounts/filters.py``); the console's pa
 its CSV exports and the API's lists all read it. What this base adds to
 django-filter:
 
-* :meth:`StrictFilterSet.problems`: every refused value as a :class:`Problem`
+* :meth:`StrictFilterSet.problems`: every refused value as a :class:`ParamProblem`
   naming the query parameter (``requested_at_before``, not ``requested_at``), the
   value as sent, and a sentence for a person. Range filters are checked one end
   at a time, so the message names the end that is wrong.
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class Problem:
+class ParamProblem:
     """One refused query parameter: its name, the value as sent, and the message (names both)."""
 
     param: str
@@ -102,17 +102,17 @@ class StrictFilterSet(django_filters.FilterSet):
 
     # --- validation --------------------------------------------------------------------
 
-    def problems(self) -> list[Problem]:
+    def problems(self) -> list[ParamProblem]:
         """Every refused parameter, in the FilterSet's field order (empty when all are valid).
 
         A parameter is refused when its value does not clean (wrong type, not a
         choice, out of range), when it is blank and ``refuse_blank`` is set, or when
         the low end of an ordered pair is above the high end.
         """
-        cached: list[Problem] | None = getattr(self, "_problems", None)
+        cached: list[ParamProblem] | None = getattr(self, "_problems", None)
         if cached is not None:
             return cached
-        found: list[Problem] = []
+        found: list[ParamProblem] = []
         if self.is_bound:
             self.form.is_valid()
             data = self.data
@@ -126,13 +126,13 @@ class StrictFilterSet(django_filters.FilterSet):
                     if raw == "" if self.refuse_blank else not raw.strip():
                         if self.refuse_blank:
                             found.append(
-                                Problem(param, raw, _("%(param)s: “%(value)s” is empty: give a value or leave "
+                                ParamProblem(param, raw, _("%(param)s: “%(value)s” is empty: give a value or leave "
                                                       "the parameter out.") % {"param": param, "value": raw})
                             )  # fmt: skip
                         continue
                     error = self._clean_error(field, index, raw, name)
                     if error is not None:
-                        found.append(Problem(param, raw, self._message(param, name, raw, error)))
+                        found.append(ParamProblem(param, raw, self._message(param, name, raw, error)))
             if not found and not self.refuse_blank:
                 # A person typed a range upside down: say so. A client's empty range is an
                 # answer (an empty list), not a malformed request.
@@ -158,13 +158,13 @@ class StrictFilterSet(django_filters.FilterSet):
             return " ".join(self.form.errors[name])
         return None
 
-    def _pair_problems(self) -> list[Problem]:
+    def _pair_problems(self) -> list[ParamProblem]:
         found = []
         for low_param, high_param, message in self.ordered_pairs:
             low, high = self.form.cleaned_data.get(low_param), self.form.cleaned_data.get(high_param)
             if low is not None and high is not None and low not in ("", []) and high not in ("", []) and low > high:
                 raw_low, raw_high = self.data.get(low_param, "").strip(), self.data.get(high_param, "").strip()
-                found.append(Problem(high_param, raw_high, message % {"low": raw_low, "high": raw_high}))
+                found.append(ParamProblem(high_param, raw_high, message % {"low": raw_low, "high": raw_high}))
         return found
 
     def is_valid(self) -> bool:
