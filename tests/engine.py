@@ -125,7 +125,7 @@ def start_sandbox(callback_url: str, *, duplicate_rate: float = 1.0, hold_second
         except httpx.HTTPError:
             return False
 
-    wait_for(up, timeout=20, what="sandbox bank")
+    wait_for(up, timeout=60, what="sandbox bank")  # start-up only: slow on a loaded machine
     return Sandbox(url=url, process=process)
 
 
