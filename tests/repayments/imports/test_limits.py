@@ -135,10 +135,10 @@ def test_the_parse_of_a_large_csv_keeps_memory_flat():
     bookkeeping such as the keys seen (duplicate detection), a few dozen bytes a row.
     (Sizes kept small: tracemalloc slows every allocation several times.)
     """
-    small_peak, _ = _peak_to_walk(20_000)
-    large_peak, large_size = _peak_to_walk(80_000)
+    small_peak, _ = _peak_to_walk(12_000)
+    large_peak, large_size = _peak_to_walk(48_000)
     assert large_peak < 16 * 1024 * 1024, f"peak {large_peak:,} bytes to read a {large_size:,}-byte file"
-    per_row = (large_peak - small_peak) / 60_000
+    per_row = (large_peak - small_peak) / 36_000
     assert per_row < 64, f"peak grew from {small_peak:,} to {large_peak:,} bytes: {per_row:.0f} bytes a row"
 
 
