@@ -199,9 +199,7 @@ def extension_preview(*, bill: Bill, days: int, reason: str = "", now: dt.dateti
     """
     _check_days(days)
     _check_extendable(bill)
-    preview, _fields = _extension_effect(
-        copy.copy(bill), days=days, reason=reason, now=now or timezone.now()
-    )
+    preview, _fields = _extension_effect(copy.copy(bill), days=days, reason=reason, now=now or timezone.now())
     return preview
 
 
