@@ -1,4 +1,4 @@
-"""The first run's demo collection (issue #16): binding, funds and system failures within minutes, through the engine."""
+"""The first run's demo collection (issue #16): every failure family within minutes, through the engine."""
 
 from __future__ import annotations
 
@@ -60,3 +60,11 @@ def test_the_command_queues_the_demo_collection_once(clock):
     call_command("first_run", stdout=out)
     assert "already done" in out.getvalue()
     assert OrmQ.objects.filter(key="notify").count() == 1
+
+
+def test_the_command_does_nothing_unless_the_gateway_is_the_sandbox(settings):
+    settings.GATEWAY_SANDBOX = False
+    out = StringIO()
+    call_command("first_run", stdout=out)
+    assert "no demo collection" in out.getvalue()
+    assert not OrmQ.objects.exists()

@@ -1,5 +1,6 @@
 """``python manage.py first_run``: on a fresh database, queue the demo collection (``make run``)."""
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 from django_q.tasks import async_task
 
@@ -12,6 +13,9 @@ class Command(BaseCommand):
     help = "Queue the first run's demo collection (a sample of due customers) unless it ran before."
 
     def handle(self, *args, **options):
+        if not settings.GATEWAY_SANDBOX:
+            self.stdout.write("Not against the sandbox bank (GATEWAY_SANDBOX off): no demo collection.")
+            return
         if AuditEvent.objects.filter(action=FIRST_RUN_ACTION).exists():
             self.stdout.write("First-run collection already done; skipping.")
             return
