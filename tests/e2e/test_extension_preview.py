@@ -89,8 +89,8 @@ def test_an_agent_previews_a_thirty_day_extension_and_a_supervisor_approves_the_
     assert not Extension.objects.filter(bill=bill).exists()
 
     # Without JavaScript's help: the Preview button posts the form and shows the same.
-    page.click("[data-testid=extension-preview-button]")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.click("[data-testid=extension-preview-button]")
     page.wait_for_selector("[data-testid=extension-preview]")
     assert page.input_value("#id_days") == "30"  # the form is kept, ready to submit
     assert_preview(page.inner_text("[data-testid=extension-preview]"), language, timezone.localdate())
