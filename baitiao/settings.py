@@ -436,6 +436,12 @@ GATEWAY_SIGNATURE_TOLERANCE_SECONDS = 300
 # Collection (repayments/services/collection.py): first debits of a bill start at
 # this business-time hour on its due date; retry schedules per failure family.
 COLLECTION_START_HOUR = env.int("COLLECTION_START_HOUR", default=9)
+# The sandbox bank's everyday system errors (share of debits, 0-1; `make run` sets 0.03,
+# tests start it without): docs/repayment-engine.md, "The sandbox bank".
+SANDBOX_SYSTEM_FAILURE_RATE = env.float("SANDBOX_SYSTEM_FAILURE_RATE", default=0.0)
+# The first run's demo collection (repayments/services/first_run.py): how many due
+# customers it debits at once, before the first scheduled run takes the rest.
+FIRST_RUN_SAMPLE = env.int("FIRST_RUN_SAMPLE", default=400)
 RETRY_POLICY: dict[str, dict[str, Any]] = {
     # family: how the next try is scheduled (docs/repayment-engine.md)
     "system": {"first_minutes": 5, "factor": 2, "cap_minutes": 120, "max_tries": 8},

@@ -29,13 +29,23 @@ class ExtensionForm(OnceForm):
         min_value=1,
         max_value=settings.EXTENSION_POLICY["max_days"],
         help_text=format_lazy(
-            _("Calendar days added to the due date. Up to {days} days, once per bill, needs no approval."),
+            _(
+                "Calendar days from the due date, or from today if the bill is already late. "
+                "Up to {days} days, once per bill, needs no approval."
+            ),
             days=settings.EXTENSION_POLICY["agent_max_days"],
         ),
     )
     # No reason preselected: "system fault" also waives the late fee, so it must be a choice.
     reason = forms.ChoiceField(label=_("Reason"), choices=REASON_CHOICES)
     note = forms.CharField(label=_("Note"), widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=2000)
+
+
+class ExtensionPreviewForm(forms.Form):
+    """The days and reason of an extension form, read for its preview (the reason may still be empty)."""
+
+    days = ExtensionForm.base_fields["days"]
+    reason = forms.ChoiceField(label=_("Reason"), choices=REASON_CHOICES, required=False)
 
 
 class WaiverForm(OnceForm):

@@ -110,3 +110,16 @@ def purge_idempotency_keys() -> int:
     from repayments.services.idempotency import idempotency_keys_purge
 
     return idempotency_keys_purge()
+
+
+def first_run_collection() -> dict[str, int]:
+    """Enqueued once by ``manage.py first_run`` (``make run``): the demo collection of a sample of due customers.
+
+    Waits (up to a minute) for the sandbox bank that ``make run`` starts alongside,
+    so the first debits are not sent to a bank that is not listening yet.
+    """
+    from repayments.services.first_run import first_run_collection as run
+    from repayments.services.first_run import gateway_wait
+
+    gateway_wait(timeout=60)
+    return run()

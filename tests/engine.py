@@ -92,7 +92,9 @@ class Sandbox:
         self.process.wait(timeout=10)
 
 
-def start_sandbox(callback_url: str, *, duplicate_rate: float = 1.0, hold_seconds: float = 3.0) -> Sandbox:
+def start_sandbox(
+    callback_url: str, *, duplicate_rate: float = 1.0, hold_seconds: float = 3.0, system_failure_rate: float = 0.0
+) -> Sandbox:
     port = free_port()
     process = subprocess.Popen(
         [
@@ -113,6 +115,8 @@ def start_sandbox(callback_url: str, *, duplicate_rate: float = 1.0, hold_second
             str(hold_seconds),
             "--seed",
             "7",
+            "--system-failure-rate",
+            str(system_failure_rate),
         ],
         cwd=ROOT,
         env={**os.environ, "DEBUG": "true"},

@@ -99,11 +99,19 @@ class SandboxConfig:
     seed: int | None = None
     callback_workers: int = 8  # callbacks in flight at once
     ledger_path: str | None = None  # journal of debits (JSON lines); survives a restart
+    # Share of debits (0.0–1.0) failed with a system code, as a real bank's everyday
+    # errors: decided from the debit's key, so the same debit always fares the same.
+    system_failure_rate: float = 0.0
 
 
 def _scenario(token: str) -> str:
     parts = token.split("_")  # sbx_<scenario>_<hex>; scenarios may contain "_"
     return "_".join(parts[1:-1]) if parts[0] == "sbx" and len(parts) >= 3 else "unknown"
+
+
+def _unit_interval(text: str) -> float:
+    """A number in [0, 1) fixed by ``text`` (SHA-256): the same debit key always draws the same."""
+    return int(hashlib.sha256(text.encode()).hexdigest()[:12], 16) / 16**12
 
 
 class _Scheduler:
@@ -243,6 +251,10 @@ class SandboxBank:
             self._deliver(body)
 
     def _decide(self, debit: Debit) -> None:
+        if _unit_interval(debit.key) < self.config.system_failure_rate:
+            debit.status, debit.message = "failed", "核心系统繁忙 / core banking system busy"
+            debit.code = "bank_system_error" if _unit_interval("code:" + debit.key) < 0.5 else "channel_unavailable"
+            return
         scenario = _scenario(debit.token)
         if scenario in BINDING_SCENARIOS:
             debit.status, debit.code, debit.message = "failed", scenario, "持卡人信息有误 / cardholder data invalid"

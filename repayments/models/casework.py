@@ -46,7 +46,8 @@ class Extension(TimeStampedModel):
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_note = models.TextField(blank=True)
     by_policy = models.BooleanField(default=False, help_text=_("Within the agent policy: approved on request."))
-    due_date_before = models.DateField(null=True, blank=True)  # set when applied
+    # The due date the request was made against (approval refuses if it moved), then as applied.
+    due_date_before = models.DateField(null=True, blank=True)
     due_date_after = models.DateField(null=True, blank=True)
     late_fee_waived = models.DecimalField(**MONEY, default=0)  # in the bill's currency; system faults only
     request_token = models.UUIDField(unique=True)  # one per form: a double submit finds the first

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 
 from django.db.models import DateField, DecimalField, Exists, F, IntegerField, OuterRef, Value
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import AuditEvent, User
@@ -26,6 +28,8 @@ from repayments.models import (
     RepaymentAttempt,
     Waiver,
 )
+from repayments.services.errors import RuleViolation
+from repayments.services.extensions import ExtensionPreview, extension_preview
 
 SEARCH_LIMIT = 50
 BILL_LIMIT = 24  # two years of monthly bills
@@ -218,7 +222,7 @@ def approvals_pending(*, user: User) -> dict[str, list]:
     Only the kinds the user may approve are listed; the user's own requests are
     listed apart: they can see them but never decide on them.
     """
-    related = ("bill", "customer", "requested_by")
+    related = ("bill__credit_line", "customer", "requested_by")
     result: dict[str, list] = {"extensions": [], "waivers": [], "own_extensions": [], "own_waivers": []}
     for kind, model, permission in (
         ("extensions", Extension, "repayments.approve_extension"),
@@ -229,4 +233,15 @@ def approvals_pending(*, user: User) -> dict[str, list]:
         pending = model.objects.filter(status=ApprovalStatus.PENDING).select_related(*related).order_by("created_at")
         result[kind] = list(pending.exclude(requested_by=user)[:100])
         result[f"own_{kind}"] = list(pending.filter(requested_by=user)[:100])
+    # What approving each extension would do today (issue #16): the same rule the
+    # approval applies, computed for the day of approval, or why it cannot apply.
+    now = timezone.now()
+    result["extension_rows"] = [(e, *_extension_preview_or_refusal(e, now)) for e in result["extensions"]]
     return result
+
+
+def _extension_preview_or_refusal(extension: Extension, now: dt.datetime) -> tuple[ExtensionPreview | None, str]:
+    try:
+        return extension_preview(bill=extension.bill, days=extension.days, reason=extension.reason, now=now), ""
+    except RuleViolation as exc:
+        return None, str(exc)

@@ -97,6 +97,7 @@ CREATE_ATTEMPTS = f"""
              AND (b.due_date <= %(first_debit_through)s OR b.past_due_since <= %(first_debit_through)s))
             OR b.retry_at <= %(now)s)
        AND (%(customer_id)s::bigint IS NULL OR b.customer_id = %(customer_id)s::bigint)
+       AND (%(customer_ids)s::bigint[] IS NULL OR b.customer_id = ANY(%(customer_ids)s::bigint[]))
        -- OFFSET 0 keeps this a per-bill probe of the one-in-flight index. As an anti
        -- join, statistics taken before the previous run's 100,000 new attempts
        -- (autovacuum had not analyzed yet) made the planner rescan all of them for
@@ -120,6 +121,7 @@ def collection_run(
     limit: int = 200_000,
     customer_id: int | None = None,
     send_cluster: str | None = None,
+    customer_ids: list[int] | None = None,
 ) -> dict[str, int]:
     """Create the attempts that are due and enqueue sending them (after commit).
 
@@ -132,6 +134,8 @@ def collection_run(
         limit: most attempts created in one run.
         customer_id: only this customer's bills (an agent's retry after a new binding
             or a manual retry); default every customer.
+        customer_ids: only these customers' bills (the first run's sample,
+            ``repayments.services.first_run``); default every customer.
         send_cluster: the django-q2 cluster for the send tasks; ``NOTIFY_QUEUE`` lets an
             agent's retry overtake a large scheduled run. Default: the main cluster.
 
@@ -152,6 +156,7 @@ def collection_run(
         "first_debit_through": first_debit_through,
         "limit": limit,
         "customer_id": customer_id,
+        "customer_ids": customer_ids,
     }
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(CREATE_ATTEMPTS, params)

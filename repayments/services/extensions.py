@@ -11,11 +11,25 @@ Policy (``settings.EXTENSION_POLICY``, ``settings.WAIVER_AGENT_LIMIT``; explaine
 * A waiver up to ``WAIVER_AGENT_LIMIT`` yuan is applied on the spot; above it, the
   same maker-checker rule applies.
 
-Effect of an approved extension: the due date moves by ``days``; status and DPD
-are recomputed for today; the late fee is waived when the reason is a system
-fault (the customer is not punished for our outage); a bureau-suppression
-record keeps the bill out of credit-bureau lateness reporting until the new due
-date plus grace.
+Effect of an approved extension (:func:`extension_effect`, the one rule that both
+the preview and the apply use; ``docs/repayment-engine.md``, "Extensions"):
+
+* ``days`` are counted from the bill's **anchor** — the date its lateness counts
+  from (the oldest missed due date, else the due date) — or from **today** (the
+  business date, Asia/Shanghai) when that date has passed. An extension of an
+  overdue bill is therefore "``days`` days from today": 30 days on a bill 37 days
+  late makes it current, its past-due date 30 days ahead. The due date and the
+  past-due schedule move by the same number of days (the *shift*).
+* Status and DPD are recomputed for today (the bill is current again); the next
+  debit is on the moved anchor at the collection start hour, never in the past.
+* The late fee is waived when the reason is a system fault (the customer is not
+  punished for our outage).
+* A bureau-suppression record keeps the bill out of credit-bureau lateness
+  reporting until the new due date plus grace, never a past date.
+
+An extension waiting for a supervisor is recomputed for the day it is approved
+(the days count from that day); it is refused when the bill's due date moved
+since the request (a relief batch or another change: ask again).
 
 Every request carries a ``request_token`` from its form: submitting the same form
 twice returns the first result. Every request carries the bill's ``updated_at``
@@ -24,8 +38,10 @@ as the agent saw it: if the bill changed meanwhile, the request is refused.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import uuid
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
@@ -44,6 +60,7 @@ from repayments.models import (
     OPEN_BILL_STATUSES,
     ApprovalStatus,
     Bill,
+    BillStatus,
     BureauSuppression,
     Extension,
     ExtensionReason,
@@ -63,6 +80,127 @@ def _locked_bill(bill_id: int, bill_version: str | None) -> Bill:
             % {"bill": bill.bill_no},
         )
     return bill
+
+
+@dataclass(frozen=True)
+class ExtensionPreview:
+    """What an extension does to a bill when applied on ``as_of`` (computed, nothing written).
+
+    Dates are business dates (Asia/Shanghai); ``next_debit_at`` is an aware datetime
+    (UTC in the database, shown in business time); money in the bill's currency (yuan).
+    """
+
+    as_of: dt.date  # the business date it is computed for (the request's or the approval's day)
+    days: int  # days requested, counted from the anchor or from today when that has passed
+    shift_days: int  # days the due date and the past-due schedule move
+    due_date_before: dt.date
+    due_date_after: dt.date
+    status_before: str  # a BillStatus value
+    status_after: str
+    dpd_before: int
+    dpd_after: int
+    next_debit_at: dt.datetime  # the collection run's next debit of the bill, never before ``as_of``
+    suppress_until: dt.date  # not reported to the credit bureau up to this date (inclusive)
+    late_fee_waived: Decimal  # waived by a system-fault extension, else 0.00
+    currency: str
+
+    @property
+    def status_before_label(self) -> str:
+        return str(BillStatus(self.status_before).label)
+
+    @property
+    def status_after_label(self) -> str:
+        return str(BillStatus(self.status_after).label)
+
+
+def _anchor(bill: Bill) -> dt.date:
+    """The date the bill's lateness counts from: its oldest missed due date, else its due date."""
+    return min(bill.past_due_since or bill.due_date, bill.due_date)
+
+
+def _check_extendable(bill: Bill) -> None:
+    if bill.status not in OPEN_BILL_STATUSES or bill.outstanding <= ZERO:
+        raise RuleViolation(
+            "__all__",
+            _("Bill %(bill)s is %(status)s: nothing to extend.")
+            % {"bill": bill.bill_no, "status": bill.get_status_display()},
+        )
+
+
+def _check_days(days: int) -> None:
+    max_days = settings.EXTENSION_POLICY["max_days"]
+    if not 1 <= days <= max_days:
+        raise RuleViolation(
+            "days", _("Days must be between 1 and %(max)s; got %(days)s.") % {"max": max_days, "days": days}
+        )
+
+
+def _extension_effect(bill: Bill, *, days: int, reason: str, now: dt.datetime) -> tuple[ExtensionPreview, list[str]]:
+    """Apply the extension rule (module docstring) to ``bill`` in memory; return the preview and changed fields.
+
+    The one definition of the rule: :func:`extension_preview` runs it on a copy,
+    ``_extension_apply`` on the locked bill.
+    """
+    today = timezone.localdate(now)
+    status_before, dpd_before, due_before = bill.status, bill.dpd, bill.due_date
+    # Days count from the anchor, or from today when the anchor has passed: the
+    # customer gets ``days`` days from now, and the bill is current again.
+    shift = days + max((today - _anchor(bill)).days, 0)
+    bill.due_date = due_before + dt.timedelta(days=shift)
+    # The past-due schedule (missed minimums of earlier statements included) moves
+    # with the due date: DPD counts from the oldest missed due date, moved.
+    if bill.past_due_since is not None:
+        bill.past_due_since += dt.timedelta(days=shift)
+    fields = bill_restate(bill, today=today)
+    # The next debit: on the moved anchor (today + days at the earliest) at the
+    # collection start hour, whether or not the bill was debited before; the
+    # collection run picks up retry_at. It is never in the past.
+    bill.retry_at = business_datetime(_anchor(bill), dt.time(settings.COLLECTION_START_HOUR, 0))
+    waived = ZERO
+    if reason == ExtensionReason.SYSTEM_FAULT:
+        waived = bill.late_fee - bill.late_fee_waived
+        bill.late_fee_waived = bill.late_fee
+    preview = ExtensionPreview(
+        as_of=today,
+        days=days,
+        shift_days=shift,
+        due_date_before=due_before,
+        due_date_after=bill.due_date,
+        status_before=status_before,
+        status_after=bill.status,
+        dpd_before=dpd_before,
+        dpd_after=bill.dpd,
+        next_debit_at=bill.retry_at,
+        suppress_until=bill.due_date + dt.timedelta(days=settings.GRACE_PERIOD_DAYS),
+        late_fee_waived=waived,
+        currency=bill.credit_line.currency,
+    )
+    return preview, ["due_date", "retry_at", "late_fee_waived", *fields]
+
+
+def extension_preview(*, bill: Bill, days: int, reason: str = "", now: dt.datetime | None = None) -> ExtensionPreview:
+    """What extending ``bill`` by ``days`` would do if applied at ``now``; nothing is written.
+
+    The same rule the request (within policy) and the approval apply
+    (``_extension_effect``): the form shows it before submitting, the approver
+    sees it computed for the day of approval.
+
+    Args:
+        bill: the bill as loaded (with ``credit_line``); it is not changed.
+        days: calendar days requested (1 … ``EXTENSION_POLICY["max_days"]``).
+        reason: an :class:`ExtensionReason` value; "system_fault" also waives the late fee.
+        now: the moment it would apply (aware; default now); its business date is "today".
+
+    Returns:
+        An :class:`ExtensionPreview`.
+
+    Raises:
+        RuleViolation: ``days`` out of range (field ``days``), or the bill is closed or owes nothing.
+    """
+    _check_days(days)
+    _check_extendable(bill)
+    preview, _fields = _extension_effect(copy.copy(bill), days=days, reason=reason, now=now or timezone.now())
+    return preview
 
 
 def extension_within_policy(*, bill: Bill, days: int, as_of: dt.date | None = None) -> tuple[bool, str]:
@@ -99,6 +237,7 @@ def extension_request(
     note: str = "",
     request_token: uuid.UUID,
     bill_version: str | None = None,
+    now: dt.datetime | None = None,
 ) -> Extension:
     """Ask for an extension of ``bill_id`` by ``days`` calendar days.
 
@@ -108,11 +247,13 @@ def extension_request(
     Args:
         bill_id: the bill to extend.
         requested_by: the agent (needs ``repayments.request_extension``).
-        days: calendar days added to the current due date (1 … ``max_days``).
+        days: calendar days (1 … ``max_days``) from the bill's oldest missed due date, else its
+            due date, or from today when that has passed (the rule: module docstring).
         reason: an :class:`ExtensionReason` value.
         note: free text; required when the reason is "other".
         request_token: the form's one-time token; a second submit returns the first extension.
         bill_version: the bill's ``updated_at`` (ISO 8601) the agent saw.
+        now: the moment of the request (aware; default now); its business date is "today".
 
     Raises:
         RuleViolation: no permission, the bill is closed or changed, days or reason
@@ -127,26 +268,19 @@ def extension_request(
         raise RuleViolation("reason", _("Unknown reason “%(reason)s”.") % {"reason": reason})
     if reason == ExtensionReason.OTHER and not note.strip():
         raise RuleViolation("note", _("Say why in the note when the reason is “Other”."))
-    max_days = settings.EXTENSION_POLICY["max_days"]
-    if not 1 <= days <= max_days:
-        raise RuleViolation(
-            "days", _("Days must be between 1 and %(max)s; got %(days)s.") % {"max": max_days, "days": days}
-        )
+    _check_days(days)
+    now = now or timezone.now()
     try:
         with transaction.atomic():
             bill = _locked_bill(bill_id, bill_version)
-            if bill.status not in OPEN_BILL_STATUSES or bill.outstanding <= ZERO:
-                raise RuleViolation(
-                    "__all__",
-                    _("Bill %(bill)s is %(status)s: nothing to extend.")
-                    % {"bill": bill.bill_no, "status": bill.get_status_display()},
-                )
+            _check_extendable(bill)
             _check_no_debit_in_flight(bill)
             if Extension.objects.filter(bill=bill, status=ApprovalStatus.PENDING).exists():
                 raise RuleViolation(
                     "__all__", _("An extension of %(bill)s is already awaiting approval.") % {"bill": bill.bill_no}
                 )
-            within, why_not = extension_within_policy(bill=bill, days=days)
+            within, why_not = extension_within_policy(bill=bill, days=days, as_of=timezone.localdate(now))
+            preview = extension_preview(bill=bill, days=days, reason=reason, now=now)
             extension = Extension.objects.create(
                 bill=bill,
                 customer_id=bill.customer_id,
@@ -155,6 +289,8 @@ def extension_request(
                 note=note.strip(),
                 requested_by=requested_by,
                 request_token=request_token,
+                # The due date the request was made against: approval refuses if it moved.
+                due_date_before=bill.due_date,
             )
             audit_record(
                 actor=requested_by,
@@ -162,10 +298,16 @@ def extension_request(
                 target=extension,
                 customer=bill.customer,
                 reason=note.strip() or reason,
-                after={"bill": bill.bill_no, "days": days, "reason": reason, "needs_approval": why_not},
+                after={
+                    "bill": bill.bill_no,
+                    "days": days,
+                    "reason": reason,
+                    "needs_approval": why_not,
+                    "preview_due_date": preview.due_date_after,
+                },
             )
             if within:
-                _extension_apply(extension, bill, decided_by=None)
+                _extension_apply(extension, bill, decided_by=None, now=now)
             return extension
     except IntegrityError:
         # Another agent's request for the same bill (or this same form) committed first.
@@ -177,19 +319,27 @@ def extension_request(
         ) from None
 
 
-def extension_decide(*, extension_id: int, decided_by: User, approve: bool, note: str = "") -> Extension:
+def extension_decide(
+    *, extension_id: int, decided_by: User, approve: bool, note: str = "", now: dt.datetime | None = None
+) -> Extension:
     """Approve (and apply) or reject a pending extension.
+
+    An approval is recomputed for the day it is made: the days count from that
+    day (:func:`extension_preview` with the same ``now`` shows the result).
 
     Args:
         extension_id: the pending extension.
         decided_by: the supervisor (needs ``repayments.approve_extension``; never the requester).
         approve: ``True`` applies it to the bill at once; ``False`` rejects it.
         note: the decision's note, kept on the extension and in the audit trail.
+        now: the moment of the decision (aware; default now); its business date is "today".
 
     Raises:
         RuleViolation: no permission, the decider is the requester, it is no longer
-            pending, or the bill has closed meanwhile.
+            pending; on approval: the bill has closed or owes nothing, its due date
+            moved since the request, or a debit is at the bank.
     """
+    now = now or timezone.now()
     if not decided_by.has_perm("repayments.approve_extension"):
         raise RuleViolation("__all__", _("You may not approve extensions."))
     with transaction.atomic():
@@ -204,21 +354,32 @@ def extension_decide(*, extension_id: int, decided_by: User, approve: bool, note
                 _("This extension is already decided: %(status)s.") % {"status": extension.get_status_display()},
             )
         bill = _locked_bill(extension.bill_id, None)
-        if approve and bill.status not in OPEN_BILL_STATUSES:
+        if approve and (bill.status not in OPEN_BILL_STATUSES or bill.outstanding <= ZERO):
             raise RuleViolation(
                 "__all__",
                 _("Bill %(bill)s is %(status)s now: reject instead.")
                 % {"bill": bill.bill_no, "status": bill.get_status_display()},
             )
+        if approve and extension.due_date_before is not None and bill.due_date != extension.due_date_before:
+            # The request was made against another due date (a relief batch or a
+            # correction moved it): what the requester asked for no longer holds.
+            raise RuleViolation(
+                "__all__",
+                _(
+                    "The due date of %(bill)s moved from %(requested)s to %(now)s since this request: "
+                    "reject it and ask again if the customer still needs time."
+                )
+                % {"bill": bill.bill_no, "requested": extension.due_date_before, "now": bill.due_date},
+            )
         extension.decision_note = note.strip()
         if approve:
             _check_no_debit_in_flight(bill)
-            _extension_apply(extension, bill, decided_by=decided_by)
+            _extension_apply(extension, bill, decided_by=decided_by, now=now)
         else:
             extension.status, extension.decided_by, extension.decided_at = (
                 ApprovalStatus.REJECTED,
                 decided_by,
-                timezone.now(),
+                now,
             )
             extension.save(update_fields=["status", "decided_by", "decided_at", "decision_note", "updated_at"])
         audit_record(
@@ -232,25 +393,12 @@ def extension_decide(*, extension_id: int, decided_by: User, approve: bool, note
     return extension
 
 
-def _extension_apply(extension: Extension, bill: Bill, *, decided_by: User | None) -> None:
-    """Move the (locked) bill's due date, recompute status and DPD, waive fees on a system fault."""
-    now = timezone.now()
-    today = business_today()
+def _extension_apply(extension: Extension, bill: Bill, *, decided_by: User | None, now: dt.datetime) -> None:
+    """Apply the extension rule to the (locked) bill at ``now`` (``_extension_effect``), record it and audit."""
     before = bill.due_date
-    bill.due_date = before + dt.timedelta(days=extension.days)
-    # The past-due schedule moves with the due date (missed minimums of earlier
-    # statements included): DPD counts from the oldest missed due date, moved.
-    if bill.past_due_since is not None:
-        bill.past_due_since += dt.timedelta(days=extension.days)
-    restated = bill_restate(bill, today=today)
-    # The next debit is on the new due date at the collection start hour (whether or
-    # not the bill was debited before; the collection run picks up retry_at).
-    bill.retry_at = business_datetime(bill.due_date, dt.time(settings.COLLECTION_START_HOUR, 0))
-    waived = ZERO
-    if extension.reason == ExtensionReason.SYSTEM_FAULT:
-        waived = bill.late_fee - bill.late_fee_waived
-        bill.late_fee_waived = bill.late_fee
-    bill.save(update_fields=["due_date", "retry_at", "late_fee_waived", *restated])
+    preview, fields = _extension_effect(bill, days=extension.days, reason=extension.reason, now=now)
+    waived = preview.late_fee_waived
+    bill.save(update_fields=fields)
     extension.status = ApprovalStatus.APPROVED
     extension.decided_by = decided_by
     extension.by_policy = decided_by is None
@@ -273,7 +421,7 @@ def _extension_apply(extension: Extension, bill: Bill, *, decided_by: User | Non
     BureauSuppression.objects.create(
         bill=bill,
         extension=extension,
-        suppress_until=bill.due_date + dt.timedelta(days=settings.GRACE_PERIOD_DAYS),
+        suppress_until=preview.suppress_until,
         reason=extension.reason,
     )
     audit_record(
@@ -282,7 +430,15 @@ def _extension_apply(extension: Extension, bill: Bill, *, decided_by: User | Non
         target=bill,
         customer=bill.customer,
         before={"due_date": before},
-        after={"due_date": bill.due_date, "status": bill.status, "dpd": bill.dpd, "late_fee_waived": waived},
+        after={
+            "due_date": bill.due_date,
+            "shift_days": preview.shift_days,
+            "status": bill.status,
+            "dpd": bill.dpd,
+            "next_debit_at": bill.retry_at,
+            "suppress_until": preview.suppress_until,
+            "late_fee_waived": waived,
+        },
     )
 
 

@@ -22,6 +22,7 @@ from repayments.forms import (
     BindingConfirmForm,
     BindingStartForm,
     ExtensionForm,
+    ExtensionPreviewForm,
     NoteForm,
     RevealForm,
     WaiverForm,
@@ -32,7 +33,13 @@ from repayments.selectors.customers import customer_detail
 from repayments.services.bindings import card_binding_confirm, card_binding_start
 from repayments.services.casework import bill_retry_manual, customer_reveal, note_add
 from repayments.services.errors import RuleViolation
-from repayments.services.extensions import extension_request, extension_within_policy, waiver_request
+from repayments.services.extensions import (
+    ExtensionPreview,
+    extension_preview,
+    extension_request,
+    extension_within_policy,
+    waiver_request,
+)
 
 CHALLENGE_SESSION_KEY = "binding_challenge"
 
@@ -248,34 +255,69 @@ def _bill_request(request: AuthenticatedHttpRequest, bill: Bill, form, submit, d
     return redirect("console:customer-detail", customer_no=bill.customer.customer_no)
 
 
+def _extension_preview_for(bill: Bill, data) -> tuple[ExtensionPreview | None, str]:
+    """The preview of the days and reason in ``data`` (a form's POST), or why there is none."""
+    form = ExtensionPreviewForm(data)
+    if not form.is_valid():
+        return None, " ".join(str(error) for error in form.errors.get("days", [])) or _(
+            "Enter the days to see the result."
+        )
+    try:
+        return extension_preview(bill=bill, days=form.cleaned_data["days"], reason=form.cleaned_data["reason"]), ""
+    except RuleViolation as exc:
+        return None, str(exc)
+
+
 @login_required
 @permission_required("repayments.request_extension", raise_exception=True)
 def extension_create(request: AuthenticatedHttpRequest, customer_no: str, bill_no: str) -> HttpResponse:
-    """Request an extension; within policy it applies at once, otherwise it awaits a supervisor."""
+    """Request an extension; within policy it applies at once, otherwise it awaits a supervisor.
+
+    A POST with ``preview`` (the "Preview" button, or htmx on each change of the
+    days or the reason) shows what the extension would do and submits nothing.
+    """
     bill = _bill_for(customer_no, bill_no)
-    form = ExtensionForm(request.POST or None, initial={"bill_version": bill.updated_at.isoformat()})
-    response = _bill_request(
-        request,
-        bill,
-        form,
-        submit=lambda data: extension_request(
-            bill_id=bill.id,
-            requested_by=request.user,
-            days=data["days"],
-            reason=data["reason"],
-            note=data["note"],
-            request_token=data["request_token"],
-            bill_version=data["bill_version"],
-        ),
-        done=lambda extension, approved: (
-            _("Extension granted: %(bill)s is now due %(date)s.") % {"bill": bill_no, "date": extension.due_date_after}
-            if approved
-            else _("Extension of %(bill)s sent for a supervisor's approval.") % {"bill": bill_no}
-        ),
-    )
+    previewing = request.method == "POST" and "preview" in request.POST
+    preview, preview_error = (None, "")
+    if request.method == "POST":
+        preview, preview_error = _extension_preview_for(bill, request.POST)
+    if previewing and request.htmx:
+        return render(
+            request,
+            "console/_extension_preview.html",
+            {"bill": bill, "preview": preview, "preview_error": preview_error},
+        )
+    if previewing:
+        # The values as typed, not validated: a preview is no submission (no errors shown).
+        keep = ("days", "reason", "note", "request_token", "bill_version")
+        form = ExtensionForm(initial={key: request.POST.get(key, "") for key in keep})
+    else:
+        form = ExtensionForm(request.POST or None, initial={"bill_version": bill.updated_at.isoformat()})
+    response = None
+    if not previewing:
+        response = _bill_request(
+            request,
+            bill,
+            form,
+            submit=lambda data: extension_request(
+                bill_id=bill.id,
+                requested_by=request.user,
+                days=data["days"],
+                reason=data["reason"],
+                note=data["note"],
+                request_token=data["request_token"],
+                bill_version=data["bill_version"],
+            ),
+            done=lambda extension, approved: (
+                _("Extension granted: %(bill)s is now due %(date)s.")
+                % {"bill": bill_no, "date": extension.due_date_after}
+                if approved
+                else _("Extension of %(bill)s sent for a supervisor's approval.") % {"bill": bill_no}
+            ),
+        )
     if response is not None:
         return response
-    days = form.data.get("days") if form.is_bound else None
+    days = request.POST.get("days") if request.method == "POST" else None
     policy_note = ""
     if days and str(days).isdigit():
         within, why_not = extension_within_policy(bill=bill, days=int(days))
@@ -289,6 +331,8 @@ def extension_create(request: AuthenticatedHttpRequest, customer_no: str, bill_n
             "action": "extension",
             "policy": policy_note,
             "policy_rules": settings.EXTENSION_POLICY,
+            "preview": preview,
+            "preview_error": preview_error if request.method == "POST" else "",
         },
     )
 

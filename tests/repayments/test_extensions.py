@@ -17,7 +17,13 @@ from accounts.models import AuditEvent
 from baitiao.business_time import business_datetime
 from repayments.models import ApprovalStatus, Bill, BillStatus, BureauSuppression, Extension, RepaymentAttempt, Waiver
 from repayments.services.errors import RuleViolation
-from repayments.services.extensions import extension_decide, extension_request, waiver_decide, waiver_request
+from repayments.services.extensions import (
+    extension_decide,
+    extension_preview,
+    extension_request,
+    waiver_decide,
+    waiver_request,
+)
 from tests.factories import BillFactory
 
 NOW = dt.datetime(2026, 11, 30, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -51,12 +57,12 @@ def test_agent_grants_up_to_seven_days_at_once(agent):
     extension = request(bill, agent, 7)
     bill.refresh_from_db()
     assert (extension.status, extension.by_policy, extension.decided_by) == (ApprovalStatus.APPROVED, True, None)
-    assert (extension.due_date_before, extension.due_date_after) == (dt.date(2026, 11, 20), dt.date(2026, 11, 27))
-    # 11-27 + 3 days' grace is not past on 11-30: the bill is current again.
-    assert (bill.due_date, bill.status, bill.dpd) == (dt.date(2026, 11, 27), BillStatus.PENDING, 0)
+    # Ten days late on 11-30: the seven days count from today, so the bill is current again.
+    assert (extension.due_date_before, extension.due_date_after) == (dt.date(2026, 11, 20), dt.date(2026, 12, 7))
+    assert (bill.due_date, bill.status, bill.dpd) == (dt.date(2026, 12, 7), BillStatus.PENDING, 0)
     assert bill.original_due_date == dt.date(2026, 11, 20)
     suppression = BureauSuppression.objects.get(extension=extension)
-    assert suppression.suppress_until == dt.date(2026, 11, 30)
+    assert suppression.suppress_until == dt.date(2026, 12, 10)
     actions = set(AuditEvent.objects.filter(customer_no=bill.customer.customer_no).values_list("action", flat=True))
     assert {"extension.request", "extension.apply"} <= actions
 
@@ -73,7 +79,7 @@ def test_agent_requests_ten_days_and_cannot_approve_it(agent, supervisor):
     bill.refresh_from_db()
     extension.refresh_from_db()
     assert (extension.status, extension.decided_by) == (ApprovalStatus.APPROVED, supervisor)
-    assert bill.due_date == dt.date(2026, 11, 30)
+    assert bill.due_date == dt.date(2026, 12, 10)  # ten days from the day of approval
 
 
 def test_supervisor_cannot_approve_own_extension(supervisor):
@@ -250,7 +256,7 @@ def test_an_extended_bill_is_debited_again_on_its_new_due_date(agent, settings):
     bill = overdue_bill(debit_attempts=2, last_failure_family="funds")
     request(bill, agent, 7)
     bill.refresh_from_db()
-    assert bill.retry_at == business_datetime(dt.date(2026, 11, 27), dt.time(settings.COLLECTION_START_HOUR))
+    assert bill.retry_at == business_datetime(dt.date(2026, 12, 7), dt.time(settings.COLLECTION_START_HOUR))
 
 
 def test_small_waivers_cannot_add_up_past_the_agent_limit(agent, settings):
@@ -304,5 +310,123 @@ def test_an_extension_moves_the_whole_past_due_schedule_of_a_delinquent_statemen
     )
     request(bill, agent, 7)
     bill.refresh_from_db()
-    assert (bill.due_date, bill.past_due_since) == (dt.date(2027, 1, 7), dt.date(2026, 11, 7))
-    assert (bill.status, bill.dpd) == (BillStatus.OVERDUE, 23)  # still past due, seven days less
+    # 30 days past due on 11-30: the oldest missed due date moves to seven days from
+    # today (a 37-day shift), and the statement's own due date with it.
+    assert (bill.due_date, bill.past_due_since) == (dt.date(2027, 2, 6), dt.date(2026, 12, 7))
+    assert (bill.status, bill.dpd) == (BillStatus.PENDING, 0)
+    # The past-due amount is debited on its new date, before the statement's own due date.
+    assert bill.retry_at == business_datetime(dt.date(2026, 12, 7), dt.time(9))
+
+
+# Issue #16: extensions that help. Days count from today once the bill is late; the
+# preview, the request and the approval share one rule; nothing is left in the past.
+
+AFTERNOON = dt.datetime(2026, 11, 30, 15, 0, tzinfo=ZoneInfo("Asia/Shanghai"))  # after the 09:00 debits
+
+
+def days_late(days: int, **kwargs) -> Bill:
+    """A bill ``days`` days past due on 2026-11-30 (its own due date missed), with a 5.00 late fee."""
+    return overdue_bill(due_date=NOW.date() - dt.timedelta(days=days), dpd=days, **kwargs)
+
+
+def test_seven_days_on_a_bill_seven_days_late_is_due_a_week_from_today_and_debited_ahead(agent):
+    bill = days_late(7, past_due_amount=Decimal("100.00"), past_due_since=dt.date(2026, 11, 23), cycles_past_due=1)
+    with time_machine.travel(AFTERNOON, tick=False):
+        extension = request(bill, agent, 7, now=AFTERNOON)
+    bill.refresh_from_db()
+    assert extension.status == ApprovalStatus.APPROVED
+    assert (bill.due_date, bill.status, bill.dpd) == (dt.date(2026, 12, 7), BillStatus.PENDING, 0)
+    assert bill.retry_at == business_datetime(dt.date(2026, 12, 7), dt.time(9))
+    assert bill.retry_at > AFTERNOON
+    assert BureauSuppression.objects.get(extension=extension).suppress_until == dt.date(2026, 12, 10)
+
+
+def test_an_approved_thirty_days_on_a_bill_37_days_late_makes_it_current(agent, supervisor):
+    bill = days_late(37, past_due_amount=Decimal("100.00"), past_due_since=dt.date(2026, 10, 24), cycles_past_due=2)
+    extension = request(bill, agent, 30, now=NOW)
+    assert extension.status == ApprovalStatus.PENDING
+    extension_decide(extension_id=extension.id, decided_by=supervisor, approve=True, now=NOW)
+    bill.refresh_from_db()
+    assert (bill.due_date, bill.past_due_since) == (dt.date(2026, 12, 30), dt.date(2026, 12, 30))
+    assert (bill.status, bill.dpd, bill.cycles_past_due) == (BillStatus.PENDING, 0, 1)
+    assert bill.retry_at == business_datetime(dt.date(2026, 12, 30), dt.time(9))
+    suppression = BureauSuppression.objects.get(extension=extension)
+    assert suppression.suppress_until == dt.date(2027, 1, 2)
+    assert suppression.suppress_until > NOW.date()
+
+
+def test_the_preview_is_what_the_approval_applies_and_writes_nothing(agent, supervisor):
+    bill = days_late(37)
+    version = Bill.objects.get(pk=bill.pk).updated_at
+    preview = extension_preview(bill=bill, days=30, reason="system_fault", now=NOW)
+    assert Bill.objects.get(pk=bill.pk).updated_at == version  # nothing written
+    assert (bill.due_date, bill.status) == (dt.date(2026, 10, 24), BillStatus.OVERDUE)  # nor changed in memory
+    assert (preview.due_date_before, preview.due_date_after, preview.shift_days) == (
+        dt.date(2026, 10, 24),
+        dt.date(2026, 12, 30),
+        67,
+    )
+    assert (preview.status_before, preview.dpd_before, preview.status_after, preview.dpd_after) == (
+        BillStatus.OVERDUE,
+        37,
+        BillStatus.PENDING,
+        0,
+    )
+    assert preview.late_fee_waived == Decimal("5.00")
+    extension = request(bill, agent, 30, reason="system_fault", now=NOW)
+    extension_decide(extension_id=extension.id, decided_by=supervisor, approve=True, now=NOW)
+    bill.refresh_from_db()
+    extension.refresh_from_db()
+    assert (bill.due_date, bill.status, bill.dpd, bill.retry_at) == (
+        preview.due_date_after,
+        preview.status_after,
+        preview.dpd_after,
+        preview.next_debit_at,
+    )
+    assert extension.late_fee_waived == preview.late_fee_waived
+    assert BureauSuppression.objects.get(extension=extension).suppress_until == preview.suppress_until
+
+
+def test_an_approval_a_day_later_counts_the_days_from_the_day_of_approval(agent, supervisor):
+    bill = days_late(37)
+    extension = request(bill, agent, 30, now=NOW)
+    next_day = NOW + dt.timedelta(days=1)
+    with time_machine.travel(next_day, tick=False):
+        preview = extension_preview(bill=Bill.objects.get(pk=bill.pk), days=30, now=next_day)
+        extension_decide(extension_id=extension.id, decided_by=supervisor, approve=True, now=next_day)
+    bill.refresh_from_db()
+    assert preview.as_of == dt.date(2026, 12, 1)
+    assert bill.due_date == preview.due_date_after == dt.date(2026, 12, 31)
+    assert (bill.status, bill.dpd, bill.dpd_as_of) == (BillStatus.PENDING, 0, dt.date(2026, 12, 1))
+    assert bill.retry_at == business_datetime(dt.date(2026, 12, 31), dt.time(9))
+
+
+def test_an_approval_is_refused_when_the_due_date_moved_since_the_request(agent, supervisor):
+    bill = days_late(37)
+    extension = request(bill, agent, 30, now=NOW)
+    Bill.objects.filter(pk=bill.pk).update(due_date=dt.date(2026, 11, 27))  # e.g. a relief batch moved it
+    with pytest.raises(RuleViolation, match="moved from 2026-10-24 to 2026-11-27 since this request"):
+        extension_decide(extension_id=extension.id, decided_by=supervisor, approve=True, now=NOW)
+    extension.refresh_from_db()
+    assert extension.status == ApprovalStatus.PENDING
+    assert Bill.objects.get(pk=bill.pk).due_date == dt.date(2026, 11, 27)
+    assert not BureauSuppression.objects.filter(bill=bill).exists()
+    extension_decide(extension_id=extension.id, decided_by=supervisor, approve=False, now=NOW)  # rejecting still works
+
+
+def test_an_extension_of_a_bill_not_yet_due_moves_its_due_date_by_the_days(agent):
+    bill = BillFactory(due_date=dt.date(2026, 12, 5))
+    preview = extension_preview(bill=bill, days=5, now=NOW)
+    assert (preview.due_date_after, preview.shift_days, preview.status_after) == (
+        dt.date(2026, 12, 10),
+        5,
+        BillStatus.PENDING,
+    )
+
+
+def test_a_preview_of_a_paid_bill_or_of_too_many_days_is_refused_naming_the_field(db):
+    with pytest.raises(RuleViolation, match="got 91") as caught:
+        extension_preview(bill=days_late(37), days=91, now=NOW)
+    assert caught.value.field == "days"
+    with pytest.raises(RuleViolation, match="nothing to extend"):
+        extension_preview(bill=BillFactory(status=BillStatus.PAID, amount_paid=Decimal("1000.00")), days=5, now=NOW)

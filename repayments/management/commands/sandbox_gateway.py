@@ -21,6 +21,12 @@ class Command(BaseCommand):
         run.add_argument("--hold-seconds", type=float, default=settings.GATEWAY_TIMEOUT_SECONDS + 3)
         run.add_argument("--seed", type=int, default=None)
         run.add_argument("--ledger", default=None, help="journal of debits (JSON lines), replayed on start")
+        run.add_argument(
+            "--system-failure-rate",
+            type=float,
+            default=settings.SANDBOX_SYSTEM_FAILURE_RATE,
+            help="share of debits (0-1) failed with bank_system_error or channel_unavailable (make run: 0.03)",
+        )
         outage = sub.add_parser("outage", help="switch the running sandbox's outage mode")
         group = outage.add_mutually_exclusive_group(required=True)
         group.add_argument("--start", action="store_true")
@@ -30,6 +36,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         if options["action"] == "serve":
+            if not 0 <= options["system_failure_rate"] <= 1:
+                raise CommandError(
+                    f"--system-failure-rate must be between 0 and 1, not {options['system_failure_rate']}"
+                )
             config = SandboxConfig(
                 secret=settings.GATEWAY_SECRET,
                 callback_url=options["callback_url"],
@@ -38,6 +48,7 @@ class Command(BaseCommand):
                 hold_seconds=options["hold_seconds"],
                 seed=options["seed"],
                 ledger_path=options["ledger"],
+                system_failure_rate=options["system_failure_rate"],
             )
             self.stdout.write(f"Sandbox bank on http://{options['host']}:{options['port']}")
             serve(options["host"], options["port"], config)

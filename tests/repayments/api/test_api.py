@@ -150,7 +150,10 @@ def test_an_agent_extends_within_policy_and_a_supervisor_approves_beyond_it(agen
         HTTP_IDEMPOTENCY_KEY=key(),
     )
     assert granted.status_code == 201
-    assert (granted.json()["status"], granted.json()["due_date_after"]) == ("approved", "2026-11-27")
+    assert (granted.json()["status"], granted.json()["due_date_after"]) == (
+        "approved",
+        "2026-12-07",
+    )  # 7 days from today (11-30): the bill was late
     waiting = agent_api.post(
         reverse("api:extension-list"),
         {"bill_no": large.bill_no, "days": 10, "reason": "hardship"},
@@ -166,7 +169,7 @@ def test_an_agent_extends_within_policy_and_a_supervisor_approves_beyond_it(agen
     assert approved.status_code == 200
     assert (approved.json()["status"], approved.json()["decided_by"]) == ("approved", supervisor.username)
     large.refresh_from_db()
-    assert large.due_date == dt.date(2026, 11, 30)
+    assert large.due_date == dt.date(2026, 12, 10)  # 10 days from the day of approval
 
 
 def test_a_waiver_amount_travels_as_an_exact_decimal(agent, frozen):
@@ -195,7 +198,7 @@ def test_the_same_idempotency_key_replays_the_first_response_and_extends_once(ag
     assert again["Idempotent-Replayed"] == "true"
     assert Extension.objects.filter(bill=bill).count() == 1
     bill.refresh_from_db()
-    assert bill.due_date == dt.date(2026, 11, 25)  # extended once, not twice
+    assert bill.due_date == dt.date(2026, 12, 5)  # five days from today (11-30), once, not twice
 
 
 def test_reusing_a_key_for_a_different_request_is_refused_and_changes_nothing(agent, frozen):
