@@ -48,6 +48,7 @@ MATRIX = {
     # The audit trail (accounts app).
     "accounts:audit": ("get", [DENIED, DENIED, DENIED, ALLOWED, ALLOWED]),
     "accounts:audit-export": ("get", [DENIED, DENIED, DENIED, ALLOWED, ALLOWED]),
+    "accounts:audit-event": ("get", [DENIED, DENIED, DENIED, ALLOWED, ALLOWED]),
     # System-fault incidents (issue #5): supervisors only.
     "incidents": ("get", [DENIED, ALLOWED, DENIED, DENIED, ALLOWED]),
     "incident-declare": ("get", [DENIED, ALLOWED, DENIED, DENIED, ALLOWED]),
@@ -96,6 +97,11 @@ def _request(client, name, method, bill, pending_extension, user):
     customer_no, bill_no = bill.customer.customer_no, bill.bill_no
     if name.startswith("data:"):
         return _data_request(client, name, user)
+    if name == "accounts:audit-event":
+        from accounts.services import audit_record
+
+        event = audit_record(actor=user, action="matrix.test", target=bill)
+        return client.get(reverse(name, args=[event.pk]))
     if name == "approval-decide":
         kwargs = {"kind": "extension", "pk": pending_extension.pk}
     elif name.startswith(("incident-", "relief-")):
