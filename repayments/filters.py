@@ -205,6 +205,43 @@ class BillFilter(BillListFilter):
         fields = ["status", "due_date", "customer_no", "last_failure_family"]
 
 
+class BillBrowseFilter(BillFilter):
+    """The console's list of bills (``/console/bills/``), where the dashboard's rows lead.
+
+    The API's bill filters plus the dashboard's own names for what it groups by:
+    ``month_from`` / ``month_to`` (the billing month, ``YYYY-MM``, inclusive) and
+    ``currency`` (the credit line's, any case), so a dashboard row's link carries
+    the page's filters unchanged; ``last_failure_code`` (the bank's code of the
+    bill's latest failed debit, e.g. ``insufficient_funds``) for the failures by reason.
+    """
+
+    month_from = MonthFilter(field_name="period", lookup_expr="gte", label=_("Period from"))
+    month_to = MonthFilter(field_name="period", lookup_expr="lte", label=_("Period to"))
+    currency = django_filters.CharFilter(field_name="credit_line__currency", method="filter_currency", max_length=3,
+                                         label=_("Currency"))  # fmt: skip
+    last_failure_code = django_filters.CharFilter(field_name="last_failure_code", max_length=40,
+                                                  label=_("Latest failure code"))  # fmt: skip
+
+    messages = {
+        **BillListFilter.messages,
+        "status": _("Status: “%(value)s” is not a bill status."),
+        "last_failure_family": _("Failure family: “%(value)s” is not one of binding, system, funds, other."),
+        "month_from": _("Period from: “%(value)s” is not a month; use YYYY-MM, e.g. 2026-10."),
+        "month_to": _("Period to: “%(value)s” is not a month; use YYYY-MM, e.g. 2026-10."),
+    }
+    ordered_pairs = (
+        *BillListFilter.ordered_pairs,
+        ("month_from", "month_to", _("Period: “%(low)s” is after “%(high)s”.")),
+    )
+
+    class Meta:
+        model = Bill
+        fields = ["status", "due_date", "customer_no", "last_failure_family"]
+
+    def filter_currency(self, queryset, name, value):
+        return queryset.filter(**{name: value.strip().upper()})
+
+
 WORKLIST_QUEUES = ["failures", "system", "binding", "funds", "repair", "overdue", "approvals"]
 
 

@@ -34,6 +34,7 @@ MATRIX = {
     "home": ("get", [ALLOWED, ALLOWED, ALLOWED, ALLOWED, ALLOWED]),
     "worklist": ("get", [ALLOWED, ALLOWED, ALLOWED, ALLOWED, ALLOWED]),
     "search": ("get", [ALLOWED, ALLOWED, ALLOWED, ALLOWED, ALLOWED]),
+    "bills": ("get", [ALLOWED, ALLOWED, ALLOWED, ALLOWED, ALLOWED]),
     "customer-detail": ("get", [ALLOWED, ALLOWED, ALLOWED, ALLOWED, ALLOWED]),
     "customer-reveal": ("post", [ALLOWED, ALLOWED, DENIED, DENIED, ALLOWED]),
     "note-add": ("post", [ALLOWED, ALLOWED, DENIED, DENIED, ALLOWED]),
