@@ -13,4 +13,6 @@ urlpatterns = [
     path("import/<int:job_id>/errors.csv", data.import_job_errors, name="import-job-errors"),
     path("templates/<str:resource>.csv", data.template_download, name="template"),
     path("export/", data.export_download, name="export"),
+    path("export/<int:job_id>/", data.export_job, name="export-job"),
+    path("export/<int:job_id>/download/", data.export_job_download, name="export-job-download"),
 ]
