@@ -586,4 +586,6 @@ IMPORT_JOBS = {
     "stale_seconds": env.int("IMPORT_JOB_STALE_SECONDS", default=60),
     "max_attempts": env.int("IMPORT_JOB_MAX_ATTEMPTS", default=2),
     "abandon_queued_hours": env.int("IMPORT_JOB_ABANDON_QUEUED_HOURS", default=24),
+    # A clean preview keeps its (encrypted) upload this long, so "Apply" needs no second upload.
+    "keep_preview_hours": env.int("IMPORT_KEEP_PREVIEW_HOURS", default=2),
 }

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import django_filters
 from django import forms
 from django.db.models import Exists, OuterRef
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 from baitiao.business_time import bucket_ranges
 from baitiao.filters import BusinessDayFilter, CaseChoiceFilter, MonthFilter, StrictFilterSet
@@ -167,7 +171,7 @@ class BillListFilter(_BankFilterMixin, _AssigneeFilterMixin, StrictFilterSet):
         "risk_tier": _("Risk tier: “%(value)s” is not one of low, medium, high."),
         "bank": _("Bank: “%(value)s” is not a bank code."),
     }
-    ordered_pairs = (
+    ordered_pairs: tuple[tuple[str, str, StrOrPromise], ...] = (
         ("dpd_min", "dpd_max", _("DPD from %(low)s is above DPD to %(high)s: nothing can match.")),
         ("amount_min", "amount_max", _("Amount due from %(low)s is above %(high)s: nothing can match.")),
     )
@@ -229,7 +233,7 @@ class BillBrowseFilter(BillFilter):
         "month_from": _("Period from: “%(value)s” is not a month; use YYYY-MM, e.g. 2026-10."),
         "month_to": _("Period to: “%(value)s” is not a month; use YYYY-MM, e.g. 2026-10."),
     }
-    ordered_pairs = (
+    ordered_pairs: tuple[tuple[str, str, StrOrPromise], ...] = (
         *BillListFilter.ordered_pairs,
         ("month_from", "month_to", _("Period: “%(low)s” is after “%(high)s”.")),
     )

@@ -54,7 +54,7 @@ class IdCursorPagination(CursorPagination):
                 {self.count_query_param: [_("count: “%(value)s” is not true or false.") % {"value": wanted[:40]}]},
                 code="invalid",
             )
-        page = super().paginate_queryset(queryset, request, view)
+        page: list | None = super().paginate_queryset(queryset, request, view)
         if wanted == "true":
             # One COUNT(*) over the filtered rows: asked for, never by default (it grows with the table).
             self.total = queryset.count()

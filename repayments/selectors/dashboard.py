@@ -27,12 +27,20 @@ from django.utils.translation import pgettext
 from baitiao.business_time import bucket_ranges
 from baitiao.db_routers import reporting_db
 from repayments.filters import DashboardFilter
-from repayments.models import SQL_CODES, ApprovalStatus, FailureFamily, IncidentStatus, NotificationChannel, RiskTier
+from repayments.models import (
+    SQL_CODES,
+    ApprovalStatus,
+    BillStatus,
+    FailureFamily,
+    IncidentStatus,
+    NotificationChannel,
+    RiskTier,
+)
 from repayments.templatetags.console import failure_label
 
 RECOVERY_CHANNELS = ("retry", "reminder", "agent", "extension")  # the recoveries, charted
 PAYMENT_SOURCES = (*RECOVERY_CHANNELS, "first_debit", "customer")  # every succeeded payment, tabled
-OPEN_STATUSES = (SQL_CODES["bill_pending"], SQL_CODES["bill_overdue"])  # a drill-down to open bills
+OPEN_STATUSES: tuple[str, ...] = (BillStatus.PENDING.value, BillStatus.OVERDUE.value)  # a drill-down to open bills
 _CHART_BANKS = 8  # failures by bank and by reason: the chart draws the banks with the most failures; the table has all
 
 
@@ -77,7 +85,7 @@ class Section:
     chart: dict = field(default_factory=dict)  # {"type", "labels", "datasets": [{"label", "data"}], "percent"}
     # Drill-down: per row, the query parameters of the list that holds its bills (parallel
     # to ``rows``; empty when the section has none), and that list's URL name.
-    drill: list[dict[str, str]] = field(default_factory=list)
+    drill: list[dict[str, str | list[str]]] = field(default_factory=list)
     drill_to: str = ""
     links: list[str] = field(default_factory=list)  # per row, the drill-down URL (set by the view)
 
@@ -364,7 +372,7 @@ def section_failures_family(f: DashboardFilters) -> Section:
     for month, family, count in rows:
         name = _label(FailureFamily.choices, family)
         section.rows.append([_month(month), name, count])
-        section.drill.append({"status": [*OPEN_STATUSES], "last_failure_family": family})
+        section.drill.append({"status": list(OPEN_STATUSES), "last_failure_family": family})
         series.setdefault(name, {})[_month(month)] = count
     labels = sorted({_month(month) for month, _family, _count in rows})
     section.chart = _series_chart("bar", labels, {k: v for k, v in series.items() if v}, stacked=True)
@@ -393,7 +401,7 @@ def section_failures_bank(f: DashboardFilters) -> Section:
     totals: dict[str, int] = defaultdict(int)
     series: dict[str, dict[str, object]] = defaultdict(dict)
     for month, bank, failed, finished in rows:
-        section.drill.append({"status": [*OPEN_STATUSES], "bank": bank} if bank else {})
+        section.drill.append({"status": list(OPEN_STATUSES), "bank": bank} if bank else {})
         bank = bank or _("unknown")
         section.rows.append([_month(month), bank, failed, finished, _percent(failed, finished)])
         totals[bank] += failed
@@ -425,7 +433,7 @@ def section_failures_reason(f: DashboardFilters) -> Section:
     for month, family, code, count in rows:
         reason = failure_label(code) or _("none")
         section.rows.append([_month(month), _label(FailureFamily.choices, family), reason, code, count])
-        section.drill.append({"status": [*OPEN_STATUSES], "last_failure_family": family, "last_failure_code": code})
+        section.drill.append({"status": list(OPEN_STATUSES), "last_failure_family": family, "last_failure_code": code})
         totals[reason] += count
         series[reason][_month(month)] = count
     top = sorted(totals, key=lambda reason: (-totals[reason], reason))[:_CHART_BANKS]

@@ -26,8 +26,9 @@ def bill_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     number = page_number(request.GET)
     filterset = BillBrowseFilter(request.GET, queryset=Bill.objects.all(), request=request)
     errors = filterset.error_messages
+    count: int | None = 0
     if errors:
-        page, count = Page(rows=[], number=number, has_next=False, size=PAGE_SIZE), 0
+        page = Page(rows=[], number=number, has_next=False, size=PAGE_SIZE)
     else:
         found = bills_browse(filters=filterset, number=number)
         page, count = found.page, found.count

@@ -33,7 +33,7 @@ from repayments.services.exports import (
     export_stream,
     template_file,
 )
-from repayments.services.imports import import_job_create
+from repayments.services.imports import import_job_apply, import_job_can_apply, import_job_create
 
 RESOURCE_CHOICES = [(name, name) for name in RESOURCES]
 
@@ -142,7 +142,23 @@ def import_job(request: AuthenticatedHttpRequest, job_id: int) -> HttpResponse:
         keys = ("row", "column", "value", "message")
         problems = [dict(zip(keys, cells, strict=False)) for cells in islice(reader, 200)]
     running = job.status in (ImportJobStatus.QUEUED, ImportJobStatus.RUNNING)
-    return render(request, "console/data/job.html", {"job": job, "problems": problems, "running": running})
+    can_apply = not problems and job.created_by_id == request.user.pk and import_job_can_apply(job)
+    context = {"job": job, "problems": problems, "running": running, "can_apply": can_apply}
+    return render(request, "console/data/job.html", context)
+
+
+@login_required
+@permission_required("repayments.import_data", raise_exception=True)
+@require_POST
+def import_apply(request: AuthenticatedHttpRequest, job_id: int) -> HttpResponse:
+    """Apply a clean preview's file without choosing it again (a new job), then show that job."""
+    job = _own_job(request, job_id)
+    try:
+        applied = import_job_apply(job_id=job.pk, actor=request.user)
+    except RuleViolation as exc:
+        messages.error(request, str(exc))
+        return redirect("data:import-job", job_id=job.pk)
+    return redirect("data:import-job", job_id=applied.pk)
 
 
 @login_required

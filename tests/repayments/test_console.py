@@ -65,6 +65,7 @@ MATRIX = {
     "data:import": ("post", [DENIED, DENIED, ALLOWED, DENIED, ALLOWED]),
     "data:import-job": ("get", [DENIED, DENIED, ALLOWED, DENIED, ALLOWED]),
     "data:import-job-errors": ("get", [DENIED, DENIED, ALLOWED, DENIED, ALLOWED]),
+    "data:import-apply": ("post", [DENIED, DENIED, ALLOWED, DENIED, ALLOWED]),
     "data:template": ("get", [DENIED, DENIED, ALLOWED, DENIED, ALLOWED]),
     "data:export": ("post", [DENIED, DENIED, ALLOWED, DENIED, ALLOWED]),
     "data:export-job": ("get", [DENIED, DENIED, ALLOWED, DENIED, ALLOWED]),
@@ -179,6 +180,9 @@ def _incident_kwargs(name, user):
 
 
 def _data_request(client, name, user):
+    if name == "data:import-apply":
+        job = ImportJob.objects.create(resource="bills", filename="bills.csv", created_by=user, status="previewed")
+        return client.post(reverse(name, args=[job.pk]))
     if name in ("data:import-job", "data:import-job-errors"):
         job = ImportJob.objects.create(
             resource="bills", filename="bills.csv", created_by=user, error_report=b"row,column,value\n"
