@@ -42,7 +42,7 @@ def _bills_in_every_bucket() -> list:
                 status=status,
                 dpd=dpd,
                 due_date=dt.date(2026, 10, 20),
-                amount_due=Decimal("0.00") if status == BillStatus.PAID else Decimal("1200.00"),
+                amount_due=Decimal("1200.00"),
                 amount_paid=Decimal("1200.00") if status == BillStatus.PAID else Decimal("0.00"),
             )
             CardBindingFactory(customer=bill.customer)
