@@ -295,6 +295,44 @@ class AttemptFilter(StrictFilterSet):
         fields = ["status", "failure_family", "channel", "bill_no", "requested_at"]
 
 
+def _month_start(month: dt.date) -> dt.datetime:
+    """00:00 business time of the first day of ``month``, aware."""
+    from django.utils import timezone
+
+    return timezone.make_aware(dt.datetime.combine(month.replace(day=1), dt.time(0, 0)))
+
+
+class AttemptExportFilter(_BankFilterMixin, AttemptFilter):
+    """Repayment attempts for an export: the API's attempt filters plus the period and the bank.
+
+    ``month_from`` / ``month_to`` (``YYYY-MM``, inclusive) are business-time months of
+    ``requested_at``, as the dashboard counts attempts; ``bank`` is the bank code of the
+    debited card.
+    """
+
+    month_from = MonthFilter(method="filter_month_from", label=_("Period from"))
+    month_to = MonthFilter(method="filter_month_to", label=_("Period to"))
+    bank = _bank_filter("card_binding__bank_code")
+
+    messages = {
+        "month_from": BillBrowseFilter.messages["month_from"],
+        "month_to": BillBrowseFilter.messages["month_to"],
+        "bank": BillListFilter.messages["bank"],
+    }
+    ordered_pairs = (("month_from", "month_to", BillBrowseFilter.ordered_pairs[-1][2]),)
+
+    class Meta:
+        model = RepaymentAttempt
+        fields = ["status", "failure_family", "channel", "bill_no", "requested_at"]
+
+    def filter_month_from(self, queryset, name, value):  # noqa: ARG002 - django-filter API
+        return queryset.filter(requested_at__gte=_month_start(value))
+
+    def filter_month_to(self, queryset, name, value):  # noqa: ARG002 - django-filter API
+        following = (value.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+        return queryset.filter(requested_at__lt=_month_start(following))
+
+
 class ReminderFilter(StrictFilterSet):
     bill_no = django_filters.CharFilter(field_name="bill__bill_no")
     scheduled_at = UtcIsoDateTimeFromToRangeFilter()

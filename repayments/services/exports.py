@@ -40,7 +40,7 @@ from baitiao.csvfiles import csv_bytes, neutralize
 from baitiao.db_routers import reporting_db
 from baitiao.filters import StrictFilterSet
 from baitiao.pii import fernet
-from repayments.filters import AttemptFilter, BillBrowseFilter, CreditLineFilter, CustomerFilter
+from repayments.filters import AttemptExportFilter, BillBrowseFilter, CreditLineFilter, CustomerFilter
 from repayments.imports.columns import EXPORT_MASKS, RESOURCES
 from repayments.imports.resources import RESOURCE_CLASSES, render_cell
 from repayments.models import ExportFileChunk, ExportJob, ExportJobStatus
@@ -56,7 +56,7 @@ EXPORT_FILTERS: dict[str, type[StrictFilterSet] | None] = {
     "credit-lines": CreditLineFilter,
     "card-bindings": None,
     "bills": BillBrowseFilter,
-    "repayment-attempts": AttemptFilter,
+    "repayment-attempts": AttemptExportFilter,
 }
 FILE_CHUNK_BYTES = 1 << 20  # clear bytes per stored piece of an export file
 logger = logging.getLogger(__name__)

@@ -8,6 +8,7 @@ import io
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.models import AuditEvent
 from repayments.models import Bill, BillStatus, Customer, ExportFileChunk, ExportJob, ExportJobStatus
@@ -119,3 +120,27 @@ def test_another_analysts_export_is_not_found(client, queued_customers_export, a
     assert client.get(reverse("data:export-job", args=[queued_customers_export.pk])).status_code == 404
     url = reverse("data:export-job-download", args=[queued_customers_export.pk])
     assert client.get(url).status_code == 404
+
+
+def test_attempts_export_by_period_and_bank_of_the_debited_card(client, analyst, settings):
+    from repayments.models import RepaymentAttempt
+
+    sample = RepaymentAttempt.objects.filter(card_binding__isnull=False).select_related("card_binding").first()
+    month = timezone.localtime(sample.requested_at).date().replace(day=1)
+    bank = sample.card_binding.bank_code
+    start = timezone.make_aware(dt.datetime.combine(month, dt.time(0, 0)))
+    end = timezone.make_aware(dt.datetime.combine((month + dt.timedelta(days=32)).replace(day=1), dt.time(0, 0)))
+    expected = set(
+        RepaymentAttempt.objects.filter(
+            card_binding__bank_code=bank, requested_at__gte=start, requested_at__lt=end
+        ).values_list("attempt_no", flat=True)
+    )
+    settings.EXPORTS = {**settings.EXPORTS, "sync_max_rows": len(expected)}  # exactly at the threshold: at once
+    client.force_login(analyst)
+    period = month.strftime("%Y-%m")
+    data = {"resource": "repayment-attempts", "month_from": period, "month_to": period, "bank": bank.lower()}
+    response = client.post(reverse("data:export"), data)
+    assert response.status_code == 200
+    assert {row[0] for row in _download(response)[1:]} == expected
+    event = AuditEvent.objects.filter(action="data.export").latest("pk")
+    assert event.after["rows"] == len(expected)
