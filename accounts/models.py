@@ -83,6 +83,8 @@ class AuditEvent(models.Model):
             models.Index(
                 fields=["customer_no", "-occurred_at"], name="audit_customer_idx", condition=~Q(customer_no="")
             ),
+            # The trail filtered by request id or relief batch (its audit id is the request id).
+            models.Index(fields=["request_id", "-occurred_at"], name="audit_request_idx", condition=~Q(request_id="")),
         ]
         permissions = [
             ("view_audit_trail", "Can view the audit trail"),

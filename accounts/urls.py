@@ -15,5 +15,6 @@ urlpatterns = [
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("console/audit/", views.audit, name="audit"),
+    path("console/audit/<int:pk>/", views.audit_event, name="audit-event"),
     path("console/audit/export.csv", views.audit_export, name="audit-export"),
 ]

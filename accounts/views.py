@@ -5,11 +5,13 @@ from __future__ import annotations
 from axes.helpers import get_client_ip_address
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpResponse, StreamingHttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 
 from accounts.http import AuthenticatedHttpRequest
-from accounts.selectors import audit_events_filtered
+from accounts.links import target_link
+from accounts.models import AuditEvent
+from accounts.selectors import audit_event_changes, audit_events_filtered
 from accounts.services import audit_record
 from baitiao.csvfiles import csv_lines, csv_response
 from baitiao.paging import paginate, query_without_page
@@ -44,6 +46,22 @@ def audit(request: AuthenticatedHttpRequest) -> HttpResponse:
             "errors": errors,
             "params": request.GET,
             "query_without_page": query_without_page(request.GET),
+        },
+    )
+
+
+@login_required
+@permission_required("accounts.view_audit_trail", raise_exception=True)
+def audit_event(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    """One audit event: who, when (business time), the request, the target (linked) and before/after as a table."""
+    event = get_object_or_404(AuditEvent.objects.select_related("actor"), pk=pk)
+    return render(
+        request,
+        "accounts/audit_event.html",
+        {
+            "event": event,
+            "changes": audit_event_changes(event),
+            "target": target_link(event.target_type, event.target_id, request.user),
         },
     )
 

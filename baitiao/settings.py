@@ -579,9 +579,19 @@ IMPORT_LIMITS = {
 # job whose last beat is older than ``stale_seconds`` (a killed worker, the 300 s queue
 # timeout) and queues it again up to ``max_attempts`` runs in all, then fails it. A job
 # still queued after ``abandon_queued_hours`` is failed. Uploads of finished jobs are cleared.
+# Analyst exports (repayments/services/exports.py): up to ``sync_max_rows`` rows stream at
+# once; a larger one runs on the queue and its encrypted file is kept ``keep_hours``
+# or until it is downloaded.
+EXPORTS = {
+    "sync_max_rows": env.int("EXPORT_SYNC_MAX_ROWS", default=10_000),
+    "keep_hours": env.int("EXPORT_KEEP_HOURS", default=24),
+    "progress_rows": env.int("EXPORT_PROGRESS_ROWS", default=2_000),
+}
 IMPORT_JOBS = {
     "heartbeat_seconds": env.int("IMPORT_JOB_HEARTBEAT_SECONDS", default=10),
     "stale_seconds": env.int("IMPORT_JOB_STALE_SECONDS", default=60),
     "max_attempts": env.int("IMPORT_JOB_MAX_ATTEMPTS", default=2),
     "abandon_queued_hours": env.int("IMPORT_JOB_ABANDON_QUEUED_HOURS", default=24),
+    # A clean preview keeps its (encrypted) upload this long, so "Apply" needs no second upload.
+    "keep_preview_hours": env.int("IMPORT_KEEP_PREVIEW_HOURS", default=2),
 }

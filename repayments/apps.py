@@ -16,3 +16,7 @@ class RepaymentsConfig(AppConfig):
         post_execute_in_worker.connect(clear_task_context, dispatch_uid="baitiao.logs.clear_task_context")
         # A request's id stays on its thread's log lines until the response is closed.
         request_finished.connect(clear_request_context, dispatch_uid="baitiao.logs.clear_request_context")
+        # The audit event page links to customers, bills, incidents, relief batches, import jobs.
+        from repayments.audit_links import register
+
+        register()

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import django_filters
 from django import forms
 from django.db.models import Exists, OuterRef
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 from baitiao.business_time import bucket_ranges
 from baitiao.filters import BusinessDayFilter, CaseChoiceFilter, MonthFilter, StrictFilterSet
@@ -167,7 +171,7 @@ class BillListFilter(_BankFilterMixin, _AssigneeFilterMixin, StrictFilterSet):
         "risk_tier": _("Risk tier: “%(value)s” is not one of low, medium, high."),
         "bank": _("Bank: “%(value)s” is not a bank code."),
     }
-    ordered_pairs = (
+    ordered_pairs: tuple[tuple[str, str, StrOrPromise], ...] = (
         ("dpd_min", "dpd_max", _("DPD from %(low)s is above DPD to %(high)s: nothing can match.")),
         ("amount_min", "amount_max", _("Amount due from %(low)s is above %(high)s: nothing can match.")),
     )
@@ -203,6 +207,43 @@ class BillFilter(BillListFilter):
     class Meta:
         model = Bill
         fields = ["status", "due_date", "customer_no", "last_failure_family"]
+
+
+class BillBrowseFilter(BillFilter):
+    """The console's list of bills (``/console/bills/``), where the dashboard's rows lead.
+
+    The API's bill filters plus the dashboard's own names for what it groups by:
+    ``month_from`` / ``month_to`` (the billing month, ``YYYY-MM``, inclusive) and
+    ``currency`` (the credit line's, any case), so a dashboard row's link carries
+    the page's filters unchanged; ``last_failure_code`` (the bank's code of the
+    bill's latest failed debit, e.g. ``insufficient_funds``) for the failures by reason.
+    """
+
+    month_from = MonthFilter(field_name="period", lookup_expr="gte", label=_("Period from"))
+    month_to = MonthFilter(field_name="period", lookup_expr="lte", label=_("Period to"))
+    currency = django_filters.CharFilter(field_name="credit_line__currency", method="filter_currency", max_length=3,
+                                         label=_("Currency"))  # fmt: skip
+    last_failure_code = django_filters.CharFilter(field_name="last_failure_code", max_length=40,
+                                                  label=_("Latest failure code"))  # fmt: skip
+
+    messages = {
+        **BillListFilter.messages,
+        "status": _("Status: “%(value)s” is not a bill status."),
+        "last_failure_family": _("Failure family: “%(value)s” is not one of binding, system, funds, other."),
+        "month_from": _("Period from: “%(value)s” is not a month; use YYYY-MM, e.g. 2026-10."),
+        "month_to": _("Period to: “%(value)s” is not a month; use YYYY-MM, e.g. 2026-10."),
+    }
+    ordered_pairs: tuple[tuple[str, str, StrOrPromise], ...] = (
+        *BillListFilter.ordered_pairs,
+        ("month_from", "month_to", _("Period: “%(low)s” is after “%(high)s”.")),
+    )
+
+    class Meta:
+        model = Bill
+        fields = ["status", "due_date", "customer_no", "last_failure_family"]
+
+    def filter_currency(self, queryset, name, value):
+        return queryset.filter(**{name: value.strip().upper()})
 
 
 WORKLIST_QUEUES = ["failures", "system", "binding", "funds", "repair", "overdue", "approvals"]
@@ -252,6 +293,44 @@ class AttemptFilter(StrictFilterSet):
     class Meta:
         model = RepaymentAttempt
         fields = ["status", "failure_family", "channel", "bill_no", "requested_at"]
+
+
+def _month_start(month: dt.date) -> dt.datetime:
+    """00:00 business time of the first day of ``month``, aware."""
+    from django.utils import timezone
+
+    return timezone.make_aware(dt.datetime.combine(month.replace(day=1), dt.time(0, 0)))
+
+
+class AttemptExportFilter(_BankFilterMixin, AttemptFilter):
+    """Repayment attempts for an export: the API's attempt filters plus the period and the bank.
+
+    ``month_from`` / ``month_to`` (``YYYY-MM``, inclusive) are business-time months of
+    ``requested_at``, as the dashboard counts attempts; ``bank`` is the bank code of the
+    debited card.
+    """
+
+    month_from = MonthFilter(method="filter_month_from", label=_("Period from"))
+    month_to = MonthFilter(method="filter_month_to", label=_("Period to"))
+    bank = _bank_filter("card_binding__bank_code")
+
+    messages = {
+        "month_from": BillBrowseFilter.messages["month_from"],
+        "month_to": BillBrowseFilter.messages["month_to"],
+        "bank": BillListFilter.messages["bank"],
+    }
+    ordered_pairs = (("month_from", "month_to", BillBrowseFilter.ordered_pairs[-1][2]),)
+
+    class Meta:
+        model = RepaymentAttempt
+        fields = ["status", "failure_family", "channel", "bill_no", "requested_at"]
+
+    def filter_month_from(self, queryset, name, value):  # noqa: ARG002 - django-filter API
+        return queryset.filter(requested_at__gte=_month_start(value))
+
+    def filter_month_to(self, queryset, name, value):  # noqa: ARG002 - django-filter API
+        following = (value.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
+        return queryset.filter(requested_at__lt=_month_start(following))
 
 
 class ReminderFilter(StrictFilterSet):

@@ -59,6 +59,13 @@ def run_import_job(job_id: int) -> str:
     return import_job_run(job_id=job_id)
 
 
+def run_export_job(job_id: int) -> str:
+    """Queued analyst export (issue #16): write one ExportJob's file; a second run does nothing."""
+    from repayments.services.exports import export_job_run
+
+    return export_job_run(job_id=job_id)
+
+
 def sweep_import_jobs() -> dict[str, int]:
     """Every minute: re-queue or fail import jobs whose worker stopped beating; clear finished uploads."""
     from repayments.services.imports import import_jobs_sweep

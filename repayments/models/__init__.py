@@ -50,6 +50,11 @@ from repayments.models.customers import (  # noqa: F401
     DataSource,
     RiskTier,
 )
+from repayments.models.exports import (  # noqa: F401
+    ExportFileChunk,
+    ExportJob,
+    ExportJobStatus,
+)
 from repayments.models.imports import (  # noqa: F401
     ImportJob,
     ImportJobStatus,

@@ -27,11 +27,21 @@ from django.utils.translation import pgettext
 from baitiao.business_time import bucket_ranges
 from baitiao.db_routers import reporting_db
 from repayments.filters import DashboardFilter
-from repayments.models import SQL_CODES, ApprovalStatus, FailureFamily, IncidentStatus, NotificationChannel, RiskTier
+from repayments.models import (
+    SQL_CODES,
+    ApprovalStatus,
+    BillStatus,
+    FailureFamily,
+    IncidentStatus,
+    NotificationChannel,
+    RiskTier,
+)
+from repayments.templatetags.console import failure_label
 
 RECOVERY_CHANNELS = ("retry", "reminder", "agent", "extension")  # the recoveries, charted
 PAYMENT_SOURCES = (*RECOVERY_CHANNELS, "first_debit", "customer")  # every succeeded payment, tabled
-_CHART_BANKS = 8  # failures by bank: the chart draws the banks with the most failures; the table has all
+OPEN_STATUSES: tuple[str, ...] = (BillStatus.PENDING.value, BillStatus.OVERDUE.value)  # a drill-down to open bills
+_CHART_BANKS = 8  # failures by bank and by reason: the chart draws the banks with the most failures; the table has all
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,16 @@ class Section:
     numeric: list[bool]  # per column: right-aligned number
     rows: list[list] = field(default_factory=list)  # cells: str, int, Decimal or None
     chart: dict = field(default_factory=dict)  # {"type", "labels", "datasets": [{"label", "data"}], "percent"}
+    # Drill-down: per row, the query parameters of the list that holds its bills (parallel
+    # to ``rows``; empty when the section has none), and that list's URL name.
+    drill: list[dict[str, str | list[str]]] = field(default_factory=list)
+    drill_to: str = ""
+    links: list[str] = field(default_factory=list)  # per row, the drill-down URL (set by the view)
+
+    @property
+    def linked_rows(self) -> list[tuple[str, list]]:
+        """``(link or "", row)`` per row, for the table."""
+        return [(self.links[index] if index < len(self.links) else "", row) for index, row in enumerate(self.rows)]
 
 
 @dataclass(frozen=True)
@@ -238,6 +258,7 @@ def section_buckets(f: DashboardFilters) -> Section:
         ),
         columns=[_("Bucket"), _("Currency"), _("Open bills"), _("Balance")],
         numeric=[False, False, True, True],
+        drill_to="console:bills",
     )
     labels = [name for name, _lower, _upper in ranges]
     series: dict[str, dict[str, object]] = {}
@@ -245,6 +266,7 @@ def section_buckets(f: DashboardFilters) -> Section:
         for name in labels:
             bills, balance = found.get((name, currency), (0, Decimal("0.00")))
             section.rows.append([name, currency, bills, balance])
+            section.drill.append({"bucket": name, "currency": currency})
             series.setdefault(_("Balance (%(currency)s)") % {"currency": currency}, {})[name] = balance
     section.chart = _series_chart("bar", labels, series)
     return section
@@ -281,6 +303,7 @@ def section_collection(f: DashboardFilters, cycles: list[tuple] | None = None) -
             _("Carried forward"),
         ],
         numeric=[False, False, True, True, True, True, True],
+        drill_to="console:bills",
     )
     series: dict[str, dict[str, object]] = {}
     labels: list[str] = []
@@ -288,6 +311,7 @@ def section_collection(f: DashboardFilters, cycles: list[tuple] | None = None) -
     for month, currency, bills_due, due, collected, _overdue, _balance, carried in rows:
         rate = _percent(collected, due)
         section.rows.append([_month(month), currency, bills_due, due, collected, rate, carried])
+        section.drill.append({"month_from": _month(month), "month_to": _month(month), "currency": currency})
         labels.append(_month(month))
         series.setdefault(currency, {})[_month(month)] = rate
     section.chart = _series_chart("line", sorted(set(labels)), series, percent=True)
@@ -309,6 +333,7 @@ def section_overdue(f: DashboardFilters, cycles: list[tuple] | None = None) -> S
             _("Overdue balance"),
         ],
         numeric=[False, False, True, True, True, True],
+        drill_to="console:bills",
     )
     series: dict[str, dict[str, object]] = {}
     labels: list[str] = []
@@ -317,6 +342,10 @@ def section_overdue(f: DashboardFilters, cycles: list[tuple] | None = None) -> S
     ):
         rate = _percent(overdue, bills_due)
         section.rows.append([_month(month), currency, bills_due, overdue, rate, balance])
+        section.drill.append(
+            {"status": SQL_CODES["bill_overdue"], "month_from": _month(month), "month_to": _month(month),
+             "currency": currency}
+        )  # fmt: skip
         labels.append(_month(month))
         series.setdefault(currency, {})[_month(month)] = rate
     section.chart = _series_chart("line", sorted(set(labels)), series, percent=True)
@@ -337,11 +366,13 @@ def section_failures_family(f: DashboardFilters) -> Section:
         definition=_("Failed repayment attempts per month they were requested, by failure family."),
         columns=[_("Month"), _("Family"), _("Failed attempts")],
         numeric=[False, False, True],
+        drill_to="console:bills",
     )
     series: dict[str, dict[str, object]] = {_label(FailureFamily.choices, v): {} for v in FailureFamily.values}
     for month, family, count in rows:
         name = _label(FailureFamily.choices, family)
         section.rows.append([_month(month), name, count])
+        section.drill.append({"status": list(OPEN_STATUSES), "last_failure_family": family})
         series.setdefault(name, {})[_month(month)] = count
     labels = sorted({_month(month) for month, _family, _count in rows})
     section.chart = _series_chart("bar", labels, {k: v for k, v in series.items() if v}, stacked=True)
@@ -365,10 +396,12 @@ def section_failures_bank(f: DashboardFilters) -> Section:
         ),
         columns=[_("Month"), _("Bank"), _("Failed attempts"), _("Finished attempts"), _("Failure rate %")],
         numeric=[False, False, True, True, True],
+        drill_to="console:bills",
     )
     totals: dict[str, int] = defaultdict(int)
     series: dict[str, dict[str, object]] = defaultdict(dict)
     for month, bank, failed, finished in rows:
+        section.drill.append({"status": list(OPEN_STATUSES), "bank": bank} if bank else {})
         bank = bank or _("unknown")
         section.rows.append([_month(month), bank, failed, finished, _percent(failed, finished)])
         totals[bank] += failed
@@ -376,6 +409,36 @@ def section_failures_bank(f: DashboardFilters) -> Section:
     top = sorted((bank for bank in totals if totals[bank]), key=lambda bank: (-totals[bank], bank))[:_CHART_BANKS]
     labels = sorted({_month(month) for month, *_rest in rows})
     section.chart = _series_chart("line", labels, {bank: series[bank] for bank in top})
+    return section
+
+
+def section_failures_reason(f: DashboardFilters) -> Section:
+    """Failed debit attempts per month of request, family and the bank's reason code (most frequent first)."""
+    where, params = _where(f)
+    rows = _fetch(
+        "SELECT month, failure_family, failure_code, sum(attempts)::bigint"  # noqa: S608
+        f" FROM dashboard_failure_reason_rollup WHERE {where} GROUP BY 1, 2, 3 ORDER BY 1, 4 DESC, 3",
+        params,
+    )
+    section = Section(
+        key="failures_reason",
+        title=_("Failed debits by reason"),
+        definition=_("Failed repayment attempts per month they were requested, by the bank's reason code."),
+        columns=[_("Month"), _("Family"), _("Reason"), _("Code"), _("Failed attempts")],
+        numeric=[False, False, False, False, True],
+        drill_to="console:bills",
+    )
+    totals: dict[str, int] = defaultdict(int)
+    series: dict[str, dict[str, object]] = defaultdict(dict)
+    for month, family, code, count in rows:
+        reason = failure_label(code) or _("none")
+        section.rows.append([_month(month), _label(FailureFamily.choices, family), reason, code, count])
+        section.drill.append({"status": list(OPEN_STATUSES), "last_failure_family": family, "last_failure_code": code})
+        totals[reason] += count
+        series[reason][_month(month)] = count
+    top = sorted(totals, key=lambda reason: (-totals[reason], reason))[:_CHART_BANKS]
+    labels = sorted({_month(row[0]) for row in rows})
+    section.chart = _series_chart("bar", labels, {reason: series[reason] for reason in top}, stacked=True)
     return section
 
 
@@ -579,6 +642,7 @@ SECTIONS: dict[str, Callable[[DashboardFilters], Section]] = {
     "overdue": section_overdue,
     "failures_family": section_failures_family,
     "failures_bank": section_failures_bank,
+    "failures_reason": section_failures_reason,
     "recovery": section_recovery,
     "reminders": section_reminders,
     "relief": section_relief,

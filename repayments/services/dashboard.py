@@ -24,6 +24,7 @@ ROLLUP_VIEWS = (
     "dashboard_reminder_rollup",
     "dashboard_relief_rollup",
     "dashboard_incident_rollup",
+    "dashboard_failure_reason_rollup",  # 0010_dashboard_failure_reasons
 )
 # pg_advisory lock key ("dashbrd" in ASCII): one refresh at a time across every
 # worker and web process; a second one finds it taken and returns at once.

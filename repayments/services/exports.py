@@ -8,27 +8,58 @@ reason; every export writes an audit event (``data.export`` or
 ``baitiao.csvfiles.neutralize``.
 
 CSV is UTF-8 with a byte-order mark, which Excel needs to show Chinese text.
+
+Exports from the console take filters (``export_plan``: the resource's FilterSet of
+``repayments/filters.py``, e.g. bills by period, status, bank and bucket) and are
+counted first: up to ``settings.EXPORTS["sync_max_rows"]`` rows stream at once,
+larger ones run on the queue (``export_job_create`` / ``export_job_run``) into a
+Fernet-encrypted file (``ExportFileChunk``) downloaded once from the job's page and
+deleted then or after ``keep_hours`` (``export_files_expire``). The audit event
+records the filters and the row count.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import BinaryIO
+import datetime as dt
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, BinaryIO
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import override
 
 from accounts.models import User
 from accounts.services import audit_record
 from baitiao.csvfiles import csv_bytes, neutralize
 from baitiao.db_routers import reporting_db
+from baitiao.filters import StrictFilterSet
+from baitiao.pii import fernet
+from repayments.filters import AttemptExportFilter, BillBrowseFilter, CreditLineFilter, CustomerFilter
 from repayments.imports.columns import EXPORT_MASKS, RESOURCES
 from repayments.imports.resources import RESOURCE_CLASSES, render_cell
+from repayments.models import ExportFileChunk, ExportJob, ExportJobStatus
+from repayments.services.errors import RuleViolation
 
 EXPORT_PERMISSION = "repayments.export_data"
 UNMASK_PERMISSION = "repayments.export_personal_data"
 FORMATS = ("csv", "xlsx")
 _CHUNK = 5000
+# The FilterSet that narrows each resource's export (the console's and the API's filters).
+EXPORT_FILTERS: dict[str, type[StrictFilterSet] | None] = {
+    "customers": CustomerFilter,
+    "credit-lines": CreditLineFilter,
+    "card-bindings": None,
+    "bills": BillBrowseFilter,
+    "repayment-attempts": AttemptExportFilter,
+}
+FILE_CHUNK_BYTES = 1 << 20  # clear bytes per stored piece of an export file
+logger = logging.getLogger(__name__)
 
 
 def export_headers(resource: str, *, chinese: bool = False) -> list[str]:
@@ -83,13 +114,27 @@ def _authorize(*, actor: User | None, unmask: bool, reason: str) -> None:
             raise PermissionDenied(_("An unmasked export needs a reason."))
 
 
-def _audit(*, actor: User | None, resource: str, fmt: str, unmask: bool, reason: str, rows: int | None):
+def _audit(
+    *,
+    actor: User | None,
+    resource: str,
+    fmt: str,
+    unmask: bool,
+    reason: str,
+    rows: int | None,
+    filters: dict[str, list[str]] | None = None,
+    target: ExportJob | None = None,
+):
+    after: dict[str, Any] = {"resource": resource, "format": fmt, "masked": not unmask, "rows": rows}
+    if filters is not None:  # the console's exports; the command line's have none
+        after["filters"] = filters
     return audit_record(
         actor=actor,
         action="data.export_unmasked" if unmask else "data.export",
-        target_type=f"repayments.{resource}",
+        target=target,
+        target_type="" if target else f"repayments.{resource}",
         reason=reason.strip(),
-        after={"resource": resource, "format": fmt, "masked": not unmask, "rows": rows},
+        after=after,
     )
 
 
@@ -155,16 +200,247 @@ def data_export(
 
 
 def export_stream(
-    *, resource: str, actor: User | None, unmask: bool = False, reason: str = "", queryset=None
+    *,
+    resource: str,
+    actor: User | None,
+    unmask: bool = False,
+    reason: str = "",
+    queryset=None,
+    plan: ExportPlan | None = None,
 ) -> Iterator[bytes]:
     """CSV bytes of ``resource`` for a ``StreamingHttpResponse``; audited before the first byte.
+
+    Args:
+        plan: the filtered, counted export (:func:`export_plan`); its filters and row
+            count go to the audit event. Without it the whole table (or ``queryset``),
+            audited with ``rows: null`` (not counted).
 
     Raises:
         PermissionDenied: as :func:`data_export`.
     """
     _authorize(actor=actor, unmask=unmask, reason=reason)
-    _audit(actor=actor, resource=resource, fmt="csv", unmask=unmask, reason=reason, rows=None)
+    if plan is not None:
+        resource, queryset = plan.resource, plan.queryset
+    _audit(
+        actor=actor,
+        resource=resource,
+        fmt="csv",
+        unmask=unmask,
+        reason=reason,
+        rows=plan.rows if plan else None,
+        filters=plan.filters if plan else None,
+    )
     return _csv_chunks(resource, export_rows(resource, unmask=unmask, queryset=queryset))
+
+
+# --- filtered exports, queued when long ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """An export as asked for: its resource, the filtered rows, the filters as validated, how many rows."""
+
+    resource: str
+    queryset: QuerySet
+    filters: dict[str, list[str]]  # query parameters that narrowed it, {name: [values]}
+    rows: int
+
+    @property
+    def queued(self) -> bool:
+        """Too many rows for a web request: the export runs on the queue."""
+        return self.rows > settings.EXPORTS["sync_max_rows"]
+
+
+def _filtered(resource: str, filters: Mapping[str, list[str]]) -> tuple[QuerySet, StrictFilterSet | None]:
+    model = RESOURCE_CLASSES[resource]._meta.model
+    filterset_class = EXPORT_FILTERS[resource]
+    if filterset_class is None or not filters:
+        return model.objects.order_by("id"), None
+    from django.http import QueryDict
+
+    data = QueryDict(mutable=True)
+    for name, values in filters.items():
+        data.setlist(name, values)
+    filterset = filterset_class(data, queryset=model.objects.all())
+    return filterset.qs.order_by("id"), filterset
+
+
+def export_plan(*, resource: str, params: Mapping[str, list[str]]) -> ExportPlan:
+    """Validate an export's filters with the resource's FilterSet and count the rows they select.
+
+    Args:
+        resource: one of ``RESOURCES``.
+        params: ``{name: [values]}`` of the filters (blank values are left out): for
+            bills ``month_from`` / ``month_to`` (billing month, YYYY-MM), ``status``
+            (repeatable), ``bank`` (bank code), ``bucket`` (M0 … M4+) and the rest of
+            :class:`repayments.filters.BillBrowseFilter`; for the other resources their
+            FilterSet in ``EXPORT_FILTERS``.
+
+    Returns:
+        The plan (one ``COUNT(*)`` over the filtered rows).
+
+    Raises:
+        RuleViolation: unknown resource (field ``resource``); a filter the resource has
+            not, or a refused value (field: the parameter; the message names it and the value).
+    """
+    if resource not in RESOURCES:
+        raise RuleViolation("resource", _("Data: “%(value)s” is not a resource.") % {"value": resource})
+    given = {name: [v for v in values if v.strip()] for name, values in params.items()}
+    given = {name: values for name, values in given.items() if values}
+    filterset_class = EXPORT_FILTERS[resource]
+    known = set(filterset_class(queryset=None).parameters()) if filterset_class else set()
+    for name in given:
+        if name not in known:
+            raise RuleViolation(
+                name,
+                _("%(name)s: the %(resource)s export has no such filter.") % {"name": name, "resource": resource},
+            )
+    queryset, filterset = _filtered(resource, given)
+    if filterset is not None and filterset.problems():
+        problem = filterset.problems()[0]
+        raise RuleViolation(problem.param, problem.message)
+    return ExportPlan(resource=resource, queryset=queryset, filters=given, rows=queryset.count())
+
+
+def export_job_create(*, plan: ExportPlan, actor: User, unmask: bool = False, reason: str = "") -> ExportJob:
+    """Queue a long export: the job, with its filters and row count, run by :func:`export_job_run` after commit.
+
+    Raises:
+        PermissionDenied: as :func:`data_export`.
+    """
+    _authorize(actor=actor, unmask=unmask, reason=reason)
+    from django_q.tasks import async_task
+
+    with transaction.atomic():
+        job = ExportJob.objects.create(
+            resource=plan.resource,
+            filters=plan.filters,
+            masked=not unmask,
+            reason=reason.strip(),
+            rows_total=plan.rows,
+            created_by=actor,
+        )
+        audit_record(
+            actor=actor,
+            action="data.export_queued",
+            target=job,
+            reason=reason.strip(),
+            after={"resource": plan.resource, "filters": plan.filters, "rows": plan.rows, "masked": not unmask},
+        )
+        transaction.on_commit(lambda: async_task("repayments.tasks.run_export_job", job.pk))
+    return job
+
+
+def export_job_run(*, job_id: int) -> str:
+    """Write a queued export's CSV into its encrypted file, updating ``rows_done``; audit it when done.
+
+    Idempotent: only a ``queued`` job is claimed (a second run finds it taken and
+    returns its status); a run that fails marks the job ``failed`` with the reason.
+
+    Returns:
+        The job's status after the run.
+    """
+    claimed = ExportJob.objects.filter(pk=job_id, status=ExportJobStatus.QUEUED).update(
+        status=ExportJobStatus.RUNNING, updated_at=timezone.now()
+    )
+    job = ExportJob.objects.select_related("created_by").get(pk=job_id)
+    if not claimed:
+        return job.status
+    try:
+        with override(settings.LANGUAGE_CODE):
+            queryset, _filterset = _filtered(job.resource, job.filters)
+            box = fernet()
+            every = settings.EXPORTS["progress_rows"]
+            done = size = number = 0
+            buffer = bytearray()
+
+            def counting(rows: Iterator[list]) -> Iterator[list]:
+                nonlocal done
+                for row in rows:
+                    done += 1
+                    if done % every == 0:
+                        ExportJob.objects.filter(pk=job_id).update(rows_done=done, updated_at=timezone.now())
+                    yield row
+
+            rows = counting(export_rows(job.resource, unmask=not job.masked, queryset=queryset))
+            for chunk in _csv_chunks(job.resource, rows):
+                buffer += chunk
+                while len(buffer) >= FILE_CHUNK_BYTES:
+                    piece, buffer = bytes(buffer[:FILE_CHUNK_BYTES]), buffer[FILE_CHUNK_BYTES:]
+                    ExportFileChunk.objects.create(job_id=job_id, number=number, data=box.encrypt(piece))
+                    number, size = number + 1, size + len(piece)
+            ExportFileChunk.objects.create(job_id=job_id, number=number, data=box.encrypt(bytes(buffer)))
+            size += len(buffer)
+        now = timezone.now()
+        with transaction.atomic():
+            ExportJob.objects.filter(pk=job_id).update(
+                status=ExportJobStatus.DONE,
+                rows_done=done,
+                file_bytes=size,
+                finished_at=now,
+                expires_at=now + dt.timedelta(hours=settings.EXPORTS["keep_hours"]),
+                updated_at=now,
+            )
+            _audit(
+                actor=job.created_by,
+                resource=job.resource,
+                fmt="csv",
+                unmask=not job.masked,
+                reason=job.reason,
+                rows=done,
+                filters=job.filters,
+                target=job,
+            )
+    except Exception as exc:
+        logger.exception("export job failed", extra={"job_id": job_id})
+        ExportFileChunk.objects.filter(job_id=job_id).delete()
+        ExportJob.objects.filter(pk=job_id).update(
+            status=ExportJobStatus.FAILED, failure=type(exc).__name__, finished_at=timezone.now()
+        )
+        return ExportJobStatus.FAILED
+    return ExportJobStatus.DONE
+
+
+def export_job_file(*, job: ExportJob) -> Iterator[bytes]:
+    """The finished job's CSV, decrypted a chunk at a time; the file is deleted once it has all been read.
+
+    Raises:
+        ExportJob.DoesNotExist: the job is not ``done`` (still running, failed, or already cleared).
+    """
+    if job.status != ExportJobStatus.DONE:
+        raise ExportJob.DoesNotExist(f"export job {job.pk} has no file (status {job.status})")
+    box = fernet()
+    ids = list(ExportFileChunk.objects.filter(job_id=job.pk).order_by("number").values_list("id", flat=True))
+
+    def chunks() -> Iterator[bytes]:
+        for chunk_id in ids:
+            token = ExportFileChunk.objects.filter(pk=chunk_id).values_list("data", flat=True).first()
+            if token is None:
+                return
+            yield box.decrypt(bytes(token))
+        with transaction.atomic():
+            ExportFileChunk.objects.filter(job_id=job.pk).delete()
+            now = timezone.now()
+            ExportJob.objects.filter(pk=job.pk, status=ExportJobStatus.DONE).update(
+                status=ExportJobStatus.CLEARED, downloaded_at=now, updated_at=now
+            )
+
+    return chunks()
+
+
+def export_files_expire(*, now: dt.datetime | None = None) -> int:
+    """Delete the files of finished exports past their ``expires_at`` (UTC, default now); return how many."""
+    now = now or timezone.now()
+    expired = list(
+        ExportJob.objects.filter(status=ExportJobStatus.DONE, expires_at__lte=now).values_list("id", flat=True)
+    )
+    if expired:
+        with transaction.atomic():
+            ExportFileChunk.objects.filter(job_id__in=expired).delete()
+            ExportJob.objects.filter(pk__in=expired, status=ExportJobStatus.DONE).update(
+                status=ExportJobStatus.CLEARED, updated_at=now
+            )
+    return len(expired)
 
 
 def template_file(resource: str, *, chinese: bool = True) -> bytes:

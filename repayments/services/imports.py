@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from django.conf import settings
 from django.db import connection, connections, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
@@ -44,6 +44,7 @@ from repayments.imports.resources import RESOURCE_CLASSES
 from repayments.models import OPEN_BILL_STATUSES, BillStatus, ImportJob, ImportJobStatus, ImportUploadChunk
 from repayments.services.credit_lines import credit_lines_refresh_available
 from repayments.services.delinquency import bills_refresh_delinquency
+from repayments.services.errors import RuleViolation
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -663,8 +664,76 @@ def import_job_run(*, job_id: int) -> str:
     finally:
         beat.stop()
         progress.close()
-    ImportUploadChunk.objects.filter(job_id=job_id).exclude(job__status__in=UNFINISHED).delete()
+    _uploads_not_needed(timezone.now()).filter(job_id=job_id).delete()
     return ImportJob.objects.values_list("status", flat=True).get(pk=job_id)
+
+
+def _clean_preview(now: dt.datetime) -> Q:
+    """Jobs whose upload is kept: a preview without a problem, finished within ``keep_preview_hours``."""
+    kept_since = now - dt.timedelta(hours=settings.IMPORT_JOBS["keep_preview_hours"])
+    return Q(job__status=ImportJobStatus.PREVIEWED, job__summary__problems=0, job__finished_at__gte=kept_since)
+
+
+def _uploads_not_needed(now: dt.datetime):
+    """Stored upload chunks no job needs: neither unfinished nor a recent clean preview (see ``import_job_apply``)."""
+    return ImportUploadChunk.objects.exclude(job__status__in=UNFINISHED).exclude(_clean_preview(now))
+
+
+def import_job_can_apply(job: ImportJob, *, now: dt.datetime | None = None) -> bool:
+    """Whether ``job`` is a clean preview whose upload is still kept (its page offers "Apply")."""
+    now = now or timezone.now()
+    kept = ImportUploadChunk.objects.filter(_clean_preview(now), job_id=job.pk)
+    return job.status == ImportJobStatus.PREVIEWED and kept.exists()
+
+
+def import_job_apply(*, job_id: int, actor: User) -> ImportJob:
+    """Apply the upload of a clean preview without uploading it again: a new job with the same file and options.
+
+    The preview's encrypted upload (kept ``IMPORT_JOBS["keep_preview_hours"]`` after a
+    preview without problems) moves to the new job, which runs like an upload (small
+    at once, big on the queue); the preview records the job that applied it. Only
+    once: a second "Apply" finds no upload.
+
+    Args:
+        job_id: the previewed ``ImportJob``.
+        actor: the analyst; only the one who uploaded the file may apply it.
+
+    Returns:
+        The new job (its status after an inline run, or queued).
+
+    Raises:
+        RuleViolation: (field ``__all__``) not the uploader's, not a clean preview, or
+            its upload is no longer kept (applied already, or expired): upload the file again.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        preview = ImportJob.objects.select_for_update().filter(pk=job_id).first()
+        if preview is None or preview.created_by_id != actor.pk:
+            raise RuleViolation("__all__", _("Only the analyst who uploaded a file can apply it."))
+        if not import_job_can_apply(preview, now=now):
+            raise RuleViolation(
+                "__all__",
+                _("This preview cannot be applied (it had problems, was applied already, or its file is no "
+                  "longer kept): upload the file again."),
+            )  # fmt: skip
+        options = {**preview.options, "dry_run": False}
+        job = ImportJob.objects.create(
+            resource=preview.resource,
+            filename=preview.filename,
+            options=options,
+            upload_bytes=preview.upload_bytes,
+            created_by=actor,
+        )
+        ImportUploadChunk.objects.filter(job_id=preview.pk).update(job_id=job.pk)
+        preview.summary = {**preview.summary, "applied_by_job": job.pk}
+        preview.save(update_fields=["summary", "updated_at"])
+    inline = preview.upload_bytes <= limits()["inline_max_bytes"] and not preview.filename.lower().endswith(".xlsx")
+    if inline:
+        import_job_run(job_id=job.pk)
+        job.refresh_from_db()
+    else:
+        transaction.on_commit(lambda: _enqueue(job.pk))
+    return job
 
 
 def _job_fail(job_id: int, *, failure: str, attempt: int | None = None) -> bool:
@@ -701,7 +770,8 @@ def import_jobs_sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
       ``IMPORT_JOBS["max_attempts"]`` runs and still has its upload; otherwise it is
       failed with a message naming the row it had reached and what to do.
     * A ``queued`` job no worker took within ``IMPORT_JOBS["abandon_queued_hours"]`` is failed.
-    * The stored upload of every job that is neither queued nor running is deleted.
+    * The stored upload of every job that is neither queued nor running is deleted, but
+      for a clean preview's within ``IMPORT_JOBS["keep_preview_hours"]`` ("Apply").
 
     A job whose worker is writing its outcome at that moment (its row is locked) is left
     alone. Safe to run twice or concurrently. Each job taken back or given up gets an audit
@@ -760,7 +830,7 @@ def import_jobs_sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
             if _job_fail(job.pk, failure=failure):
                 _audit_sweep(job, action="import.fail", stale_since=job.updated_at)
                 counts["abandoned"] += 1
-    finished = ImportUploadChunk.objects.exclude(job__status__in=UNFINISHED)
+    finished = _uploads_not_needed(now)
     counts["uploads_cleared"] = len(set(finished.values_list("job_id", flat=True)))
     finished.delete()
     return counts

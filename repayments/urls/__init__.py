@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from repayments.views import approvals, customers, dashboard, incidents, overview, worklist
+from repayments.views import approvals, bills, customers, dashboard, incidents, overview, worklist
 
 app_name = "console"
 
@@ -13,6 +13,7 @@ urlpatterns = [
     path("", overview.home, name="home"),
     path("console/", worklist.worklist, name="worklist"),
     path("console/search/", worklist.search, name="search"),
+    path("console/bills/", bills.bill_list, name="bills"),
     path("console/bills/<str:bill_no>/claim/", worklist.claim, name="bill-claim"),
     path(customer, customers.customer_view, name="customer-detail"),
     path(customer + "reveal/", customers.reveal, name="customer-reveal"),

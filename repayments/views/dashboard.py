@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -16,6 +17,8 @@ from accounts.http import AuthenticatedHttpRequest
 from baitiao.csvfiles import csv_lines, csv_response
 from repayments.selectors.dashboard import (
     SECTIONS,
+    DashboardFilters,
+    Section,
     dashboard_sections,
     filter_choices,
     last_refresh,
@@ -25,6 +28,23 @@ from repayments.services.dashboard import dashboard_export_record, dashboard_ref
 
 # "Refresh now" is for supervisors and admins: the dashboard roles that also run incidents.
 REFRESH_PERMISSION = "repayments.refresh_dashboard"
+# Which of the page's filters a drill-down list understands (the same names: repayments/filters.py).
+# Failures are counted by the month they were requested, not the bill's period: their links keep
+# bank, tier and currency and leave the months out.
+_CARRIED = {
+    "month": ("month_from", "month_to", "bank", "risk_tier", "currency"),
+    "other": ("bank", "risk_tier", "currency"),
+}
+
+
+def _drill_links(section: Section, filters: DashboardFilters) -> list[str]:
+    """Per row of ``section``, the URL of the list of its bills: the row's keys over the page's filters."""
+    if not section.drill_to:
+        return []
+    carried = _CARRIED["month" if section.key in ("buckets", "collection", "overdue") else "other"]
+    page = {name: value for name, value in filters.as_params().items() if name in carried}
+    base = reverse(section.drill_to)
+    return [f"{base}?{urlencode({**page, **keys}, doseq=True)}" if keys else "" for keys in section.drill]
 
 
 @login_required
@@ -38,6 +58,9 @@ def dashboard(request: AuthenticatedHttpRequest) -> HttpResponse:
     choices = filter_choices()
     filters, errors = parse_dashboard_filters(request.GET, choices)
     sections = [] if errors else dashboard_sections(filters)
+    if request.user.has_perm("repayments.view_bill"):
+        for section in sections:
+            section.links = _drill_links(section, filters)
     context = {
         "sections": sections,
         "charts": {section.key: section.chart for section in sections},

@@ -7,6 +7,7 @@ from itertools import islice
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required, permission_required
 from django.core.exceptions import PermissionDenied
@@ -22,9 +23,17 @@ from baitiao.csvfiles import csv_response
 from repayments.imports.columns import RESOURCES
 from repayments.imports.reading import check_upload_size
 from repayments.imports.report import FileRefused
-from repayments.models import ImportJob, ImportJobStatus
-from repayments.services.exports import export_stream, template_file
-from repayments.services.imports import import_job_create
+from repayments.models import BillStatus, ExportJob, ExportJobStatus, ImportJob, ImportJobStatus
+from repayments.services.errors import RuleViolation
+from repayments.services.exports import (
+    export_files_expire,
+    export_job_create,
+    export_job_file,
+    export_plan,
+    export_stream,
+    template_file,
+)
+from repayments.services.imports import import_job_apply, import_job_can_apply, import_job_create
 
 RESOURCE_CHOICES = [(name, name) for name in RESOURCES]
 
@@ -73,9 +82,18 @@ def data_home(request: AuthenticatedHttpRequest) -> HttpResponse:
 
 def _home_context(request: AuthenticatedHttpRequest, *, form: ImportForm) -> dict:
     """The data page's context, the same after a refused upload as on a first visit."""
+    from baitiao.business_time import bucket_ranges
+    from repayments.bins import bank_choices
+
+    export_files_expire()  # a file past its time is deleted before anyone sees its link
     return {
         "form": form,
         "export_form": ExportForm(),
+        "export_jobs": ExportJob.objects.filter(created_by=request.user)[:10],
+        "sync_max_rows": settings.EXPORTS["sync_max_rows"],
+        "bill_statuses": BillStatus.choices,
+        "buckets": [name for name, _low, _high in bucket_ranges()],
+        "banks": bank_choices(),
         "jobs": ImportJob.objects.filter(created_by=request.user).defer("error_report")[:20],
         "resources": RESOURCES,
         "can_unmask": request.user.has_perm("repayments.export_personal_data"),
@@ -124,7 +142,23 @@ def import_job(request: AuthenticatedHttpRequest, job_id: int) -> HttpResponse:
         keys = ("row", "column", "value", "message")
         problems = [dict(zip(keys, cells, strict=False)) for cells in islice(reader, 200)]
     running = job.status in (ImportJobStatus.QUEUED, ImportJobStatus.RUNNING)
-    return render(request, "console/data/job.html", {"job": job, "problems": problems, "running": running})
+    can_apply = not problems and job.created_by_id == request.user.pk and import_job_can_apply(job)
+    context = {"job": job, "problems": problems, "running": running, "can_apply": can_apply}
+    return render(request, "console/data/job.html", context)
+
+
+@login_required
+@permission_required("repayments.import_data", raise_exception=True)
+@require_POST
+def import_apply(request: AuthenticatedHttpRequest, job_id: int) -> HttpResponse:
+    """Apply a clean preview's file without choosing it again (a new job), then show that job."""
+    job = _own_job(request, job_id)
+    try:
+        applied = import_job_apply(job_id=job.pk, actor=request.user)
+    except RuleViolation as exc:
+        messages.error(request, str(exc))
+        return redirect("data:import-job", job_id=job.pk)
+    return redirect("data:import-job", job_id=applied.pk)
 
 
 @login_required
@@ -151,11 +185,18 @@ def template_download(request: AuthenticatedHttpRequest, resource: str) -> HttpR
     return response
 
 
+_EXPORT_FORM_FIELDS = {"csrfmiddlewaretoken", "resource", "unmask", "reason"}
+
+
 @login_required
 @permission_required("repayments.export_data", raise_exception=True)
 @require_POST
 def export_download(request: AuthenticatedHttpRequest) -> HttpResponseBase:
-    """Stream an export as CSV; masked unless the user may and gives a reason (audited)."""
+    """An export with its filters: streamed at once when short, queued with a progress page when long.
+
+    Masked unless the user may and gives a reason; audited with the filters and the
+    row count. A refused filter is shown on the data page and nothing is exported.
+    """
     form = ExportForm(request.POST)
     if not form.is_valid():
         for errors in form.errors.values():
@@ -163,12 +204,48 @@ def export_download(request: AuthenticatedHttpRequest) -> HttpResponseBase:
                 messages.error(request, str(error))
         return redirect("data:home")
     data = form.cleaned_data
+    params = {name: request.POST.getlist(name) for name in request.POST if name not in _EXPORT_FORM_FIELDS}
     try:
+        plan = export_plan(resource=data["resource"], params=params)
+        if plan.queued:
+            job = export_job_create(plan=plan, actor=request.user, unmask=data["unmask"], reason=data["reason"])
+            return redirect("data:export-job", job_id=job.pk)
         chunks = export_stream(
-            resource=data["resource"], actor=request.user, unmask=data["unmask"], reason=data["reason"]
+            resource=data["resource"], actor=request.user, unmask=data["unmask"], reason=data["reason"], plan=plan
         )
-    except PermissionDenied as exc:
+    except (PermissionDenied, RuleViolation) as exc:
         messages.error(request, str(exc))
         return redirect("data:home")
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
     return csv_response(f"{data['resource']}-{stamp}.csv", chunks)
+
+
+def _own_export(request: AuthenticatedHttpRequest, job_id: int) -> ExportJob:
+    job = get_object_or_404(ExportJob, pk=job_id)
+    if job.created_by_id != request.user.pk:
+        raise Http404  # a file of personal data is for the analyst who asked for it
+    return job
+
+
+@login_required
+@permission_required("repayments.export_data", raise_exception=True)
+def export_job(request: AuthenticatedHttpRequest, job_id: int) -> HttpResponse:
+    """A queued export: its filters and progress (htmx polls ``?poll=1``, not session activity), then the link."""
+    export_files_expire()
+    job = _own_export(request, job_id)
+    running = job.status in (ExportJobStatus.QUEUED, ExportJobStatus.RUNNING)
+    return render(request, "console/data/export_job.html", {"job": job, "running": running})
+
+
+@login_required
+@permission_required("repayments.export_data", raise_exception=True)
+def export_job_download(request: AuthenticatedHttpRequest, job_id: int) -> HttpResponseBase:
+    """The finished export's CSV, once: the file is deleted when it has been sent (or at expiry)."""
+    export_files_expire()
+    job = _own_export(request, job_id)
+    try:
+        chunks = export_job_file(job=job)
+    except ExportJob.DoesNotExist:
+        raise Http404(_("This export has no file: it is not finished, or was downloaded or expired.")) from None
+    stamp = timezone.localtime(job.finished_at).strftime("%Y%m%d-%H%M")
+    return csv_response(f"{job.resource}-{stamp}.csv", chunks)

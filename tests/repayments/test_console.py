@@ -34,6 +34,7 @@ MATRIX = {
     "home": ("get", [ALLOWED, ALLOWED, ALLOWED, ALLOWED, ALLOWED]),
     "worklist": ("get", [ALLOWED, ALLOWED, ALLOWED, ALLOWED, ALLOWED]),
     "search": ("get", [ALLOWED, ALLOWED, ALLOWED, ALLOWED, ALLOWED]),
+    "bills": ("get", [ALLOWED, ALLOWED, ALLOWED, ALLOWED, ALLOWED]),
     "customer-detail": ("get", [ALLOWED, ALLOWED, ALLOWED, ALLOWED, ALLOWED]),
     "customer-reveal": ("post", [ALLOWED, ALLOWED, DENIED, DENIED, ALLOWED]),
     "note-add": ("post", [ALLOWED, ALLOWED, DENIED, DENIED, ALLOWED]),
@@ -48,6 +49,7 @@ MATRIX = {
     # The audit trail (accounts app).
     "accounts:audit": ("get", [DENIED, DENIED, DENIED, ALLOWED, ALLOWED]),
     "accounts:audit-export": ("get", [DENIED, DENIED, DENIED, ALLOWED, ALLOWED]),
+    "accounts:audit-event": ("get", [DENIED, DENIED, DENIED, ALLOWED, ALLOWED]),
     # System-fault incidents (issue #5): supervisors only.
     "incidents": ("get", [DENIED, ALLOWED, DENIED, DENIED, ALLOWED]),
     "incident-declare": ("get", [DENIED, ALLOWED, DENIED, DENIED, ALLOWED]),
@@ -63,8 +65,11 @@ MATRIX = {
     "data:import": ("post", [DENIED, DENIED, ALLOWED, DENIED, ALLOWED]),
     "data:import-job": ("get", [DENIED, DENIED, ALLOWED, DENIED, ALLOWED]),
     "data:import-job-errors": ("get", [DENIED, DENIED, ALLOWED, DENIED, ALLOWED]),
+    "data:import-apply": ("post", [DENIED, DENIED, ALLOWED, DENIED, ALLOWED]),
     "data:template": ("get", [DENIED, DENIED, ALLOWED, DENIED, ALLOWED]),
     "data:export": ("post", [DENIED, DENIED, ALLOWED, DENIED, ALLOWED]),
+    "data:export-job": ("get", [DENIED, DENIED, ALLOWED, DENIED, ALLOWED]),
+    "data:export-job-download": ("get", [DENIED, DENIED, ALLOWED, DENIED, ALLOWED]),
     # The receivables dashboard (issue #7): view_dashboard; "refresh now" also needs refresh_dashboard.
     "dashboard": ("get", [DENIED, ALLOWED, ALLOWED, DENIED, ALLOWED]),
     "dashboard-export": ("get", [DENIED, ALLOWED, ALLOWED, DENIED, ALLOWED]),
@@ -96,6 +101,11 @@ def _request(client, name, method, bill, pending_extension, user):
     customer_no, bill_no = bill.customer.customer_no, bill.bill_no
     if name.startswith("data:"):
         return _data_request(client, name, user)
+    if name == "accounts:audit-event":
+        from accounts.services import audit_record
+
+        event = audit_record(actor=user, action="matrix.test", target=bill)
+        return client.get(reverse(name, args=[event.pk]))
     if name == "approval-decide":
         kwargs = {"kind": "extension", "pk": pending_extension.pk}
     elif name.startswith(("incident-", "relief-")):
@@ -170,10 +180,18 @@ def _incident_kwargs(name, user):
 
 
 def _data_request(client, name, user):
+    if name == "data:import-apply":
+        job = ImportJob.objects.create(resource="bills", filename="bills.csv", created_by=user, status="previewed")
+        return client.post(reverse(name, args=[job.pk]))
     if name in ("data:import-job", "data:import-job-errors"):
         job = ImportJob.objects.create(
             resource="bills", filename="bills.csv", created_by=user, error_report=b"row,column,value\n"
         )
+        return client.get(reverse(name, args=[job.pk]))
+    if name in ("data:export-job", "data:export-job-download"):
+        from repayments.models import ExportJob
+
+        job = ExportJob.objects.create(resource="bills", created_by=user, status="done", finished_at=timezone.now())
         return client.get(reverse(name, args=[job.pk]))
     if name == "data:template":
         return client.get(reverse(name, args=["bills"]))
