@@ -80,7 +80,7 @@ def audit_export(request: AuthenticatedHttpRequest) -> HttpResponse | StreamingH
         actor=request.user,
         action="audit.export",
         target_type="accounts.auditevent",
-        after={"filters": {k: v for k, v in request.GET.items()}},
+        after={"filters": dict(request.GET.lists())},  # {name: [values]}, repeated ones kept
         ip_address=get_client_ip_address(request),
     )
     rows = (

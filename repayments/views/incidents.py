@@ -191,7 +191,7 @@ def bureau_ledger_export(request: AuthenticatedHttpRequest) -> HttpResponseBase:
         actor=request.user,
         action="bureau_ledger.export",
         target_type="repayments.bureausuppression",
-        after={"filters": dict(request.GET.items())},
+        after={"filters": dict(request.GET.lists())},  # {name: [values]}, repeated ones kept
     )
     lines = csv_lines(
         LEDGER_COLUMNS,

@@ -47,3 +47,14 @@ def test_the_orm_cannot_edit_an_event_either(event):
     event.reason = "rewritten"
     with pytest.raises(ProgrammingError), transaction.atomic():
         event.save()
+
+
+def test_an_audit_export_records_every_value_of_a_repeated_filter(client, auditor):
+    from django.urls import reverse
+
+    client.force_login(auditor)
+    response = client.get(reverse("accounts:audit-export"), {"actor": "demo", "action": ["customer.", "bill."]})
+    assert response.status_code == 200
+    b"".join(response.streaming_content)
+    event = AuditEvent.objects.filter(action="audit.export").latest("id")
+    assert event.after["filters"] == {"actor": ["demo"], "action": ["customer.", "bill."]}
