@@ -11,7 +11,7 @@ export DEBUG ?= true
 .PHONY: run test test-shifted setup install lint typecheck check-migrations db-stop db-backup db-restore clean-db benchmarks soak help
 
 help:
-	@echo "make run    - set up and start web + queue cluster on http://127.0.0.1:8000"
+	@echo "make run    - set up and start web + the three queue clusters on http://127.0.0.1:8000"
 	@echo "make test   - set up and run the whole test suite"
 	@echo "make test-shifted [SHIFT=+13d] [TESTS=paths] - the tests on a shifted clock (docs/testing.md)"
 	@echo "make lint   - the pre-commit hooks on every file: ruff, django-upgrade, djhtml, import contracts"
@@ -39,7 +39,7 @@ setup: install
 SANDBOX_SYSTEM_FAILURE_RATE ?= 0.03
 run: setup
 	$(MANAGE) first_run
-	@echo "Starting web (http://127.0.0.1:8000), the two queue clusters and the sandbox bank; Ctrl-C stops them."
+	@echo "Starting web (http://127.0.0.1:8000), the three queue clusters (lanes) and the sandbox bank; Ctrl-C stops them."
 	SANDBOX_SYSTEM_FAILURE_RATE=$(SANDBOX_SYSTEM_FAILURE_RATE) $(BIN)/honcho start -f Procfile
 
 # The same setup as `make run`, then the suite. The tests themselves copy their own

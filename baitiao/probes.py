@@ -164,7 +164,9 @@ class ReadinessView(HealthCheckView):
 
     200 when every check passes, 503 otherwise (load balancers take the instance out
     of rotation). Each check reports ``status``, ``seconds`` it took and, on failure,
-    ``error``: a sentence without hosts or credentials.
+    ``error``: a sentence without hosts or credentials. ``lanes`` lists each queue
+    lane (``critical``, ``baitiao``, ``notify``) with its workers, backlog (``depth``)
+    and ``oldest_task_age_seconds``, for a person reading the probe.
     """
 
     async def get(self, request, *args, **kwargs):
@@ -181,12 +183,22 @@ class ReadinessView(HealthCheckView):
             report[name] = entry
         failed = any(result.error for result in results)
         return JsonResponse(
-            {"status": "unavailable" if failed else "ok", "checks": report},
+            {"status": "unavailable" if failed else "ok", "checks": report, "lanes": await _lanes()},
             status=503 if failed else 200,
         )
 
 
 readyz = ReadinessView.as_view()
+
+
+async def _lanes() -> dict[str, dict[str, object]]:
+    """Each queue lane's workers, backlog and oldest task age (``baitiao.queues.lanes_state``); ``{}`` if unreadable."""
+    from baitiao.queues import lanes_state
+
+    try:
+        return await sync_to_async(lanes_state, thread_sensitive=True)()
+    except Exception:  # the queue check already reports a broker that cannot be read
+        return {}
 
 
 def _metrics_allowed(request: HttpRequest) -> bool:

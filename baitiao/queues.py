@@ -1,4 +1,4 @@
-"""The product's django-q2 queues, read from the broker (ORM or Redis): names, depth, oldest task's age.
+"""The product's django-q2 queues ("lanes"), read from the broker (ORM or Redis): names, depth, oldest task's age.
 
 Used by the readiness probe (``baitiao.probes``) and the Prometheus gauges
 (``repayments.metrics``).
@@ -11,11 +11,46 @@ import datetime as dt
 from django.conf import settings
 from django.utils import timezone
 
+# The lanes (docs/operations.md): a django-q2 cluster each, named as in settings.Q_CLUSTER.
+CRITICAL = "critical"  # detection, relief runs, agents' retries, the dashboard refresh
+NOTIFY = "notify"  # customer messages
+BULK = None  # the main cluster ("baitiao"): collection runs, debits, housekeeping
+
 
 def queue_names() -> list[str]:
-    """The django-q2 queues of the product: the main cluster's and each ALT_CLUSTERS one (``notify``)."""
+    """The django-q2 queues of the product: the main cluster's and each ALT_CLUSTERS one (``critical``, ``notify``)."""
     conf = settings.Q_CLUSTER
     return [conf["name"], *conf.get("ALT_CLUSTERS", {})]
+
+
+def lane_workers(name: str) -> int:
+    """Workers of lane ``name`` as configured (``Q_WORKERS``, ``Q_CRITICAL_WORKERS``, ``Q_NOTIFY_WORKERS``)."""
+    conf = settings.Q_CLUSTER
+    if name == conf["name"]:
+        return int(conf["workers"])
+    return int(conf.get("ALT_CLUSTERS", {}).get(name, {}).get("workers", conf["workers"]))
+
+
+def lanes_state(*, now: dt.datetime | None = None) -> dict[str, dict[str, object]]:
+    """Every lane's backlog, as /readyz shows it.
+
+    Args:
+        now: the reference time (aware datetime); default ``timezone.now()``.
+
+    Returns:
+        ``{name: {"workers": n, "depth": tasks ready, "oldest_task_age_seconds": s or None}}``
+        in the order of :func:`queue_names`.
+    """
+    now = now or timezone.now()
+    state: dict[str, dict[str, object]] = {}
+    for name in queue_names():
+        age = queue_oldest_task_age(name, now=now)
+        state[name] = {
+            "workers": lane_workers(name),
+            "depth": queue_depth(name),
+            "oldest_task_age_seconds": round(age, 1) if age is not None else None,
+        }
+    return state
 
 
 def queue_depth(name: str) -> int:

@@ -308,7 +308,18 @@ GATEWAY_HEALTH_PATH = env.str("GATEWAY_HEALTH_PATH", default="/healthz")
 # idempotent. A cluster holds at most `queue_limit` tasks taken from the shared
 # queue: kept small, so that tasks wait where any machine can take them, a killed
 # cluster loses few (Redis), and none waits locally past `retry` and runs twice (ORM).
+#
+# Lanes (docs/operations.md, "Lanes"): three clusters, each consuming its own queue,
+# so time-critical work never waits behind bulk work (issue #16):
+# * critical: incident detection, relief runs, agents' manual retries (and their
+#   debits), the dashboard refresh. Small, frequent, someone is waiting for them.
+# * baitiao (main, "bulk"): collection runs and their debits, settling unknown
+#   attempts, ageing, reminder planning, imports, housekeeping.
+# * notify: customer messages (debit results, reminders, apologies), by the thousand.
+# Each lane's size is its own env var; /readyz and /metrics show each lane's backlog.
 _Q_WORKERS = env.int("Q_WORKERS", default=2)
+_Q_CRITICAL_WORKERS = env.int("Q_CRITICAL_WORKERS", default=2)
+_Q_NOTIFY_WORKERS = env.int("Q_NOTIFY_WORKERS", default=1)
 Q_CLUSTER = {
     "name": "baitiao",
     "workers": _Q_WORKERS,
@@ -319,9 +330,10 @@ Q_CLUSTER = {
     "bulk": 1,
     "catch_up": False,
     "label": "Task queue",
-    # Customer messages have their own queue and cluster (Q_CLUSTER_NAME=notify), so a
-    # large collection run never delays "your debit failed" behind thousands of debits.
-    "ALT_CLUSTERS": {"notify": {"workers": env.int("Q_NOTIFY_WORKERS", default=1)}},
+    "ALT_CLUSTERS": {
+        "critical": {"workers": _Q_CRITICAL_WORKERS, "queue_limit": 2 * _Q_CRITICAL_WORKERS},
+        "notify": {"workers": _Q_NOTIFY_WORKERS, "queue_limit": 2 * _Q_NOTIFY_WORKERS},
+    },
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL

@@ -13,10 +13,14 @@ process has to keep counters:
     index on ``sent_at``; rows are written when sent, so ``id`` order is time order
     and the window's first id is found by a binary search on the primary key
     (about 25 index probes at 10 M rows), then only the window's rows are counted.
+``baitiao_notices_dropped_recent{reason}``
+    customer messages dropped in the same window because they stopped being true
+    while queued (the bill was paid, the incident resolved), by reason; read like
+    the reminders above.
 ``baitiao_queue_depth{queue}`` and ``baitiao_queue_oldest_task_age_seconds{queue}``
-    django-q2 tasks ready to run per queue (the main cluster's and ``notify``), and
-    how long the oldest of them has waited since it was enqueued. Works with the
-    ORM broker and with Redis.
+    django-q2 tasks ready to run per queue, i.e. per lane (``baitiao`` the main/bulk
+    cluster, ``critical``, ``notify``: docs/operations.md), and how long the oldest
+    of them has waited since it was enqueued. Works with the ORM broker and with Redis.
 ``baitiao_incidents_open``
     system-fault incidents currently open.
 ``baitiao_domain_metrics_errors{group}``
@@ -42,6 +46,7 @@ from repayments.models import (
     FailureFamily,
     Incident,
     IncidentStatus,
+    NoticeDropReason,
     Notification,
     NotificationChannel,
     NotificationStatus,
@@ -101,6 +106,7 @@ class DomainCollector(Collector):
         for group, produce in (
             ("debits", lambda: self._debits(since, window)),
             ("reminders", lambda: self._reminders(since, window)),
+            ("notices", lambda: self._notices_dropped(since, window)),
             ("queue", lambda: self._queues(now)),
             ("incidents", self._incidents),
         ):
@@ -162,6 +168,28 @@ class DomainCollector(Collector):
             }
         for channel in NotificationChannel.values:
             gauge.add_metric([channel], counts.get(channel, 0))
+        yield gauge
+
+    def _notices_dropped(self, since: dt.datetime, window: int) -> Iterator[Metric]:
+        gauge = _gauge(
+            "baitiao_notices_dropped_recent",
+            f"Customer messages dropped in the last {window} h because they stopped being true while queued.",
+            ["reason"],
+        )
+        counts: dict[str, int] = {}
+        start = first_id_since(Notification, "sent_at", since)
+        if start is not None:
+            counts = {
+                row["error"]: row["n"]
+                for row in Notification.objects.filter(
+                    Q(id__gte=start), sent_at__gte=since, status=NotificationStatus.DROPPED
+                )
+                .values("error")
+                .annotate(n=Count("id"))
+                .order_by()
+            }
+        for reason in NoticeDropReason.values:
+            gauge.add_metric([reason], counts.get(reason, 0))
         yield gauge
 
     def _queues(self, now: dt.datetime) -> Iterator[Metric]:

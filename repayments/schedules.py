@@ -3,11 +3,17 @@
 ``python manage.py setup_schedules`` creates or updates them idempotently (by
 name). Cron expressions are evaluated by django-q2 in ``settings.TIME_ZONE``,
 the business time zone: ``5 0 * * *`` fires at 00:05 Asia/Shanghai (16:05 UTC).
+
+Each schedule names its lane (docs/operations.md, "Lanes"): django-q2's
+``Schedule.cluster``. Only that cluster's scheduler picks it up, and the task goes
+to that cluster's queue; ``None`` is the main (bulk) cluster.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from baitiao.queues import BULK, CRITICAL, NOTIFY
 
 
 @dataclass(frozen=True)
@@ -17,6 +23,7 @@ class ScheduleSpec:
     cron: str  # business time (Asia/Shanghai)
     description: str
     run_when_created: bool = False  # fire once right away on a fresh install (make run's first start)
+    cluster: str | None = BULK  # the lane: CRITICAL, NOTIFY, or BULK (the main cluster)
 
 
 SCHEDULES: tuple[ScheduleSpec, ...] = (
@@ -57,12 +64,14 @@ SCHEDULES: tuple[ScheduleSpec, ...] = (
         func="repayments.tasks.send_reminders",
         cron="*/10 * * * *",
         description="Send due reminders outside quiet hours, within the daily cap.",
+        cluster=NOTIFY,
     ),
     ScheduleSpec(
         name="detect-incidents",
         func="repayments.tasks.detect_incidents",
         cron="* * * * *",
         description="Open an incident when a bank's system-failure rate spikes; resume stalled relief batches.",
+        cluster=CRITICAL,
     ),
     ScheduleSpec(
         name="sweep-import-jobs",
@@ -77,6 +86,7 @@ SCHEDULES: tuple[ScheduleSpec, ...] = (
         cron="*/15 * * * *",
         description="Rebuild the receivables dashboard's rollups (REFRESH MATERIALIZED VIEW CONCURRENTLY).",
         run_when_created=True,
+        cluster=CRITICAL,
     ),
     ScheduleSpec(
         name="anonymize-expired-customers",

@@ -21,10 +21,10 @@ def run_collection() -> dict[str, int]:
 
 
 def collect_customer(customer_id: int) -> dict[str, int]:
-    """An agent's retry: debit one customer's due bills, sending on the same (interactive) queue."""
-    from repayments.services.collection import NOTIFY_QUEUE
+    """An agent's retry: debit one customer's due bills, sending on the same (``critical``) lane."""
+    from repayments.services.collection import CRITICAL_QUEUE
 
-    return collection_run(customer_id=customer_id, send_cluster=NOTIFY_QUEUE)
+    return collection_run(customer_id=customer_id, send_cluster=CRITICAL_QUEUE)
 
 
 def send_debits(attempt_ids: list[int]) -> dict[str, int]:

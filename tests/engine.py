@@ -81,8 +81,10 @@ class Sandbox:
     url: str
     process: subprocess.Popen
 
-    def outage(self, mode: str) -> None:
-        httpx.post(f"{self.url}/sandbox/outage", json={"mode": mode}, timeout=5).raise_for_status()
+    def outage(self, mode: str, *, only: tuple[str, ...] = ()) -> None:
+        """Switch the bank's outage; ``only``: token substrings it hits (default every debit)."""
+        payload = {"mode": mode, "only": list(only)}
+        httpx.post(f"{self.url}/sandbox/outage", json=payload, timeout=5).raise_for_status()
 
     def state(self) -> dict:
         return httpx.get(f"{self.url}/sandbox/state", timeout=5).json()

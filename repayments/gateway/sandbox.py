@@ -17,6 +17,8 @@ shares nothing with our database. What it does, like a bank would:
 * **Outage switch**: ``POST /sandbox/outage {"mode": "error"}`` fails debits with
   system codes; ``{"mode": "timeout"}`` holds every answer longer than a client
   waits while still processing the debit (the ambiguous case); ``"off"`` ends it.
+  ``"only": ["icbc", …]`` limits it to debits whose token contains one of these
+  strings: one bank down while the others answer, as real outages go.
 * **Card binding** with an SMS step: ``POST /v1/bindings`` then
   ``POST /v1/bindings/<id>/confirm`` with code ``111111`` (UnionPay's test code).
 * **A durable ledger** (``--ledger FILE``): like a bank's books, every debit and
@@ -149,6 +151,7 @@ class SandboxBank:
         self.balances: dict[str, Decimal] = {}
         self.bindings: dict[str, dict[str, str]] = {}
         self.outage = "off"
+        self.outage_only: tuple[str, ...] = ()  # token substrings the outage hits; empty: every debit
         self.lock = threading.Lock()
         self.random = random.Random(config.seed)  # noqa: S311 - simulation, not security
         self.callbacks_sent = 0
@@ -220,7 +223,8 @@ class SandboxBank:
                     return 409, {"code": "idempotency_key_reused", "message": "key used with another debit"}
                 return 200, existing.as_json()
             debit = Debit(key=key, token=token, amount=amount, currency=currency)
-            if self.outage == "error":
+            down = self.outage != "off" and (not self.outage_only or any(part in token for part in self.outage_only))
+            if down and self.outage == "error":
                 debit.status = "failed"
                 debit.code = self.random.choice(["bank_system_error", "channel_unavailable"])
                 debit.message = "核心系统繁忙 / core banking system busy"
@@ -229,7 +233,7 @@ class SandboxBank:
                 return 200, debit.as_json()
             self.debits[key] = debit
             self._journal(debit)
-            hold = self.outage == "timeout"
+            hold = down and self.outage == "timeout"
         delay = self.random.uniform(*self.config.latency_ms) / 1000
         if hold:  # a slow bank is slow all the way: the result comes after the held answer
             delay += self.config.hold_seconds
@@ -330,13 +334,16 @@ class SandboxBank:
             del self.bindings[request_id]
         return 200, pending
 
-    def set_outage(self, mode: str) -> tuple[int, dict[str, Any]]:
+    def set_outage(self, mode: str, only: list[str] | None = None) -> tuple[int, dict[str, Any]]:
+        """Switch the outage: ``mode`` off, error or timeout; ``only`` token substrings it hits (default all)."""
         if mode not in ("off", "error", "timeout"):
             return 400, {"code": "bad_request", "message": "mode is off, error or timeout"}
+        if not isinstance(only, list) or not all(isinstance(part, str) and part for part in only):
+            return 400, {"code": "bad_request", "message": "only is a list of non-empty strings"}
         with self.lock:
-            self.outage = mode
-        logger.warning("sandbox outage mode: %s", mode)
-        return 200, {"outage": mode}
+            self.outage, self.outage_only = mode, tuple(only)
+        logger.warning("sandbox outage mode: %s %s", mode, ",".join(only) or "(every debit)")
+        return 200, {"outage": mode, "only": only}
 
     def state(self) -> dict[str, Any]:
         with self.lock:
@@ -394,7 +401,7 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             return self._send(400, {"code": "bad_request", "message": "body is not JSON"})
         if self.path == "/sandbox/outage":
-            return self._send(*self.bank.set_outage(str(payload.get("mode", ""))))
+            return self._send(*self.bank.set_outage(str(payload.get("mode", "")), payload.get("only", [])))
         if not self._authenticated(body):
             return None
         if self.path == "/v1/debits":

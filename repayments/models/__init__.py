@@ -70,6 +70,7 @@ from repayments.models.incidents import (  # noqa: F401
     ReliefStatus,
 )
 from repayments.models.notifications import (  # noqa: F401
+    NoticeDropReason,
     Notification,
     NotificationChannel,
     NotificationEvent,

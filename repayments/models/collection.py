@@ -64,7 +64,10 @@ class RepaymentAttempt(TimeStampedModel):
     failure_family = models.CharField(max_length=8, choices=FailureFamily.choices, blank=True)
     failure_message = models.CharField(max_length=255, blank=True)  # the bank's words
     gateway_reference = models.CharField(max_length=64, blank=True)
+    # When the debit was sent to the bank (UTC); until it is sent, when a run created it.
     requested_at = models.DateTimeField()
+    # When its result arrived (UTC): the bank's final answer, or for an ``unknown``
+    # attempt the client's timeout, replaced by the answer once it comes.
     completed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -96,6 +99,9 @@ class RepaymentAttempt(TimeStampedModel):
             # Incident detection reads the last few minutes' attempts every minute. Attempts
             # are appended in time order, so a BRIN index is tiny and costs inserts nothing.
             BrinIndex(fields=["requested_at"], name="attempt_requested_brin"),
+            # Incident detection windows on when results arrived (issue #16). Results do not
+            # arrive in insertion order, so a B-tree, not a BRIN.
+            models.Index(fields=["completed_at"], name="attempt_completed_idx"),
         ]
         permissions = [("retry_debit", "Can trigger a manual debit retry")]
 

@@ -34,6 +34,14 @@ class NotificationEvent(models.TextChoices):
 class NotificationStatus(models.TextChoices):
     SENT = "sent", _("Sent")
     FAILED = "failed", _("Failed")
+    # Not sent: what it would have said stopped being true while it waited in the queue
+    # (issue #16); ``error`` holds the NoticeDropReason.
+    DROPPED = "dropped", _("Dropped (no longer true)")
+
+
+class NoticeDropReason(models.TextChoices):
+    BILL_SETTLED = "bill_settled", _("The bill was paid or closed meanwhile")
+    INCIDENT_RESOLVED = "incident_resolved", _("The incident was resolved meanwhile")
 
 
 class Reminder(TimeStampedModel):

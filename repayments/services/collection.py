@@ -39,6 +39,7 @@ from accounts.models import User
 from accounts.services import audit_record
 from baitiao.business_time import business_datetime, business_today
 from baitiao.money import ZERO, format_money
+from baitiao.queues import CRITICAL, NOTIFY
 from repayments.gateway.client import DebitResult, GatewayError, GatewayTimeout, GatewayUnreachable, get_gateway
 from repayments.gateway.taxonomy import failure_family
 from repayments.models import (
@@ -56,9 +57,13 @@ from repayments.models import (
     FailureCode,
     FailureFamily,
     GatewayReviewItem,
+    Incident,
+    IncidentStatus,
+    NoticeDropReason,
     Notification,
     NotificationChannel,
     NotificationEvent,
+    NotificationStatus,
     RepairCaseStatus,
     RepaymentAttempt,
     ReviewReason,
@@ -71,7 +76,8 @@ logger = logging.getLogger(__name__)
 
 SEND_BATCH = 50  # attempts per send task
 ANALYZE_AFTER_ATTEMPTS = 10_000  # a run creating this many refreshes the attempt statistics
-NOTIFY_QUEUE = "notify"  # served by the cluster started with Q_CLUSTER_NAME=notify
+NOTIFY_QUEUE = NOTIFY  # customer messages: the cluster started with Q_CLUSTER_NAME=notify
+CRITICAL_QUEUE = CRITICAL  # agents' retries: the cluster started with Q_CLUSTER_NAME=critical
 
 # What a debit asks for (docs/repayment-engine.md): on and after the due date, what
 # the statement still owes; before it, only what is past due (the minimums missed on
@@ -136,8 +142,9 @@ def collection_run(
             or a manual retry); default every customer.
         customer_ids: only these customers' bills (the first run's sample,
             ``repayments.services.first_run``); default every customer.
-        send_cluster: the django-q2 cluster for the send tasks; ``NOTIFY_QUEUE`` lets an
-            agent's retry overtake a large scheduled run. Default: the main cluster.
+        send_cluster: the django-q2 cluster (lane) for the send tasks; ``CRITICAL_QUEUE``
+            lets an agent's retry overtake a large scheduled run. Default: the main
+            (bulk) cluster.
 
     Returns:
         ``{"attempts": n, "tasks": m}``.
@@ -273,14 +280,24 @@ def _claim(attempt_id: int) -> RepaymentAttempt | None:
             bill.retry_at = now  # collect what is owed now, with the right amount and card
             bill.save(update_fields=["retry_at", "updated_at"])
         return None
-    attempt.status = AttemptStatus.PROCESSING
-    attempt.save(update_fields=["status", "updated_at"])
+    # ``requested_at`` is the moment the debit leaves for the bank, not when the run
+    # created it: a long run sends its last debits many minutes after its first, and
+    # incident detection must see each one when it happened (issue #16).
+    attempt.status, attempt.requested_at = AttemptStatus.PROCESSING, now
+    attempt.save(update_fields=["status", "requested_at", "updated_at"])
     return attempt
 
 
 def _mark_unknown(attempt_id: int) -> None:
+    """``processing`` → ``unknown``; the timeout is the result that arrived, so it stamps ``completed_at``.
+
+    Incident detection counts an attempt when its result arrived (``completed_at``):
+    a bank that stops answering shows as a burst of timeouts. The bank's final
+    word, when it comes, replaces the stamp with its own arrival.
+    """
+    now = timezone.now()
     RepaymentAttempt.objects.filter(id=attempt_id, status=AttemptStatus.PROCESSING).update(
-        status=AttemptStatus.UNKNOWN, updated_at=timezone.now()
+        status=AttemptStatus.UNKNOWN, completed_at=now, updated_at=now
     )
 
 
@@ -596,8 +613,32 @@ def _incident_open_for(attempt: RepaymentAttempt) -> bool:
     return incident_open_for_bank(bank_code)
 
 
+_FAILURE_EVENTS = (
+    NotificationEvent.DEBIT_FAILED_BINDING,
+    NotificationEvent.DEBIT_FAILED_FUNDS,
+    NotificationEvent.DEBIT_FAILED_SYSTEM,
+)
+
+
 def attempt_notify(*, attempt_id: int, event: str, channels: list[str]) -> int:
-    """Send the customer the message for ``event`` about attempt ``attempt_id``; returns messages written."""
+    """Send the customer the message for ``event`` about attempt ``attempt_id``; returns messages sent or failed.
+
+    A message waits in the ``notify`` lane, behind thousands of others in a large
+    run. One that stopped being true meanwhile is dropped, not sent (issue #16): a
+    failure notice for a bill since paid or closed, or a "system problem" notice
+    for a debit inside an incident since resolved. A dropped message is recorded
+    per channel as a ``dropped`` notification whose ``error`` is the
+    :class:`~repayments.models.NoticeDropReason` (the customer's history shows it,
+    ``/metrics`` counts it) and logged; a replay then does nothing.
+
+    Args:
+        attempt_id: the attempt the message is about.
+        event: a ``NotificationEvent`` value.
+        channels: ``NotificationChannel`` values, every one tried.
+
+    Returns:
+        How many messages were sent or failed (0 when dropped or already sent).
+    """
     from repayments.services.notifications import notification_send
 
     attempt = RepaymentAttempt.objects.select_related("bill__customer", "bill__credit_line", "card_binding").get(
@@ -606,6 +647,26 @@ def attempt_notify(*, attempt_id: int, event: str, channels: list[str]) -> int:
     bill = attempt.bill
     if Notification.objects.filter(attempt=attempt, event=event).exists():
         return 0  # a replayed task: the customer was told already
+    reason = notice_obsolete_reason(attempt=attempt, event=event)
+    if reason:
+        now = timezone.now()
+        Notification.objects.bulk_create(
+            Notification(
+                customer=bill.customer,
+                bill=bill,
+                attempt=attempt,
+                event=event,
+                channel=channel,
+                language=bill.customer.language or "zh-hans",
+                body="",
+                status=NotificationStatus.DROPPED,
+                error=reason,
+                sent_at=now,
+            )
+            for channel in channels
+        )
+        logger.info("notice dropped: %s for attempt %s, %s", event, attempt.attempt_no, reason)
+        return 0
     context = {
         "amount": format_money(attempt.amount, bill.credit_line.currency),
         "bill_no": bill.bill_no,
@@ -624,6 +685,41 @@ def attempt_notify(*, attempt_id: int, event: str, channels: list[str]) -> int:
         attempt=attempt,
     )
     return len(sent)
+
+
+def notice_obsolete_reason(*, attempt: RepaymentAttempt, event: str) -> str:
+    """Why the notice ``event`` about ``attempt`` is no longer true, or ``""`` when it still is.
+
+    * A failure notice (``debit_failed_*``) for a bill that owes nothing any more or
+      is no longer open (paid, closed, carried forward): ``bill_settled``.
+    * A "system problem" notice for a debit sent inside the window of an incident on
+      its bank and channel that has been resolved since: ``incident_resolved`` (the
+      retries came back at once; the relief batch apologises).
+
+    Args:
+        attempt: the attempt, with ``bill`` and ``card_binding`` loaded.
+        event: a ``NotificationEvent`` value.
+
+    Returns:
+        A :class:`~repayments.models.NoticeDropReason` value, or ``""``.
+    """
+    if event not in _FAILURE_EVENTS:
+        return ""
+    bill = attempt.bill
+    if bill.status not in OPEN_BILL_STATUSES or bill.outstanding <= ZERO:
+        return NoticeDropReason.BILL_SETTLED
+    if event == NotificationEvent.DEBIT_FAILED_SYSTEM:
+        bank_code = attempt.card_binding.bank_code if attempt.card_binding else ""
+        resolved = Incident.objects.filter(
+            Q(bank_code="") | Q(bank_code=bank_code),
+            Q(channel="") | Q(channel=attempt.channel),
+            status=IncidentStatus.RESOLVED,
+            started_at__lte=attempt.requested_at,
+            ended_at__gte=attempt.requested_at,
+        )
+        if resolved.exists():
+            return NoticeDropReason.INCIDENT_RESOLVED
+    return ""
 
 
 def attempts_resolve_stale(*, now: dt.datetime | None = None, limit: int = 500) -> dict[str, int]:
@@ -706,13 +802,14 @@ def bills_retry_after_rebinding(*, customer_id: int, actor: User | None) -> int:
 
 
 def collect_customer_soon(customer_id: int) -> None:
-    """After commit, debit this customer's due bills on the interactive (``notify``) queue.
+    """After commit, debit this customer's due bills on the ``critical`` lane.
 
     Agent actions (a new binding, a manual retry) should show their result in
     seconds, not wait behind a scheduled run's thousands of send tasks on the main
-    queue; the ``notify`` cluster carries only messages and these.
+    lane, nor behind thousands of customer messages on the ``notify`` lane
+    (docs/operations.md, "Lanes").
     """
-    transaction.on_commit(lambda: async_task("repayments.tasks.collect_customer", customer_id, cluster=NOTIFY_QUEUE))
+    transaction.on_commit(lambda: async_task("repayments.tasks.collect_customer", customer_id, cluster=CRITICAL_QUEUE))
 
 
 def _payload(result: DebitResult) -> dict:

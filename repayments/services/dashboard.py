@@ -97,15 +97,20 @@ def dashboard_refresh_request(*, actor: User) -> None:
 
     The rebuild runs on the queue (it takes seconds to minutes on a large
     database, longer than a web request should), as :func:`dashboard_refresh`
-    with ``trigger="manual"``.
+    with ``trigger="manual"``, on the ``critical`` lane: never behind a collection
+    run's debits or thousands of customer messages (docs/operations.md, "Lanes").
     """
     from django.db import transaction
     from django_q.tasks import async_task
 
+    from baitiao.queues import CRITICAL
+
     with transaction.atomic():
         audit_record(actor=actor, action="dashboard.refresh_requested", target_type="repayments.dashboard")
         transaction.on_commit(
-            lambda: async_task("repayments.tasks.refresh_dashboard", trigger="manual", actor_id=actor.pk)
+            lambda: async_task(
+                "repayments.tasks.refresh_dashboard", trigger="manual", actor_id=actor.pk, cluster=CRITICAL
+            )
         )
 
 

@@ -29,7 +29,7 @@ from django.utils import timezone
 from accounts.models import AuditEvent
 from accounts.services import audit_record
 from repayments.models import OPEN_BILL_STATUSES, Bill, CardBindingStatus
-from repayments.services.collection import NOTIFY_QUEUE, _first_debit_through, collection_run
+from repayments.services.collection import CRITICAL_QUEUE, _first_debit_through, collection_run
 
 FIRST_RUN_ACTION = "collection.first_run"
 _LOCK_KEY = 0x16_F1_25  # pg_advisory_xact_lock key of this step (issue #16)
@@ -106,9 +106,9 @@ def first_run_collection(*, now: dt.datetime | None = None, size: int | None = N
         if AuditEvent.objects.filter(action=FIRST_RUN_ACTION).exists():
             return {"skipped": 1}
         customers = first_run_sample(now=now, size=size)
-        # The sends go to the interactive cluster, ahead of the scheduled run's
-        # thousands of debits on the main one; they are enqueued after commit.
-        result = collection_run(now=now, customer_ids=customers, send_cluster=NOTIFY_QUEUE) if customers else {}
+        # The sends go to the critical lane (docs/operations.md, "Lanes"), ahead of the scheduled
+        # run's thousands of debits on the bulk one; once per database, enqueued after commit.
+        result = collection_run(now=now, customer_ids=customers, send_cluster=CRITICAL_QUEUE) if customers else {}
         counts = {"customers": len(customers), "attempts": result.get("attempts", 0), "tasks": result.get("tasks", 0)}
         audit_record(actor=None, action=FIRST_RUN_ACTION, target_type="job", after=counts)
     return counts

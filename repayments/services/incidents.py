@@ -1,8 +1,9 @@
 """System-fault incidents (issue #5): detect an outage, shield its customers, relieve them in one batch.
 
-* :func:`incident_detect` (every minute): per bank, the share of debits sent in the
-  last ``settings.INCIDENT_DETECTION["window_minutes"]`` that failed with a
-  system-family code; at ``threshold_percent`` of at least ``min_attempts`` it opens
+* :func:`incident_detect` (every minute, on the ``critical`` queue): per bank, the
+  share of debits whose result arrived in the last
+  ``settings.INCIDENT_DETECTION["window_minutes"]`` that failed with a system-family
+  code or timed out; at ``threshold_percent`` of at least ``min_attempts`` it opens
   an incident and alerts the supervisors (console banner, email).
 * :func:`incident_declare` / :func:`incident_resolve`: by hand, overlapping refused.
 * While an incident is open, the bills it shields (``selectors.incidents``) are not
@@ -60,7 +61,7 @@ from repayments.selectors.incidents import (
     relief_selection_params,
     shielded_sql,
 )
-from repayments.services.collection import NOTIFY_QUEUE
+from repayments.services.collection import CRITICAL_QUEUE, NOTIFY_QUEUE
 from repayments.services.delinquency import bills_refresh_delinquency
 from repayments.services.errors import RuleViolation
 
@@ -69,17 +70,23 @@ logger = logging.getLogger(__name__)
 PERMISSION = "repayments.manage_incident"
 RELIEF_LOCK_SPACE = 7_002  # pg_advisory_lock(space, batch_id): one runner per batch
 
+# Judged by when each result arrived (``completed_at``: the bank's answer, or the
+# timeout that left an attempt ``unknown``), never by when a run created the attempt:
+# a long run's debits reach the bank minutes after it began (issue #16). A timeout
+# counts as a system failure. The incident starts at the first such debit's send.
 DETECT = """
     SELECT cb.bank_code, a.channel,
            count(*) AS settled,
-           count(*) FILTER (WHERE a.status = %(attempt_failed)s AND a.failure_family = %(family_system)s)
+           count(*) FILTER (WHERE a.status = %(attempt_unknown)s
+                               OR (a.status = %(attempt_failed)s AND a.failure_family = %(family_system)s))
                AS system_failed,
-           min(a.requested_at) FILTER (WHERE a.status = %(attempt_failed)s AND a.failure_family = %(family_system)s)
+           min(a.requested_at) FILTER (WHERE a.status = %(attempt_unknown)s
+                                          OR (a.status = %(attempt_failed)s AND a.failure_family = %(family_system)s))
                AS first_failure
       FROM repayments_repaymentattempt a
       JOIN repayments_cardbinding cb ON cb.id = a.card_binding_id
-     WHERE a.requested_at > %(since)s AND a.requested_at <= %(now)s
-       AND a.status IN (%(attempt_succeeded)s, %(attempt_failed)s)
+     WHERE a.completed_at > %(since)s AND a.completed_at <= %(now)s
+       AND a.status IN (%(attempt_succeeded)s, %(attempt_failed)s, %(attempt_unknown)s)
      GROUP BY cb.bank_code, a.channel
 """
 
@@ -106,8 +113,14 @@ def _overlapping(*, bank_code: str, channel: str, start: dt.datetime, end: dt.da
 def incident_detect(*, now: dt.datetime | None = None) -> list[Incident]:
     """Open an incident for each bank and channel whose system-failure rate crossed the threshold.
 
+    An attempt counts when its result arrived (``completed_at``, UTC): the bank's
+    answer, or the client's timeout (an ``unknown`` attempt counts as a system
+    failure). The incident starts at the earliest send (``requested_at``) of those
+    failures, so the relief selection, which reads ``requested_at``, finds them all.
+
     Args:
-        now: end of the sliding window (UTC aware); default ``timezone.now()``.
+        now: end of the sliding window of ``settings.INCIDENT_DETECTION["window_minutes"]``
+            minutes (UTC aware); default ``timezone.now()``.
 
     Returns:
         The incidents opened (a bank and channel already under an open incident open none).
@@ -394,7 +407,7 @@ def relief_approve(*, batch_id: int, approved_by: User) -> ReliefBatch:
             after={"incident": batch.incident_id, "days": batch.days, "bills": batch.bills_total},
             request_id=_audit_id(batch.audit_id),
         )
-        transaction.on_commit(lambda: async_task("repayments.tasks.run_relief", batch.pk))
+        transaction.on_commit(lambda: async_task("repayments.tasks.run_relief", batch.pk, cluster=CRITICAL_QUEUE))
     return batch
 
 
@@ -627,7 +640,7 @@ def relief_resume_stale(*, now: dt.datetime | None = None, stale_seconds: int = 
         ).values_list("pk", flat=True)
     )
     for batch_id in stale:
-        async_task("repayments.tasks.run_relief", batch_id)
+        async_task("repayments.tasks.run_relief", batch_id, cluster=CRITICAL_QUEUE)
     return len(stale)
 
 

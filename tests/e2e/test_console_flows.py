@@ -75,7 +75,8 @@ def test_agent_repairs_a_bad_binding_and_sees_the_retry_succeed(language, empty_
         _queue_filler(8)
     bank = live_bank(duplicate_rate=0.3, hold_seconds=0.5)
     cluster = start_cluster(bank.url)
-    interactive = start_cluster(bank.url, Q_CLUSTER_NAME="notify")  # agents' retries and customer messages
+    interactive = start_cluster(bank.url, Q_CLUSTER_NAME="notify")  # customer messages
+    critical = start_cluster(bank.url, Q_CLUSTER_NAME="critical")  # agents' retries
     try:
         page = login(agent, language)
         page.goto(page.url.rstrip("/") + "/console/?queue=repair")
@@ -104,6 +105,7 @@ def test_agent_repairs_a_bad_binding_and_sees_the_retry_succeed(language, empty_
     finally:
         cluster.stop()
         interactive.stop()
+        critical.stop()
     bill.refresh_from_db()
     assert (bill.status, bill.amount_paid) == (BillStatus.PAID, Decimal("1234.56"))
     assert bill.attempts.filter(status="succeeded").count() == 1  # duplicate callbacks booked once

@@ -94,7 +94,7 @@ def _up(url: str) -> bool:
 
 @pytest.fixture
 def stack(tmp_path, settings):
-    """Sandbox bank, web server, main and notify clusters: real processes logging to files."""
+    """Sandbox bank, web server, the main, notify and critical clusters: real processes logging to files."""
     web_port, bank_port = free_port(), free_port()
     web_url, bank_url = f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{bank_port}"
     common = {
@@ -102,7 +102,7 @@ def stack(tmp_path, settings):
         "GATEWAY_TIMEOUT_MS": "1000",
         "GATEWAY_CALLBACK_URL": f"{web_url}/api/v1/gateway/callbacks/",
     }
-    logs = {name: tmp_path / f"{name}.log" for name in ("bank", "web", "worker", "notifier")}
+    logs = {name: tmp_path / f"{name}.log" for name in ("bank", "web", "worker", "notifier", "critical")}
     processes = [
         _spawn(
             [
@@ -131,6 +131,7 @@ def stack(tmp_path, settings):
     clusters = [
         Cluster(_spawn(["qcluster"], logs["worker"], **common)),
         Cluster(_spawn(["qcluster"], logs["notifier"], Q_CLUSTER_NAME="notify", **common)),
+        Cluster(_spawn(["qcluster"], logs["critical"], Q_CLUSTER_NAME="critical", **common)),  # agents' retries
     ]
     settings.GATEWAY_URL = bank_url
     settings.GATEWAY_TIMEOUT_SECONDS = 1.0

@@ -60,7 +60,8 @@ def sync_queue(monkeypatch):
 def send_all(now: dt.datetime) -> list[int]:
     """Run a collection at ``now`` and send what it created (the sync queue may have sent it already)."""
     collection_run(now=now)
-    ids = list(RepaymentAttempt.objects.filter(requested_at=now).values_list("id", flat=True))
+    # created_at is the run's moment; requested_at becomes the send's (issue #16).
+    ids = list(RepaymentAttempt.objects.filter(created_at=now).values_list("id", flat=True))
     attempts_send(attempt_ids=ids)
     return ids
 

@@ -55,11 +55,11 @@ def test_the_command_queues_the_demo_collection_once(clock):
     out = StringIO()
     call_command("first_run", stdout=out)
     assert "queued" in out.getvalue()
-    assert OrmQ.objects.filter(key="notify").count() == 1
+    assert OrmQ.objects.filter(key="critical").count() == 1  # the critical lane
     first_run_collection(now=clock.now, size=10)  # nothing due in an empty domain; still marks the run
     call_command("first_run", stdout=out)
     assert "already done" in out.getvalue()
-    assert OrmQ.objects.filter(key="notify").count() == 1
+    assert OrmQ.objects.filter(key="critical").count() == 1  # the critical lane
 
 
 def test_the_command_does_nothing_unless_the_gateway_is_the_sandbox(settings):

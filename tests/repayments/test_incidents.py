@@ -349,7 +349,7 @@ def test_an_outage_during_a_collection_run_opens_an_incident_by_itself_and_relie
     sandbox = live_bank(hold_seconds=4)
     call_command("setup_schedules")
     Schedule.objects.update(next_run=timezone.now() + dt.timedelta(days=2))  # only what the test triggers runs
-    clusters = [start_cluster(sandbox.url), start_cluster(sandbox.url, Q_CLUSTER_NAME="notify")]
+    clusters = [start_cluster(sandbox.url, Q_CLUSTER_NAME=lane) for lane in ("baitiao", "notify", "critical")]
     try:
         due = timezone.localdate() - dt.timedelta(days=1)  # debitable whatever the wall clock says
         for n in range(3):

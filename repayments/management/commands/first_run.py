@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand
 from django_q.tasks import async_task
 
 from accounts.models import AuditEvent
-from repayments.services.collection import NOTIFY_QUEUE
+from repayments.services.collection import CRITICAL_QUEUE
 from repayments.services.first_run import FIRST_RUN_ACTION
 
 
@@ -19,8 +19,8 @@ class Command(BaseCommand):
         if AuditEvent.objects.filter(action=FIRST_RUN_ACTION).exists():
             self.stdout.write("First-run collection already done; skipping.")
             return
-        # On the interactive cluster: it starts with `make run` and is not behind the main one's work.
-        async_task("repayments.tasks.first_run_collection", cluster=NOTIFY_QUEUE)
+        # On the critical lane: it starts with `make run` and is not behind the bulk lane's work.
+        async_task("repayments.tasks.first_run_collection", cluster=CRITICAL_QUEUE)
         self.stdout.write(
             self.style.SUCCESS("First run: a demo collection of due customers is queued (worklist in about a minute).")
         )

@@ -32,6 +32,7 @@ class Command(BaseCommand):
         group.add_argument("--start", action="store_true")
         group.add_argument("--stop", action="store_true")
         outage.add_argument("--mode", choices=["error", "timeout"], default="error")
+        outage.add_argument("--only", nargs="+", default=[], metavar="PART", help="only tokens containing one of these")
         outage.add_argument("--url", default=settings.GATEWAY_URL)
 
     def handle(self, *args, **options):
@@ -55,7 +56,11 @@ class Command(BaseCommand):
             return
         mode = options["mode"] if options["start"] else "off"
         try:
-            response = httpx.post(options["url"].rstrip("/") + "/sandbox/outage", json={"mode": mode}, timeout=5)
+            response = httpx.post(
+                options["url"].rstrip("/") + "/sandbox/outage",
+                json={"mode": mode, "only": options["only"]},
+                timeout=5,
+            )
         except httpx.HTTPError as exc:
             raise CommandError(f"The sandbox at {options['url']} did not answer: {exc}") from exc
         if response.status_code != 200:
