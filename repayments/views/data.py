@@ -19,14 +19,14 @@ from django.views.decorators.http import require_POST
 
 from accounts.http import AuthenticatedHttpRequest
 from baitiao.csvfiles import csv_response
-from repayments.imports.columns import RESOURCES
+from repayments.imports.columns import RESOURCE_LABELS, RESOURCES
 from repayments.imports.reading import check_upload_size
 from repayments.imports.report import FileRefused
 from repayments.models import ImportJob, ImportJobStatus
 from repayments.services.exports import export_stream, template_file
 from repayments.services.imports import import_job_create
 
-RESOURCE_CHOICES = [(name, name) for name in RESOURCES]
+RESOURCE_CHOICES = [(name, RESOURCE_LABELS[name]) for name in RESOURCES]
 
 
 class ImportForm(forms.Form):
@@ -75,7 +75,8 @@ def _home_context(request: AuthenticatedHttpRequest, *, form: ImportForm) -> dic
     """The data page's context, the same after a refused upload as on a first visit."""
     return {
         "form": form,
-        "export_form": ExportForm(),
+        # Its own ids: the import form has a "resource" field too (one id per page).
+        "export_form": ExportForm(auto_id="id_export_%s"),
         "jobs": ImportJob.objects.filter(created_by=request.user).defer("error_report")[:20],
         "resources": RESOURCES,
         "can_unmask": request.user.has_perm("repayments.export_personal_data"),
