@@ -25,7 +25,14 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-install: $(BIN)/.installed
+# axe-core for the browser tests (tests/e2e/package.json, pinned by its lock file), when npm is there.
+AXE_STAMP := tests/e2e/node_modules/.installed
+$(AXE_STAMP): tests/e2e/package.json tests/e2e/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm not found: tests/e2e/test_every_page.py needs axe-core (apt-get install npm, then make install)"; fi
+
+install: $(BIN)/.installed $(AXE_STAMP)
 
 setup: install
 	$(MANAGE) migrate --no-input

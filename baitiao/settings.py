@@ -218,6 +218,8 @@ AUTH_PASSWORD_VALIDATORS = [
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# One format for dates, moments and numbers in every language (baitiao/formats/).
+FORMAT_MODULE_PATH = ["baitiao.formats"]
 # The business time zone: due dates, DPD and schedules are counted here; the
 # database stores UTC.
 TIME_ZONE = "Asia/Shanghai"

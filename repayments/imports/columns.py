@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.utils.translation import gettext_lazy as _
+
 from baitiao.masking import mask_name, mask_national_id, mask_phone, mask_token
 
 
@@ -199,3 +201,14 @@ def header_key(header: str) -> str:
 
     text = unicodedata.normalize("NFKC", header or "").strip().lower()
     return "".join(ch for ch in text if ch not in " _*\ufeff")
+
+
+# Each resource as readers see it (the console's choices, titles and template links); the
+# slug stays the key in URLs, files and the command line.
+RESOURCE_LABELS = {
+    "customers": _("Customers"),
+    "credit-lines": _("Credit lines"),
+    "card-bindings": _("Card bindings"),
+    "bills": _("Bills"),
+    "repayment-attempts": _("Repayment attempts"),
+}

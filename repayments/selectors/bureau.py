@@ -90,7 +90,11 @@ def suppression_ledger(params) -> tuple[QuerySet[LedgerEntry], list[str]]:
 
 
 def ledger_row(entry: LedgerEntry) -> dict[str, str | int]:
-    """One ledger row for the page and the CSV (see ``LEDGER_COLUMNS``)."""
+    """One ledger row for the page and the CSV (see ``LEDGER_COLUMNS``).
+
+    The CSV takes the columns as written (codes, ISO 8601 moments); the page shows
+    ``reference_id``, ``decider`` and ``by_policy`` in the reader's words and formats.
+    """
     if entry.extension_id:
         cause, reference = "extension", f"extension {entry.extension_id}"
         decided_by = entry.extension_approver or f"{entry.extension_requester} (policy)"
@@ -109,5 +113,8 @@ def ledger_row(entry: LedgerEntry) -> dict[str, str | int]:
         "reason": entry.reason,
         "decided_by": decided_by,
         "reference": reference,
+        "reference_id": entry.extension_id or entry.incident_id or "",
+        "decider": (entry.extension_approver or entry.extension_requester or "") if entry.extension_id else decided_by,
+        "by_policy": int(bool(entry.extension_id and not entry.extension_approver)),
         "revoked_at": timezone.localtime(entry.revoked_at).isoformat(timespec="seconds") if entry.revoked_at else "",
     }

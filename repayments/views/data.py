@@ -20,7 +20,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.http import AuthenticatedHttpRequest
 from baitiao.csvfiles import csv_response
-from repayments.imports.columns import RESOURCES
+from repayments.imports.columns import RESOURCE_LABELS, RESOURCES
 from repayments.imports.reading import check_upload_size
 from repayments.imports.report import FileRefused
 from repayments.models import BillStatus, ExportJob, ExportJobStatus, ImportJob, ImportJobStatus
@@ -35,7 +35,7 @@ from repayments.services.exports import (
 )
 from repayments.services.imports import import_job_apply, import_job_can_apply, import_job_create
 
-RESOURCE_CHOICES = [(name, name) for name in RESOURCES]
+RESOURCE_CHOICES = [(name, RESOURCE_LABELS[name]) for name in RESOURCES]
 
 
 class ImportForm(forms.Form):
@@ -88,7 +88,8 @@ def _home_context(request: AuthenticatedHttpRequest, *, form: ImportForm) -> dic
     export_files_expire()  # a file past its time is deleted before anyone sees its link
     return {
         "form": form,
-        "export_form": ExportForm(),
+        # Its own ids: the import form has a "resource" field too (one id per page).
+        "export_form": ExportForm(auto_id="id_export_%s"),
         "export_jobs": ExportJob.objects.filter(created_by=request.user)[:10],
         "sync_max_rows": settings.EXPORTS["sync_max_rows"],
         "bill_statuses": BillStatus.choices,

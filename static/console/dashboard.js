@@ -5,13 +5,31 @@
   "use strict";
   const PALETTE = ["#2b6cb0", "#c81e1e", "#2f855a", "#b7791f", "#6b46c1", "#0987a0", "#d53f8c", "#4a5568", "#dd6b20"];
 
+  // A chart with nothing to draw says so (the message is the page's, translated) instead of a blank canvas.
+  function empty(canvas) {
+    const holder = canvas.parentElement;
+    const message = document.createElement("p");
+    message.className = "empty";
+    message.dataset.testid = "chart-empty-" + canvas.dataset.chart;
+    message.textContent = holder.dataset.empty;
+    holder.replaceChildren(message);
+  }
+
+  // A zero is a figure (drawn); a chart whose every point is missing (a rate of nothing due) has none.
+  function hasData(spec) {
+    return !!spec && spec.datasets.some((dataset) => dataset.data.some((value) => value !== null));
+  }
+
   function draw() {
     const source = document.getElementById("dashboard-charts");
     if (!source || typeof window.Chart === "undefined") return;
     const charts = JSON.parse(source.textContent);
     document.querySelectorAll("canvas[data-chart]").forEach((canvas) => {
       const spec = charts[canvas.dataset.chart];
-      if (!spec || !spec.datasets.length) return;
+      if (!hasData(spec)) {
+        empty(canvas);
+        return;
+      }
       const line = spec.type === "line";
       const datasets = spec.datasets.map((dataset, index) => {
         const colour = PALETTE[index % PALETTE.length];
