@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy
 
 from baitiao.masking import mask_card, mask_name, mask_phone
 from baitiao.money import format_money
+from repayments.bins import bank_is_known, bank_label
 from repayments.models import FailureCode
 
 register = template.Library()
@@ -25,6 +26,21 @@ def money(amount: Decimal | None, currency: str = "") -> str:
     if amount is None or amount == "":
         return "—"
     return format_money(amount, currency).strip()
+
+
+@register.filter(name="bank_label")
+def bank_label_filter(code: str, fallback: str = "") -> str:
+    """``{{ incident.bank_code|bank_label }}``: the bank's one name on every page, in the reader's language.
+
+    The Chinese name on Chinese pages, the English one on English pages
+    (``repayments.bins.bank_label``); a code the BIN table lacks reads as ``fallback``
+    (e.g. the binding's stored bank name) or, without one, as the code. ``""`` stays ``""``.
+    """
+    if not code:
+        return fallback or ""
+    if not bank_is_known(code.strip().upper()):
+        return fallback or code
+    return bank_label(code)
 
 
 @register.filter
