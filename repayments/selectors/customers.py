@@ -26,6 +26,7 @@ from repayments.models import (
     RepaymentAttempt,
     Waiver,
 )
+from repayments.selectors.incidents import relief_pending
 
 SEARCH_LIMIT = 50
 BILL_LIMIT = 24  # two years of monthly bills
@@ -213,7 +214,7 @@ ROW_FIELDS = (
 
 
 def approvals_pending(*, user: User) -> dict[str, list]:
-    """Extensions and waivers awaiting a decision the user may take, oldest first (at most 100 each).
+    """Extensions, waivers and relief batches awaiting a decision the user may take, oldest first (at most 100 each).
 
     Only the kinds the user may approve are listed; the user's own requests are
     listed apart: they can see them but never decide on them.
@@ -229,4 +230,5 @@ def approvals_pending(*, user: User) -> dict[str, list]:
         pending = model.objects.filter(status=ApprovalStatus.PENDING).select_related(*related).order_by("created_at")
         result[kind] = list(pending.exclude(requested_by=user)[:100])
         result[f"own_{kind}"] = list(pending.filter(requested_by=user)[:100])
+    result.update(relief_pending(user=user))
     return result
