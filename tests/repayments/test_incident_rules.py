@@ -15,7 +15,7 @@ from django.utils import timezone, translation
 from django_q.models import OrmQ
 
 from accounts.models import AuditEvent
-from repayments.bins import bank_choices, bank_label
+from repayments.bins import BankCode, bank_choices, bank_label
 from repayments.forms import IncidentDeclareForm
 from repayments.models import (
     Bill,
@@ -355,9 +355,7 @@ def test_a_relief_batch_is_approved_from_the_inbox_by_another_supervisor_only(cl
     client.force_login(second)
     inbox = client.get(reverse("console:approvals")).content.decode()
     assert f'data-testid="approve-relief-{batch.pk}"' in inbox
-    response = client.post(
-        reverse("console:relief-approve", args=[batch.pk]), {"next": reverse("console:approvals")}
-    )
+    response = client.post(reverse("console:relief-approve", args=[batch.pk]), {"next": reverse("console:approvals")})
     assert response.status_code == 302 and response["Location"] == reverse("console:approvals")
     batch.refresh_from_db()
     assert batch.status == ReliefStatus.APPROVED and batch.approved_by == second
@@ -384,9 +382,7 @@ def relief_request_for_new_incident(supervisor) -> ReliefBatch:
 # --- live status -------------------------------------------------------------------------
 
 
-def test_the_running_batch_polls_its_whole_section_and_the_applied_one_shows_the_count_and_reverse(
-    client, supervisor
-):
+def test_the_running_batch_polls_its_whole_section_and_the_applied_one_shows_the_count_and_reverse(client, supervisor):
     system_bills(3)
     incident = resolved_incident(supervisor)
     batch = relief_request(incident_id=incident.pk, requested_by=supervisor, days=7)
@@ -415,6 +411,7 @@ def test_the_dashboard_impact_shows_relieved_and_reversed_after_relief_and_rever
     dashboard_refresh(trigger="command")
     (row,) = [r for r in _impact_rows() if r[0] == f"#{incident.pk}"]
     assert row[7:10] == [3, 3, 0]  # bills in relief, relieved, reversed
+    assert isinstance(row[1], BankCode) and row[1] == BANK  # shown by its label, exported as its code
     relief_reverse(batch_id=batch.pk, reversed_by=supervisor, reason="declared by mistake")
     dashboard_refresh(trigger="command")
     (row,) = [r for r in _impact_rows() if r[0] == f"#{incident.pk}"]
@@ -442,3 +439,15 @@ def test_applying_and_reversing_relief_queue_a_dashboard_refresh(supervisor, dja
 
 def _queued(func: str) -> int:
     return sum(1 for task in OrmQ.objects.all() if task.func() == func)
+
+
+def test_dashboard_tables_show_the_bank_label_and_their_csv_the_code():
+    from baitiao.csvfiles import csv_cell
+
+    cell = BankCode("ICBC")
+    template = Template("{{ cell }}")
+    with translation.override("zh-hans"):
+        assert template.render(Context({"cell": cell})) == "中国工商银行"
+    with translation.override("en"):
+        assert template.render(Context({"cell": cell})) == "Industrial and Commercial Bank of China"
+    assert csv_cell(cell) == "ICBC" and cell == "ICBC"
