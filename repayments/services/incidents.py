@@ -396,30 +396,25 @@ def incident_withdraw(*, incident_id: int, withdrawn_by: User, reason: str, now:
                 % {"pk": live[0].pk, "status": live[0].get_status_display()},
             )
         before = _snapshot(incident)
-        retried: list[int] = []
-        shielded: list[int] = []
-        if incident.status == IncidentStatus.OPEN:
-            with connection.cursor() as cursor:
-                # Still open here: the bills it shields are exactly the ones it held back.
-                cursor.execute(
-                    f"SELECT b.id FROM repayments_bill b WHERE b.status IN (%(bill_pending)s, %(bill_overdue)s)"  # noqa: S608 - constant SQL
-                    f" AND {shielded_sql('b')}",
-                    SQL_CODES,
-                )
-                shielded = [row[0] for row in cursor.fetchall()]
-                cursor.execute(
-                    "UPDATE repayments_bill SET retry_at = %(now)s, updated_at = now()"
-                    " WHERE id = ANY(%(ids)s) AND retry_at > %(now)s RETURNING id",
-                    {"now": now, "ids": shielded},
-                )
-                retried = [row[0] for row in cursor.fetchall()]
+        was_open = incident.status == IncidentStatus.OPEN
+        shielded_before = _shielded_open_bills() if was_open else []
         cancelled = [b.pk for b in batches if b.status == ReliefStatus.REQUESTED]
         incident.status, incident.withdrawn_by, incident.withdrawn_at = IncidentStatus.WITHDRAWN, withdrawn_by, now
         incident.withdraw_reason = reason
         incident.save(update_fields=["status", "withdrawn_by", "withdrawn_at", "withdraw_reason", "updated_at"])
-        if shielded:
+        # The bills it held back: shielded before, not by another open incident now.
+        released = sorted(set(shielded_before) - set(_shielded_open_bills(among=shielded_before))) if was_open else []
+        retried: list[int] = []
+        if released:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "UPDATE repayments_bill SET retry_at = %(now)s, updated_at = now()"
+                    " WHERE id = ANY(%(ids)s) AND retry_at > %(now)s RETURNING id",
+                    {"now": now, "ids": released},
+                )
+                retried = [row[0] for row in cursor.fetchall()]
             # No longer shielded: status and DPD as if it had never been declared.
-            bills_refresh_delinquency(as_of=business_today(), audit=False, bill_ids=shielded)
+            bills_refresh_delinquency(as_of=business_today(), audit=False, bill_ids=released)
         for batch in batches:
             if batch.pk in cancelled:
                 batch.status = ReliefStatus.CANCELLED
@@ -443,6 +438,21 @@ def incident_withdraw(*, incident_id: int, withdrawn_by: User, reason: str, now:
         )
         _clear_banner()
     return incident
+
+
+def _shielded_open_bills(*, among: list[int] | None = None) -> list[int]:
+    """Ids of the open bills an open incident shields now (``among`` these ids, when given)."""
+    sql = (
+        "SELECT b.id FROM repayments_bill b WHERE b.status IN (%(bill_pending)s, %(bill_overdue)s)"  # noqa: S608 - constant SQL
+        f" AND {shielded_sql('b')}"
+    )
+    params: dict[str, Any] = dict(SQL_CODES)
+    if among is not None:
+        sql += " AND b.id = ANY(%(among)s)"
+        params["among"] = among
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
 
 
 def relief_request(*, incident_id: int, requested_by: User, days: int, note: str = "") -> ReliefBatch:

@@ -44,6 +44,7 @@ from tests.repayments.api.conftest import token_client
 from tests.repayments.test_incidents import (
     BANK,
     END,
+    OTHER_BANK,
     START,
     approved_and_run,
     failed_bill,
@@ -239,6 +240,17 @@ def test_withdrawing_an_open_incident_undoes_its_effects_and_is_audited(supervis
         relief_request(incident_id=incident.pk, requested_by=supervisor, days=7)
 
 
+def test_withdrawing_one_incident_leaves_the_bills_another_open_incident_shields(supervisor):
+    ours = failed_bill(FailureFamily.SYSTEM, "bank_system_error")
+    theirs = failed_bill(FailureFamily.SYSTEM, "bank_system_error", bank=OTHER_BANK)
+    mistaken = declare_open(supervisor)
+    declare_open(supervisor, bank=OTHER_BANK)
+    incident_withdraw(incident_id=mistaken.pk, withdrawn_by=supervisor, reason="declared on the wrong bank")
+    ours.refresh_from_db()
+    theirs.refresh_from_db()
+    assert ours.retry_at <= timezone.now() < theirs.retry_at - dt.timedelta(minutes=30)
+
+
 def test_withdrawing_cancels_a_relief_batch_awaiting_approval(supervisor):
     system_bills(2)
     incident = resolved_incident(supervisor)
@@ -292,6 +304,7 @@ def test_the_incident_page_withdraws_with_a_reason(client, supervisor):
     page = response.content.decode()
     assert "Incident withdrawn" in page and "declared on the wrong bank" in page
     assert 'data-testid="withdraw-incident"' not in page  # no second withdraw
+    assert "A withdrawn incident takes no relief." in page and 'data-testid="relief-request-form"' not in page
 
 
 def test_incidents_are_in_the_admin_read_only(client, admin_user, supervisor):
