@@ -262,3 +262,52 @@ class CustomerNoteAdmin(ReadOnlyAdmin):
     list_select_related = ("customer", "author")
     search_fields = ("=customer__customer_no",)
     raw_id_fields = ("customer", "bill")
+
+
+# Incidents and relief: changed only through the services (declare, resolve, withdraw,
+# relief with maker-checker), each audited; the admin browses them and links to the
+# console page where the actions are, and resolves through the service.
+from django.contrib import messages  # noqa: E402
+from django.urls import reverse  # noqa: E402
+from django.utils.html import format_html  # noqa: E402
+
+from repayments.models import Incident, ReliefBatch  # noqa: E402
+from repayments.services.errors import RuleViolation  # noqa: E402
+
+
+@admin.register(Incident)
+class IncidentAdmin(ReadOnlyAdmin):
+    list_display = ("id", "status", "bank_code", "channel", "started_at", "ended_at", "source", "console_page")
+    list_filter = ("status", "source", "channel")
+    list_select_related = ("declared_by", "resolved_by", "withdrawn_by")
+    search_fields = ("=bank_code",)
+    raw_id_fields = ("declared_by", "resolved_by", "withdrawn_by")
+    actions = ["resolve_now"]
+
+    def get_view_on_site_url(self, obj=None):
+        return reverse("console:incident-detail", args=[obj.pk]) if obj is not None else None
+
+    @admin.display(description="console")
+    def console_page(self, obj: Incident) -> str:
+        return format_html('<a href="{}">{}</a>', reverse("console:incident-detail", args=[obj.pk]), "open")
+
+    @admin.action(description="Resolve the selected open incidents now (through the service, audited)")
+    def resolve_now(self, request, queryset):
+        from repayments.services.incidents import incident_resolve
+
+        for incident in queryset.filter(status="open"):
+            try:
+                incident_resolve(incident_id=incident.pk, resolved_by=request.user)
+            except RuleViolation as exc:
+                self.message_user(request, f"{incident}: {exc}", level=messages.ERROR)
+            else:
+                self.message_user(request, f"{incident}: resolved")
+
+
+@admin.register(ReliefBatch)
+class ReliefBatchAdmin(ReadOnlyAdmin):
+    list_display = ("id", "incident", "days", "status", "bills_total", "bills_applied", "bills_reversed", "audit_id")
+    list_filter = ("status",)
+    list_select_related = ("incident",)
+    search_fields = ("=audit_id",)
+    raw_id_fields = ("incident", "requested_by", "approved_by", "reversed_by")

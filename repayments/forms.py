@@ -10,6 +10,7 @@ from django.conf import settings
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
+from repayments.bins import bank_choices, bank_label, known_banks
 from repayments.models import Channel, ExtensionReason
 from repayments.services.casework import REVEALABLE_FIELDS
 
@@ -91,11 +92,10 @@ class BindingConfirmForm(forms.Form):
 
 
 class IncidentDeclareForm(forms.Form):
-    bank_code = forms.CharField(
-        label=_("Bank code"),
-        max_length=16,
+    bank_code = forms.ChoiceField(
+        label=_("Bank"),
         required=False,
-        help_text=_("The issuer code on the customers' cards, e.g. ICBC. Empty: every bank."),
+        help_text=_("The issuer of the customers' cards. Empty: every bank."),
     )
     channel = forms.ChoiceField(
         label=_("Channel"), choices=[("", _("every channel")), *Channel.choices], required=False
@@ -111,8 +111,20 @@ class IncidentDeclareForm(forms.Form):
     )
     description = forms.CharField(label=_("What failed"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000)
 
-    def clean_bank_code(self) -> str:
-        return self.cleaned_data["bank_code"].strip().upper()
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # The banks we have (the BIN table), labelled in the reader's language; our
+        # customers' banks first. The service refuses a code outside the table too.
+        ours = bank_choices()
+        taken = {code for code, _label in ours}
+        others = sorted(
+            ((code, bank_label(code)) for code in known_banks() if code not in taken), key=lambda item: item[1]
+        )
+        field = self.fields["bank_code"]
+        assert isinstance(field, forms.ChoiceField)  # noqa: S101 - declared above; narrows the type for mypy
+        groups = [(_("Banks of our customers' cards"), ours), (_("Other banks"), others)]
+        field.choices = [("", _("every bank")), *((name, banks) for name, banks in groups if banks)]
+        field.error_messages["invalid_choice"] = _("“%(value)s” is not a bank we know; choose one from the list.")
 
 
 class ReliefRequestForm(forms.Form):
@@ -128,3 +140,15 @@ class ReliefRequestForm(forms.Form):
 
 class ReliefReverseForm(forms.Form):
     reason = forms.CharField(label=_("Reason"), min_length=5, max_length=500)
+
+
+class IncidentWithdrawForm(forms.Form):
+    # Prefixed: the incident page also holds the Reverse form's "reason" (one id per page).
+    prefix = "withdraw"
+
+    reason = forms.CharField(
+        label=_("Why withdraw it"),
+        min_length=5,
+        max_length=500,
+        help_text=_("Declared by mistake: say what the mistake was."),
+    )

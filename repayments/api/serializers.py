@@ -19,6 +19,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from baitiao.masking import mask_card, mask_email, mask_name, mask_national_id, mask_phone
+from repayments.bins import known_banks
 from repayments.models import (
     MONEY,
     AttemptStatus,
@@ -347,7 +348,13 @@ class IncidentSerializer(serializers.ModelSerializer):
 
 
 class IncidentDeclareSerializer(StrictSerializer):
-    bank_code = serializers.CharField(max_length=16, required=False, allow_blank=True, default="")
+    # The banks we know (the BIN table), so the schema states them; "" = every bank.
+    bank_code = serializers.ChoiceField(
+        choices=[("", "every bank"), *((code, code) for code in sorted(known_banks()))],
+        required=False,
+        allow_blank=True,
+        default="",
+    )
     channel = serializers.ChoiceField(choices=[("", "every channel"), *Channel.choices], required=False, default="")
     started_at = utc_datetime()
     ended_at = utc_datetime(required=False, allow_null=True, default=None)

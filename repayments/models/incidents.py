@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from baitiao.models import TimeStampedModel
 from repayments.models.bills import Bill
@@ -16,6 +17,7 @@ from repayments.models.customers import MONEY
 class IncidentStatus(models.TextChoices):
     OPEN = "open", _("Open")
     RESOLVED = "resolved", _("Resolved")
+    WITHDRAWN = "withdrawn", _("Withdrawn")  # declared by mistake; its effects undone (docs/incidents.md)
 
 
 class IncidentSource(models.TextChoices):
@@ -35,7 +37,7 @@ class Incident(TimeStampedModel):
     channel = models.CharField(max_length=12, choices=Channel.choices, blank=True)  # "" = every channel
     started_at = models.DateTimeField()  # UTC, start of the window
     ended_at = models.DateTimeField(null=True, blank=True)  # UTC, end of the window; None while open
-    status = models.CharField(max_length=8, choices=IncidentStatus, default=IncidentStatus.OPEN)
+    status = models.CharField(max_length=10, choices=IncidentStatus, default=IncidentStatus.OPEN)
     source = models.CharField(max_length=8, choices=IncidentSource)
     declared_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -44,6 +46,11 @@ class Incident(TimeStampedModel):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     description = models.TextField(blank=True)
+    withdrawn_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    withdrawn_at = models.DateTimeField(null=True, blank=True)  # UTC
+    withdraw_reason = models.TextField(blank=True)
     # What detection saw when it opened the incident (empty for declared ones).
     attempts_seen = models.PositiveIntegerField(default=0)
     system_failures_seen = models.PositiveIntegerField(default=0)
@@ -60,7 +67,9 @@ class Incident(TimeStampedModel):
                 name="incident_window_ordered",
             ),
             models.CheckConstraint(
-                condition=Q(status="open", ended_at__isnull=True) | Q(status="resolved", ended_at__isnull=False),
+                condition=Q(status="open", ended_at__isnull=True)
+                | Q(status="resolved", ended_at__isnull=False)
+                | Q(status="withdrawn", withdrawn_at__isnull=False),
                 name="incident_resolved_has_end",
             ),
         ]
@@ -74,8 +83,9 @@ class ReliefStatus(models.TextChoices):
     REQUESTED = "requested", _("Awaiting approval")
     APPROVED = "approved", _("Approved, queued")
     RUNNING = "running", _("Running")
-    DONE = "done", _("Applied")
+    DONE = "done", pgettext_lazy("relief status", "Applied")  # not the import result "Applied"
     REVERSED = "reversed", _("Reversed")
+    CANCELLED = "cancelled", _("Cancelled")  # still awaiting approval when its incident was withdrawn
 
 
 class ReliefSkipReason(models.TextChoices):
@@ -126,11 +136,14 @@ class ReliefBatch(TimeStampedModel):
                 condition=~Q(approved_by=models.F("requested_by")), name="relief_approver_not_requester"
             ),
             models.CheckConstraint(
-                condition=Q(status="requested") | Q(approved_by__isnull=False), name="relief_approved_has_approver"
+                condition=Q(status__in=["requested", "cancelled"]) | Q(approved_by__isnull=False),
+                name="relief_approved_has_approver",
             ),
-            # One live batch per incident; a reversed batch makes room for a new one.
+            # One live batch per incident; a reversed (or cancelled) batch makes room for a new one.
             models.UniqueConstraint(
-                fields=["incident"], condition=~Q(status="reversed"), name="relief_one_live_per_incident"
+                fields=["incident"],
+                condition=~Q(status__in=["reversed", "cancelled"]),
+                name="relief_one_live_per_incident",
             ),
         ]
 

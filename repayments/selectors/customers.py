@@ -30,6 +30,7 @@ from repayments.models import (
 )
 from repayments.services.errors import RuleViolation
 from repayments.services.extensions import ExtensionPreview, extension_preview
+from repayments.selectors.incidents import relief_pending
 
 SEARCH_LIMIT = 50
 BILL_LIMIT = 24  # two years of monthly bills
@@ -217,7 +218,7 @@ ROW_FIELDS = (
 
 
 def approvals_pending(*, user: User) -> dict[str, list]:
-    """Extensions and waivers awaiting a decision the user may take, oldest first (at most 100 each).
+    """Extensions, waivers and relief batches awaiting a decision the user may take, oldest first (at most 100 each).
 
     Only the kinds the user may approve are listed; the user's own requests are
     listed apart: they can see them but never decide on them.
@@ -237,6 +238,7 @@ def approvals_pending(*, user: User) -> dict[str, list]:
     # approval applies, computed for the day of approval, or why it cannot apply.
     now = timezone.now()
     result["extension_rows"] = [(e, *_extension_preview_or_refusal(e, now)) for e in result["extensions"]]
+    result.update(relief_pending(user=user))
     return result
 
 

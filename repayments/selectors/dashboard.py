@@ -26,6 +26,7 @@ from django.utils.translation import pgettext
 
 from baitiao.business_time import bucket_ranges
 from baitiao.db_routers import reporting_db
+from repayments.bins import BankCode, bank_is_known, bank_label
 from repayments.filters import DashboardFilter
 from repayments.models import (
     SQL_CODES,
@@ -133,7 +134,8 @@ def filter_choices() -> FilterChoices:
         " UNION SELECT 'currency', currency FROM dashboard_bill_rollup GROUP BY 2"
     )
     return FilterChoices(
-        banks=sorted(value for kind, value in rows if kind == "bank"),
+        # Only banks we know (the BIN table): a code nobody issues cards under is no choice.
+        banks=sorted(value for kind, value in rows if kind == "bank" and bank_is_known(value)),
         currencies=sorted(value for kind, value in rows if kind == "currency"),
     )
 
@@ -400,10 +402,13 @@ def section_failures_bank(f: DashboardFilters) -> Section:
     )
     totals: dict[str, int] = defaultdict(int)
     series: dict[str, dict[str, object]] = defaultdict(dict)
-    for month, bank, failed, finished in rows:
-        section.drill.append({"status": list(OPEN_STATUSES), "bank": bank} if bank else {})
-        bank = bank or _("unknown")
-        section.rows.append([_month(month), bank, failed, finished, _percent(failed, finished)])
+    for month, code, failed, finished in rows:
+        section.drill.append({"status": list(OPEN_STATUSES), "bank": code} if code else {})
+        # The table shows the bank's label and its CSV the code (BankCode); the chart its label.
+        bank = bank_label(code) if code else _("unknown")
+        section.rows.append(
+            [_month(month), BankCode(code) if code else bank, failed, finished, _percent(failed, finished)]
+        )
         totals[bank] += failed
         series[bank][_month(month)] = failed
     top = sorted((bank for bank in totals if totals[bank]), key=lambda bank: (-totals[bank], bank))[:_CHART_BANKS]
@@ -616,7 +621,7 @@ def section_incidents(f: DashboardFilters) -> Section:
         section.rows.append(
             [
                 f"#{incident_id}",
-                bank or _("all banks"),
+                BankCode(bank) if bank else _("all banks"),
                 started_local,
                 ended_local,
                 _label(IncidentStatus.choices, status),

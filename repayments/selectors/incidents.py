@@ -8,18 +8,25 @@ open incident" means the same thing everywhere.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, OuterRef, Q, Sum, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
+from baitiao.masking import mask_name
+from baitiao.paging import Page, page_bounds, page_from_rows, page_number
 from repayments.models import (
     SQL_CODES,
     AttemptStatus,
     Bill,
     BureauSuppression,
+    CardBinding,
+    CardBindingStatus,
     Incident,
     IncidentStatus,
     ReliefBatch,
@@ -157,6 +164,30 @@ def relief_preview(*, incident: Incident, until: dt.datetime) -> ReliefPreview:
     return preview
 
 
+def relief_pending(*, user) -> dict[str, list[ReliefBatch]]:
+    """Relief batches awaiting approval, oldest first (at most 100 each), for the approvals inbox.
+
+    ``{"relief": [...], "own_relief": [...]}``: the user's own requests apart (maker-checker:
+    they are shown, never decided by their requester); both empty without ``repayments.manage_incident``.
+    """
+    if not user.has_perm("repayments.manage_incident"):
+        return {"relief": [], "own_relief": []}
+    pending = (
+        ReliefBatch.objects.filter(status=ReliefStatus.REQUESTED)
+        .select_related("incident", "requested_by")
+        .order_by("created_at", "pk")
+    )
+    return {
+        "relief": list(pending.exclude(requested_by=user)[:100]),
+        "own_relief": list(pending.filter(requested_by=user)[:100]),
+    }
+
+
+def live_batch(batches: list[ReliefBatch]) -> ReliefBatch | None:
+    """The incident's batch in force: the newest one neither reversed nor cancelled (``batches`` newest first)."""
+    return next((b for b in batches if b.status not in (ReliefStatus.REVERSED, ReliefStatus.CANCELLED)), None)
+
+
 @dataclass
 class IncidentPage:
     incident: Incident
@@ -173,7 +204,7 @@ def incident_page(*, incident: Incident, now: dt.datetime) -> IncidentPage:
     batches = list(
         incident.relief_batches.select_related("requested_by", "approved_by", "reversed_by").order_by("-created_at")
     )
-    live = next((b for b in batches if b.status != ReliefStatus.REVERSED), None)
+    live = live_batch(batches)
     relieved: dict = {}
     recovered: dict[str, Decimal] = {}
     if live is not None:
@@ -219,3 +250,157 @@ def incident_page(*, incident: Incident, now: dt.datetime) -> IncidentPage:
 def bills_shielded_count() -> int:
     """Open bills an open incident shields right now (for the incident page)."""
     return Bill.objects.open().extra(where=[shielded_sql("repayments_bill")]).count()  # noqa: S610 - constant SQL
+
+
+AFFECTED_PAGE_SIZE = 50
+# The affected bills' CSV (docs/incidents.md): codes, not labels (a bank's code, a
+# status value); the customer's name masked like every export (docs/csv.md).
+AFFECTED_COLUMNS = (
+    "bill_no",
+    "customer_no",
+    "customer_name_masked",
+    "bank_code",
+    "due_date",
+    "status",
+    "dpd",
+    "currency",
+    "outstanding",
+    "last_failure_code",
+    "last_failure_at",
+    "relief",
+)
+
+
+@dataclass
+class AffectedBill:
+    bill: Bill
+    bank_code: str  # the issuer of the customer's live card ("" when none)
+    # The relief item's state in the batch in force: applied, reversed, skipped:<reason>,
+    # pending; "" without a batch.
+    relief: str
+
+
+def _affected_ids_sql(incident: Incident, *, live: ReliefBatch | None, until: dt.datetime) -> tuple[str, dict]:
+    """SQL selecting the ``bill_id`` of each bill the incident affected, and its parameters.
+
+    With a batch in force, its bills (fixed when it was requested); otherwise the
+    bills a relief would reach now (:data:`RELIEF_SELECTION`).
+    """
+    if live is not None:
+        return "SELECT bill_id FROM repayments_reliefitem WHERE batch_id = %(batch)s", {"batch": live.pk}
+    return (
+        f"SELECT bill_id FROM ({RELIEF_SELECTION}) sel",  # noqa: S608 - constant SQL
+        relief_selection_params(incident, until=until),
+    )
+
+
+def _relief_state(*, applied: bool, reversed_: bool, skip_reason: str) -> str:
+    if reversed_:
+        return "reversed"
+    if applied:
+        return "applied"
+    return f"skipped:{skip_reason}" if skip_reason else "pending"
+
+
+def _affected_rows(incident: Incident, bill_ids: list[int], *, live: ReliefBatch | None) -> list[AffectedBill]:
+    """The bills ``bill_ids`` (in that order) with their bank and relief state: three queries."""
+    bills = {
+        bill.id: bill
+        for bill in Bill.objects.filter(id__in=bill_ids)
+        .select_related("customer", "credit_line")
+        .annotate(
+            bank=Coalesce(
+                CardBinding.objects.filter(customer_id=OuterRef("customer_id"))
+                .exclude(status=CardBindingStatus.REPLACED)
+                .order_by("-bound_at")
+                .values("bank_code")[:1],
+                Value(""),
+            )
+        )
+    }
+    states: dict[int, str] = {}
+    if live is not None:
+        items = ReliefItem.objects.filter(batch=live, bill_id__in=bill_ids)
+        for bill_id, applied, reversed_, skip in items.values_list("bill_id", "applied", "reversed", "skip_reason"):
+            states[bill_id] = _relief_state(applied=applied, reversed_=reversed_, skip_reason=skip)
+    return [
+        AffectedBill(bill=bills[i], bank_code=getattr(bills[i], "bank", ""), relief=states.get(i, ""))
+        for i in bill_ids
+        if i in bills
+    ]
+
+
+def incident_affected_page(
+    *, incident: Incident, live: ReliefBatch | None, params: Mapping[str, str], now: dt.datetime
+) -> Page:
+    """One page (``?page=N``, :data:`AFFECTED_PAGE_SIZE` rows) of the bills ``incident`` affected, by bill id.
+
+    Args:
+        incident: the incident shown.
+        live: its batch in force (:func:`live_batch`), or ``None``.
+        params: the query string (``request.GET``).
+        now: the present (aware): the end of an open incident's window.
+
+    Returns:
+        A :class:`baitiao.paging.Page` of :class:`AffectedBill`; four queries.
+
+    Raises:
+        Http404: an absurd page number or a page past the end.
+    """
+    number = page_number(params)
+    start, stop = page_bounds(number, AFFECTED_PAGE_SIZE)
+    sql, sql_params = _affected_ids_sql(incident, live=live, until=now)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT bill_id FROM ({sql}) ids ORDER BY bill_id LIMIT %(limit)s OFFSET %(offset)s",  # noqa: S608 - constant SQL
+            {**sql_params, "limit": stop - start, "offset": start},
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    page = page_from_rows(ids, number=number, size=AFFECTED_PAGE_SIZE)
+    return replace(page, rows=_affected_rows(incident, page.rows, live=live))
+
+
+def incident_affected_count(*, incident: Incident, live: ReliefBatch | None, now: dt.datetime) -> int:
+    """How many bills :func:`incident_affected_export` writes (one query)."""
+    sql, sql_params = _affected_ids_sql(incident, live=live, until=now)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM ({sql}) ids", sql_params)  # noqa: S608 - constant SQL
+        return cursor.fetchone()[0]
+
+
+def incident_affected_export(
+    *, incident: Incident, live: ReliefBatch | None, now: dt.datetime, chunk: int = 2000
+) -> Iterator[list[object]]:
+    """Every bill ``incident`` affected as CSV cells (:data:`AFFECTED_COLUMNS`), by bill id, ``chunk`` at a time.
+
+    Keyset-paged on the bill id, so a long export holds no cursor open between
+    chunks. The customer's name is masked (``baitiao.masking.mask_name``).
+    """
+    sql, sql_params = _affected_ids_sql(incident, live=live, until=now)
+    after = 0
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT bill_id FROM ({sql}) ids WHERE bill_id > %(after)s ORDER BY bill_id LIMIT %(limit)s",  # noqa: S608 - constant SQL
+                {**sql_params, "after": after, "limit": chunk},
+            )
+            ids = [row[0] for row in cursor.fetchall()]
+        if not ids:
+            return
+        for row in _affected_rows(incident, ids, live=live):
+            bill = row.bill
+            yield [
+                bill.bill_no,
+                bill.customer.customer_no,
+                mask_name(bill.customer.name or ""),
+                row.bank_code,
+                bill.due_date.isoformat(),
+                bill.status,
+                bill.dpd,
+                bill.credit_line.currency,
+                bill.outstanding,
+                bill.last_failure_code,
+                timezone.localtime(bill.last_failure_at).isoformat() if bill.last_failure_at else "",
+                row.relief,
+            ]
+        after = ids[-1]

@@ -98,7 +98,15 @@ def worklist_bills(*, filters: WorklistFilter, number: int) -> Page:
                 .order_by("-bound_at")
                 .values("bank_name")[:1],
                 Value(""),
-            )
+            ),
+            # The page names the bank by its code (repayments.bins.bank_label), the stored name as a fallback.
+            bank_code=Coalesce(
+                CardBinding.objects.filter(customer_id=OuterRef("customer_id"))
+                .exclude(status=CardBindingStatus.REPLACED)
+                .order_by("-bound_at")
+                .values("bank_code")[:1],
+                Value(""),
+            ),
         )
     }
     return replace(page, rows=[rows[i] for i in page.rows if i in rows])

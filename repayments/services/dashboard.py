@@ -29,7 +29,7 @@ ROLLUP_VIEWS = (
 # pg_advisory lock key ("dashbrd" in ASCII): one refresh at a time across every
 # worker and web process; a second one finds it taken and returns at once.
 _LOCK_KEY = 0x64617368627264
-TRIGGERS = ("schedule", "manual", "command")
+TRIGGERS = ("schedule", "manual", "command", "relief")  # relief: a batch applied or reversed
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def dashboard_refresh(*, trigger: str, actor: User | None = None) -> RefreshResu
 
     Args:
         trigger: ``"schedule"`` (the queue), ``"manual"`` (the console's "refresh
-            now") or ``"command"``.
+            now"), ``"command"`` or ``"relief"`` (a relief batch was applied or reversed).
         actor: the staff user of a manual refresh; audited as ``dashboard.refresh``.
 
     Returns:

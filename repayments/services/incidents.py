@@ -40,6 +40,7 @@ from accounts.models import User
 from accounts.services import AuditEntry, audit_record, audit_record_many
 from baitiao.business_time import business_today
 from baitiao.money import format_money
+from repayments.bins import bank_is_known
 from repayments.models import (
     SQL_CODES,
     ExtensionReason,
@@ -68,6 +69,11 @@ from repayments.services.errors import RuleViolation
 logger = logging.getLogger(__name__)
 
 PERMISSION = "repayments.manage_incident"
+# How far ahead of our clock a declared start (or end) may be: the supervisor's
+# clock, or the monitoring that told them, may run a little fast. Anything later is
+# a mistake (a month typed wrong): such an incident could never be resolved
+# ("The end is before the start") and its banner would stay (docs/incidents.md).
+CLOCK_SKEW = dt.timedelta(minutes=2)
 RELIEF_LOCK_SPACE = 7_002  # pg_advisory_lock(space, batch_id): one runner per batch
 
 # Judged by when each result arrived (``completed_at``: the bank's answer, or the
@@ -95,6 +101,11 @@ def _audit_id(value: uuid.UUID) -> str:
     return str(value)
 
 
+def _refresh_dashboard_after_commit() -> None:
+    """The incident impact on the dashboard shows a batch's result as soon as it is applied or reversed."""
+    transaction.on_commit(lambda: async_task("repayments.tasks.refresh_dashboard", trigger="relief"))
+
+
 def _clear_banner() -> None:
     transaction.on_commit(lambda: cache.delete(BANNER_CACHE_KEY))
 
@@ -107,7 +118,8 @@ def _overlapping(*, bank_code: str, channel: str, start: dt.datetime, end: dt.da
     window = Q(ended_at__isnull=True) | Q(ended_at__gte=start)
     if end is not None:
         window &= Q(started_at__lte=end)
-    return Incident.objects.filter(scope, window)
+    # A withdrawn incident was declared by mistake: it covers nothing.
+    return Incident.objects.filter(scope, window).exclude(status=IncidentStatus.WITHDRAWN)
 
 
 def incident_detect(*, now: dt.datetime | None = None) -> list[Incident]:
@@ -178,20 +190,49 @@ def incident_declare(
     started_at: dt.datetime,
     ended_at: dt.datetime | None,
     description: str,
+    now: dt.datetime | None = None,
 ) -> Incident:
     """Declare an incident by hand: open (no end) or a past window (with its end, resolved at once).
 
+    Args:
+        declared_by: a supervisor (``repayments.manage_incident``).
+        bank_code: a bank of the BIN table (``repayments.bins.known_banks``), e.g.
+            ``"ICBC"``, any case; ``""`` for every bank.
+        channel: a ``Channel`` value, ``""`` for every channel.
+        started_at: start of the window (aware; stored UTC); at most
+            :data:`CLOCK_SKEW` after ``now``.
+        ended_at: end of the window (aware), ``None`` while it lasts; not before the
+            start, at most :data:`CLOCK_SKEW` after ``now``.
+        description: what failed; required.
+        now: the present (aware); default ``timezone.now()``.
+
     Raises:
-        RuleViolation: no permission, an empty description, an end before the start,
+        RuleViolation: no permission, an unknown bank code (named), a start or an end
+            in the future (named), an empty description, an end before the start,
             or an incident whose scope and window overlap this one's.
     """
     if not declared_by.has_perm(PERMISSION):
         raise RuleViolation("__all__", _("You may not declare incidents."))
+    now = now or timezone.now()
+    bank_code = (bank_code or "").strip().upper()
+    if bank_code and not bank_is_known(bank_code):
+        raise RuleViolation(
+            "bank_code", _("“%(code)s” is not a bank we know; choose one from the list.") % {"code": bank_code}
+        )
+    for name, value in (("started_at", started_at), ("ended_at", ended_at)):
+        if value is not None and value > now + CLOCK_SKEW:
+            raise RuleViolation(
+                name,
+                _("%(when)s is in the future (now %(now)s, business time); an incident is declared once it has begun.")
+                % {
+                    "when": timezone.localtime(value).strftime("%Y-%m-%d %H:%M"),
+                    "now": timezone.localtime(now).strftime("%Y-%m-%d %H:%M"),
+                },
+            )
     if not description.strip():
         raise RuleViolation("description", _("Describe what failed."))
     if ended_at is not None and ended_at < started_at:
         raise RuleViolation("ended_at", _("The end is before the start."))
-    now = timezone.now()
     try:
         with transaction.atomic():
             # One declaration at a time, so two supervisors cannot both pass the overlap check.
@@ -322,6 +363,109 @@ def incident_resolve(*, incident_id: int, resolved_by: User, ended_at: dt.dateti
         )
         _clear_banner()
     return incident
+
+
+def incident_withdraw(*, incident_id: int, withdrawn_by: User, reason: str, now: dt.datetime | None = None) -> Incident:
+    """Withdraw an incident declared by mistake, and undo what it did; audited as ``incident.withdraw``.
+
+    What is undone: an open incident stops shielding its bills, whose backed-off
+    debits are retried now and whose status and DPD catch up with the aging rule at
+    once (``bills_refresh_delinquency``); the banner goes; a relief batch still
+    awaiting approval is cancelled (``relief.cancel``). Relief that was approved or
+    applied is not undone here: withdrawing is refused until that batch has been
+    reversed (:func:`relief_reverse`), so every relieved bill is restored by the
+    one exact reversal there is. Reminders skipped while it was open are not sent
+    late. A withdrawn incident covers nothing: it takes no relief, is never
+    resolved, and does not count as an overlap for a new declaration.
+
+    Args:
+        incident_id: an open or resolved incident.
+        withdrawn_by: a supervisor (``repayments.manage_incident``).
+        reason: why (at least five characters), kept on the incident and in the audit trail.
+        now: the present (aware); default ``timezone.now()``.
+
+    Raises:
+        RuleViolation: no permission, a reason too short, no such incident, already
+            withdrawn, or a relief batch approved, running or applied (reverse it first).
+    """
+    if not withdrawn_by.has_perm(PERMISSION):
+        raise RuleViolation("__all__", _("You may not withdraw incidents."))
+    reason = (reason or "").strip()
+    if len(reason) < 5:
+        raise RuleViolation("reason", _("Give a reason of at least five characters."))
+    now = now or timezone.now()
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().filter(pk=incident_id).first()
+        if incident is None:
+            raise RuleViolation("__all__", _("No such incident."))
+        if incident.status == IncidentStatus.WITHDRAWN:
+            raise RuleViolation("__all__", _("This incident has already been withdrawn."))
+        batches = list(incident.relief_batches.select_for_update().order_by("pk"))
+        live = [b for b in batches if b.status in (ReliefStatus.APPROVED, ReliefStatus.RUNNING, ReliefStatus.DONE)]
+        if live:
+            raise RuleViolation(
+                "__all__",
+                _("Relief %(pk)s is %(status)s: reverse it once it is applied, then withdraw the incident.")
+                % {"pk": live[0].pk, "status": live[0].get_status_display()},
+            )
+        before = _snapshot(incident)
+        was_open = incident.status == IncidentStatus.OPEN
+        shielded_before = _shielded_open_bills() if was_open else []
+        cancelled = [b.pk for b in batches if b.status == ReliefStatus.REQUESTED]
+        incident.status, incident.withdrawn_by, incident.withdrawn_at = IncidentStatus.WITHDRAWN, withdrawn_by, now
+        incident.withdraw_reason = reason
+        incident.save(update_fields=["status", "withdrawn_by", "withdrawn_at", "withdraw_reason", "updated_at"])
+        # The bills it held back: shielded before, not by another open incident now.
+        released = sorted(set(shielded_before) - set(_shielded_open_bills(among=shielded_before))) if was_open else []
+        retried: list[int] = []
+        if released:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "UPDATE repayments_bill SET retry_at = %(now)s, updated_at = now()"
+                    " WHERE id = ANY(%(ids)s) AND retry_at > %(now)s RETURNING id",
+                    {"now": now, "ids": released},
+                )
+                retried = [row[0] for row in cursor.fetchall()]
+            # No longer shielded: status and DPD as if it had never been declared.
+            bills_refresh_delinquency(as_of=business_today(), audit=False, bill_ids=released)
+        for batch in batches:
+            if batch.pk in cancelled:
+                batch.status = ReliefStatus.CANCELLED
+                batch.save(update_fields=["status", "updated_at"])
+                audit_record(
+                    actor=withdrawn_by,
+                    action="relief.cancel",
+                    target=batch,
+                    reason=reason,
+                    before={"status": ReliefStatus.REQUESTED.value},
+                    after={"status": ReliefStatus.CANCELLED.value, "incident_withdrawn": incident.pk},
+                    request_id=_audit_id(batch.audit_id),
+                )
+        audit_record(
+            actor=withdrawn_by,
+            action="incident.withdraw",
+            target=incident,
+            reason=reason,
+            before=before,
+            after={**_snapshot(incident), "bills_retried": len(retried), "relief_cancelled": cancelled},
+        )
+        _clear_banner()
+    return incident
+
+
+def _shielded_open_bills(*, among: list[int] | None = None) -> list[int]:
+    """Ids of the open bills an open incident shields now (``among`` these ids, when given)."""
+    sql = (
+        "SELECT b.id FROM repayments_bill b WHERE b.status IN (%(bill_pending)s, %(bill_overdue)s)"  # noqa: S608 - constant SQL
+        f" AND {shielded_sql('b')}"
+    )
+    params: dict[str, Any] = dict(SQL_CODES)
+    if among is not None:
+        sql += " AND b.id = ANY(%(among)s)"
+        params["among"] = among
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
 
 
 def relief_request(*, incident_id: int, requested_by: User, days: int, note: str = "") -> ReliefBatch:
@@ -575,6 +719,7 @@ def relief_run(*, batch_id: int, chunk: int | None = None, max_chunks: int | Non
                     },
                     request_id=_audit_id(batch.audit_id),
                 )
+                _refresh_dashboard_after_commit()
     finally:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [RELIEF_LOCK_SPACE, batch_id])
@@ -772,6 +917,7 @@ def relief_reverse(*, batch_id: int, reversed_by: User, reason: str) -> ReliefBa
             after={"reversed": batch.bills_reversed, "changed_since": batch.bills_applied - batch.bills_reversed},
             request_id=_audit_id(batch.audit_id),
         )
+        _refresh_dashboard_after_commit()
     return batch
 
 

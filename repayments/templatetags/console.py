@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from baitiao.masking import mask_card, mask_name, mask_phone
+from repayments.bins import bank_is_known, bank_label
 from repayments.imports.columns import RESOURCE_LABELS
 from repayments.models import Channel, ExtensionReason, FailureCode, FailureFamily
 
@@ -81,6 +82,21 @@ def when(value: dt.datetime | str | None) -> str:
     if moment is None:
         return "" if value is None else str(value)
     return date_format(moment, "DATETIME_FORMAT", use_l10n=True)
+
+
+@register.filter(name="bank_label")
+def bank_label_filter(code: str, fallback: str = "") -> str:
+    """``{{ incident.bank_code|bank_label }}``: the bank's one name on every page, in the reader's language.
+
+    The Chinese name on Chinese pages, the English one on English pages
+    (``repayments.bins.bank_label``); a code the BIN table lacks reads as ``fallback``
+    (e.g. the binding's stored bank name) or, without one, as the code. ``""`` stays ``""``.
+    """
+    if not code:
+        return fallback or ""
+    if not bank_is_known(code.strip().upper()):
+        return fallback or code
+    return bank_label(code)
 
 
 @register.filter

@@ -19,12 +19,15 @@ from repayments.services.extensions import extension_decide, waiver_decide
 
 
 def _can_approve(user) -> bool:
-    return user.has_perm("repayments.approve_extension") or user.has_perm("repayments.approve_waiver")
+    return any(
+        user.has_perm(permission)
+        for permission in ("repayments.approve_extension", "repayments.approve_waiver", "repayments.manage_incident")
+    )
 
 
 @login_required
 def approvals(request: AuthenticatedHttpRequest) -> HttpResponse:
-    """Extensions and waivers waiting for a supervisor; one's own requests listed apart."""
+    """Extensions, waivers and relief batches waiting for a supervisor; one's own requests listed apart."""
     if not _can_approve(request.user):
         raise PermissionDenied
     return render(request, "console/approvals.html", {"approvals": approvals_pending(user=request.user)})

@@ -8,6 +8,7 @@ from django.http import HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -15,14 +16,22 @@ from accounts.http import AuthenticatedHttpRequest
 from accounts.services import audit_record
 from baitiao.csvfiles import csv_lines, csv_response
 from baitiao.paging import paginate, query_without_page
-from repayments.forms import IncidentDeclareForm, ReliefRequestForm, ReliefReverseForm
+from repayments.forms import IncidentDeclareForm, IncidentWithdrawForm, ReliefRequestForm, ReliefReverseForm
 from repayments.models import Incident, ReliefBatch, ReliefStatus
 from repayments.selectors.bureau import LEDGER_COLUMNS, ledger_row, suppression_ledger
-from repayments.selectors.incidents import incident_page
+from repayments.selectors.incidents import (
+    AFFECTED_COLUMNS,
+    incident_affected_count,
+    incident_affected_export,
+    incident_affected_page,
+    incident_page,
+    live_batch,
+)
 from repayments.services.errors import RuleViolation
 from repayments.services.incidents import (
     incident_declare,
     incident_resolve,
+    incident_withdraw,
     relief_approve,
     relief_refusals,
     relief_request,
@@ -74,9 +83,11 @@ def incident_declare_view(request: AuthenticatedHttpRequest) -> HttpResponse:
 @permission_required(PERMISSION, raise_exception=True)
 def incident_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """Timeline, scope, affected customers and amounts, relief and its progress, recovery since."""
-    incident = get_object_or_404(Incident.objects.select_related("declared_by", "resolved_by"), pk=pk)
-    page = incident_page(incident=incident, now=timezone.now())
-    live = next((b for b in page.batches if b.status != ReliefStatus.REVERSED), None)
+    incident = get_object_or_404(Incident.objects.select_related("declared_by", "resolved_by", "withdrawn_by"), pk=pk)
+    now = timezone.now()
+    page = incident_page(incident=incident, now=now)
+    live = live_batch(page.batches)
+    affected = incident_affected_page(incident=incident, live=live, params=request.GET, now=now)
     return render(
         request,
         "console/incidents/detail.html",
@@ -87,17 +98,45 @@ def incident_detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
             "refusals": relief_refusals(live) if live else {},
             "request_form": ReliefRequestForm(),
             "reverse_form": ReliefReverseForm(),
+            "withdraw_form": IncidentWithdrawForm(),
+            "affected": affected,
+            "query_without_page": query_without_page(request.GET),
+            # The live batch's section polls itself (?poll=1: not activity, accounts.middleware)
+            # until it is applied: its heading, progress and the Reverse form come without a reload.
             "polling": live is not None and live.status in (ReliefStatus.APPROVED, ReliefStatus.RUNNING),
         },
     )
 
 
+@login_required
+@permission_required(PERMISSION, raise_exception=True)
+def incident_affected_csv(request: AuthenticatedHttpRequest, pk: int) -> HttpResponseBase:
+    """The bills the incident affected as CSV (names masked, bank codes), streamed; audited with its row count."""
+    incident = get_object_or_404(Incident, pk=pk)
+    now = timezone.now()
+    live = live_batch(list(incident.relief_batches.order_by("-created_at")))
+    audit_record(
+        actor=request.user,
+        action="incident.affected_export",
+        target=incident,
+        after={"rows": incident_affected_count(incident=incident, live=live, now=now), "masked": True},
+    )
+    lines = csv_lines(AFFECTED_COLUMNS, incident_affected_export(incident=incident, live=live, now=now))
+    return csv_response(f"incident-{incident.pk}-affected-bills.csv", lines)
+
+
 def _done(request: AuthenticatedHttpRequest, pk: int, call, success: str) -> HttpResponse:
+    """Call the service, say how it went, and go back: to ``next`` when it is ours (the inbox), else the incident."""
     try:
         call()
         messages.success(request, success)
     except RuleViolation as exc:
         messages.error(request, str(exc))
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(target)
     return redirect("console:incident-detail", pk=pk)
 
 
@@ -110,6 +149,23 @@ def incident_resolve_view(request: AuthenticatedHttpRequest, pk: int) -> HttpRes
         pk,
         lambda: incident_resolve(incident_id=pk, resolved_by=request.user),
         _("Incident resolved; its customers' debits are retried now."),
+    )
+
+
+@login_required
+@permission_required(PERMISSION, raise_exception=True)
+@require_POST
+def incident_withdraw_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
+    """Withdraw an incident declared by mistake, with a reason; the service undoes its effects."""
+    form = IncidentWithdrawForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Give a reason of at least five characters."))
+        return redirect("console:incident-detail", pk=pk)
+    return _done(
+        request,
+        pk,
+        lambda: incident_withdraw(incident_id=pk, withdrawn_by=request.user, reason=form.cleaned_data["reason"]),
+        _("Incident withdrawn: it no longer shields or relieves anyone."),
     )
 
 

@@ -55,6 +55,8 @@ MATRIX = {
     "incident-declare": ("get", [DENIED, ALLOWED, DENIED, DENIED, ALLOWED]),
     "incident-detail": ("get", [DENIED, ALLOWED, DENIED, DENIED, ALLOWED]),
     "incident-resolve": ("post", [DENIED, ALLOWED, DENIED, DENIED, ALLOWED]),
+    "incident-withdraw": ("post", [DENIED, ALLOWED, DENIED, DENIED, ALLOWED]),
+    "incident-affected-export": ("get", [DENIED, ALLOWED, DENIED, DENIED, ALLOWED]),
     "relief-request": ("post", [DENIED, ALLOWED, DENIED, DENIED, ALLOWED]),
     "relief-approve": ("post", [DENIED, ALLOWED, DENIED, DENIED, ALLOWED]),
     "relief-reverse": ("post", [DENIED, ALLOWED, DENIED, DENIED, ALLOWED]),

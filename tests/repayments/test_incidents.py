@@ -46,7 +46,8 @@ from repayments.services.incidents import (
 from repayments.services.reminders import reminders_send_due
 from tests.engine import customer_with_due_bill, start_cluster, wait_for
 
-BANK = "TSTB"  # a bank of our own: the session's UCI data never matches it
+BANK = "KMRCU"  # a bank of the BIN table the session's UCI data never uses (its cards are the 13 major banks)
+OTHER_BANK = "YNRCC"  # another bank of the BIN table, also unused by the UCI data
 # The incident's window: six hours before the suite started, on the real clock (an
 # incident is declared after the fact, and the relief, the reminders and the cluster
 # run in real time). The session's UCI data is older and on other banks.
@@ -116,7 +117,7 @@ def mixed_bills(db):
         "binding": [failed_bill(FailureFamily.BINDING, "card_expired")],
         "funds": [failed_bill(FailureFamily.FUNDS, "insufficient_funds")],
         # The right family, but another bank and outside the window: not this incident's.
-        "other_bank": [failed_bill(FailureFamily.SYSTEM, "bank_system_error", bank="OTHR")],
+        "other_bank": [failed_bill(FailureFamily.SYSTEM, "bank_system_error", bank=OTHER_BANK)],
         "before_window": [failed_bill(FailureFamily.SYSTEM, "timeout", at=START - dt.timedelta(hours=3))],
     }
 
@@ -242,7 +243,7 @@ def test_an_overlapping_declaration_is_refused(supervisor):
     assert Incident.objects.filter(bank_code__in=[BANK, ""]).count() == 1
     # Another bank, or after the window: fine.
     incident_declare(
-        declared_by=supervisor, bank_code="OTHR", channel="", started_at=START, ended_at=END, description="x"
+        declared_by=supervisor, bank_code=OTHER_BANK, channel="", started_at=START, ended_at=END, description="x"
     )
     incident_declare(
         declared_by=supervisor,
@@ -321,7 +322,7 @@ def test_detection_opens_one_incident_per_bank_and_emails_the_supervisors(
     assert (incident.attempts_seen, incident.system_failures_seen) == (50, 12)
     assert incident_detect(now=now) == []  # already open: nothing new
     assert [m.to for m in mail.outbox] == [["supervisor@example.com"]]
-    assert "TSTB" in mail.outbox[0].subject
+    assert BANK in mail.outbox[0].subject
     incident_resolve(incident_id=incident.pk, resolved_by=supervisor, ended_at=now + dt.timedelta(minutes=20))
     incident.refresh_from_db()
     assert incident.status == IncidentStatus.RESOLVED and incident.ended_at == now + dt.timedelta(minutes=20)
@@ -419,16 +420,16 @@ def test_the_incident_page_shows_scope_relief_progress_and_every_page_the_open_b
     client.force_login(supervisor)
     page = client.get(reverse("console:incident-detail", args=[incident.pk])).content.decode()
     assert "3 of 3 bills processed: 3 relieved, 0 skipped." in page
-    assert str(batch.audit_id) in page and "TSTB" in page
+    assert str(batch.audit_id) in page and "昆明农村信用联合社 (KMRCU)" in page
     assert "Reverse the whole batch" in page
     cache.clear()
     incident_declare(
-        declared_by=supervisor, bank_code="LIVE", channel="", started_at=timezone.now(), ended_at=None, description="x"
+        declared_by=supervisor, bank_code="YNRCC", channel="", started_at=timezone.now(), ended_at=None, description="x"
     )
     cache.clear()  # the banner is cached for 30 s; on_commit never fires inside this test's transaction
     client.force_login(agent)
     worklist = client.get(reverse("console:worklist")).content.decode()
-    assert 'data-testid="incident-banner"' in worklist and "LIVE" in worklist
+    assert 'data-testid="incident-banner"' in worklist and "YNRCC" in worklist
     cache.clear()
 
 
