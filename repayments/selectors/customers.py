@@ -28,9 +28,9 @@ from repayments.models import (
     RepaymentAttempt,
     Waiver,
 )
+from repayments.selectors.incidents import relief_pending
 from repayments.services.errors import RuleViolation
 from repayments.services.extensions import ExtensionPreview, extension_preview
-from repayments.selectors.incidents import relief_pending
 
 SEARCH_LIMIT = 50
 BILL_LIMIT = 24  # two years of monthly bills
