@@ -217,6 +217,14 @@ ROW_FIELDS = (
 )
 
 
+APPROVAL_PERMISSIONS = ("repayments.approve_extension", "repayments.approve_waiver", "repayments.manage_incident")
+
+
+def user_can_approve(user: User) -> bool:
+    """Whether ``user`` decides anything of the approvals inbox (extensions, waivers or relief batches)."""
+    return any(user.has_perm(permission) for permission in APPROVAL_PERMISSIONS)
+
+
 def approvals_pending(*, user: User) -> dict[str, list]:
     """Extensions, waivers and relief batches awaiting a decision the user may take, oldest first (at most 100 each).
 

@@ -13,22 +13,15 @@ from django.views.decorators.http import require_POST
 
 from accounts.http import AuthenticatedHttpRequest
 from repayments.forms import DecisionForm
-from repayments.selectors.customers import approvals_pending
+from repayments.selectors.customers import approvals_pending, user_can_approve
 from repayments.services.errors import RuleViolation
 from repayments.services.extensions import extension_decide, waiver_decide
-
-
-def _can_approve(user) -> bool:
-    return any(
-        user.has_perm(permission)
-        for permission in ("repayments.approve_extension", "repayments.approve_waiver", "repayments.manage_incident")
-    )
 
 
 @login_required
 def approvals(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Extensions, waivers and relief batches waiting for a supervisor; one's own requests listed apart."""
-    if not _can_approve(request.user):
+    if not user_can_approve(request.user):
         raise PermissionDenied
     return render(request, "console/approvals.html", {"approvals": approvals_pending(user=request.user)})
 

@@ -18,7 +18,7 @@ from baitiao.paging import Page, page_number, query_without_page
 from repayments.bins import bank_choices
 from repayments.filters import RepairCaseFilter, WorklistFilter
 from repayments.models import Bill, BindingRepairCase, FailureFamily, RiskTier
-from repayments.selectors.customers import approvals_pending
+from repayments.selectors.customers import approvals_pending, user_can_approve
 from repayments.selectors.worklist import PAGE_SIZE, worklist_bills, worklist_repair_cases
 from repayments.services.casework import bill_claim, customer_lookup
 from repayments.services.errors import RuleViolation
@@ -37,9 +37,7 @@ def worklist(request: AuthenticatedHttpRequest) -> HttpResponse:
     filterset = WorklistFilter(request.GET, queryset=Bill.objects.all(), request=request)
     errors = filterset.error_messages
     queue = filterset.value("queue", "failures")
-    can_approve = request.user.has_perm("repayments.approve_extension") or request.user.has_perm(
-        "repayments.approve_waiver"
-    )
+    can_approve = user_can_approve(request.user)
     if queue == "approvals" and not can_approve:
         errors = [*errors, _("Only supervisors have an approvals queue.")]
         queue = "failures"
