@@ -486,7 +486,10 @@ EXTENSION_POLICY = {
     "agent_max_per_bill": 1,  # extensions of one bill an agent may grant
     "agent_max_per_customer": 2,  # per customer in the trailing window below
     "window_days": 365,  # the trailing window: 12 months
-    "max_days": 90,  # nobody extends further in one go (database check)
+    "max_days": 90,  # nobody asks for more days (database check), nor moves a due date further (the shift)
+    # An agent alone moves a due date at most this far (days asked + days already late,
+    # repayments.services.extensions.extension_shift): an older delinquency needs a supervisor.
+    "agent_max_shift_days": env.int("EXTENSION_AGENT_MAX_SHIFT_DAYS", default=30),
 }
 # In the bill's currency (CNY for most lines), summed per bill over the waivers agents grant.
 WAIVER_AGENT_LIMIT = Decimal(env.str("WAIVER_AGENT_LIMIT", default="100.00"))

@@ -5,7 +5,11 @@ Policy (``settings.EXTENSION_POLICY``, ``settings.WAIVER_AGENT_LIMIT``; explaine
 
 * An agent may grant an extension of up to ``agent_max_days`` days, once per bill
   and at most ``agent_max_per_customer`` times per customer in the trailing
-  ``window_days``. Such a request is approved on the spot (``by_policy``).
+  ``window_days``, when it moves the due date at most ``agent_max_shift_days``
+  (the *shift*: days asked plus days already late, :func:`extension_shift`). Such
+  a request is approved on the spot (``by_policy``). No extension, approved or
+  not, shifts a due date more than ``max_days``: a delinquency that old is not
+  cured by an extension.
 * Anything beyond that waits for a supervisor; the approver is never the
   requester (checked here and by a database constraint).
 * A waiver up to ``WAIVER_AGENT_LIMIT`` yuan is applied on the spot; above it, the
@@ -127,11 +131,37 @@ def _check_extendable(bill: Bill) -> None:
         )
 
 
+def extension_shift(*, bill: Bill, days: int, today: dt.date) -> int:
+    """Calendar days the bill's due date moves for an extension of ``days`` granted on ``today``.
+
+    ``days`` plus the days the bill is already late (from its anchor to ``today``, a
+    business date, Asia/Shanghai): 7 days on a bill 170 days late move it 177 days.
+    The policy limits (``max_days`` for anyone, ``agent_max_days`` without approval)
+    apply to this shift, not only to the days typed.
+    """
+    return days + max((today - _anchor(bill)).days, 0)
+
+
 def _check_days(days: int) -> None:
     max_days = settings.EXTENSION_POLICY["max_days"]
     if not 1 <= days <= max_days:
         raise RuleViolation(
             "days", _("Days must be between 1 and %(max)s; got %(days)s.") % {"max": max_days, "days": days}
+        )
+
+
+def _check_shift(bill: Bill, *, days: int, today: dt.date) -> None:
+    """Refuse an extension whose shift (days asked plus days already late) passes ``max_days``."""
+    max_days = settings.EXTENSION_POLICY["max_days"]
+    shift = extension_shift(bill=bill, days=days, today=today)
+    if shift > max_days:
+        raise RuleViolation(
+            "days",
+            _(
+                "%(days)s days on a bill %(late)s days late would move its due date %(shift)s days; "
+                "no extension moves it more than %(max)s days."
+            )
+            % {"days": days, "late": shift - days, "shift": shift, "max": max_days},
         )
 
 
@@ -145,7 +175,7 @@ def _extension_effect(bill: Bill, *, days: int, reason: str, now: dt.datetime) -
     status_before, dpd_before, due_before = bill.status, bill.dpd, bill.due_date
     # Days count from the anchor, or from today when the anchor has passed: the
     # customer gets ``days`` days from now, and the bill is current again.
-    shift = days + max((today - _anchor(bill)).days, 0)
+    shift = extension_shift(bill=bill, days=days, today=today)
     bill.due_date = due_before + dt.timedelta(days=shift)
     # The past-due schedule (missed minimums of earlier statements included) moves
     # with the due date: DPD counts from the oldest missed due date, moved.
@@ -195,11 +225,14 @@ def extension_preview(*, bill: Bill, days: int, reason: str = "", now: dt.dateti
         An :class:`ExtensionPreview`.
 
     Raises:
-        RuleViolation: ``days`` out of range (field ``days``), or the bill is closed or owes nothing.
+        RuleViolation: ``days`` out of range, or the shift (``days`` plus the days already
+            late) above ``max_days`` (field ``days``); or the bill is closed or owes nothing.
     """
+    now = now or timezone.now()
     _check_days(days)
     _check_extendable(bill)
-    preview, _fields = _extension_effect(copy.copy(bill), days=days, reason=reason, now=now or timezone.now())
+    _check_shift(bill, days=days, today=timezone.localdate(now))
+    preview, _fields = _extension_effect(copy.copy(bill), days=days, reason=reason, now=now)
     return preview
 
 
@@ -218,6 +251,10 @@ def extension_within_policy(*, bill: Bill, days: int, as_of: dt.date | None = No
     as_of = as_of or business_today()
     if days > policy["agent_max_days"]:
         return False, _("more than %(days)s days") % {"days": policy["agent_max_days"]}
+    shift = extension_shift(bill=bill, days=days, today=as_of)
+    if shift > policy["agent_max_shift_days"]:
+        message = _("the bill is %(late)s days late: its due date would move %(shift)s days (more than %(max)s)")
+        return False, message % {"late": shift - days, "shift": shift, "max": policy["agent_max_shift_days"]}
     granted = Extension.objects.filter(status=ApprovalStatus.APPROVED)
     if granted.filter(bill=bill).count() >= policy["agent_max_per_bill"]:
         return False, _("this bill has already been extended")
@@ -374,6 +411,7 @@ def extension_decide(
         extension.decision_note = note.strip()
         if approve:
             _check_no_debit_in_flight(bill)
+            _check_shift(bill, days=extension.days, today=timezone.localdate(now))  # later, the bill is later
             _extension_apply(extension, bill, decided_by=decided_by, now=now)
         else:
             extension.status, extension.decided_by, extension.decided_at = (

@@ -21,6 +21,7 @@ from repayments.services.extensions import (
     extension_decide,
     extension_preview,
     extension_request,
+    extension_within_policy,
     waiver_decide,
     waiver_request,
 )
@@ -113,7 +114,9 @@ def test_a_second_extension_of_the_same_bill_needs_approval(agent):
     assert second.status == ApprovalStatus.PENDING
 
 
-def test_a_customers_third_extension_in_twelve_months_needs_approval(agent):
+def test_a_customers_third_extension_in_twelve_months_needs_approval(agent, settings):
+    # Only the count rule here: bills months late would need approval for their shift anyway.
+    settings.EXTENSION_POLICY = {**settings.EXTENSION_POLICY, "agent_max_shift_days": 90}
     first = overdue_bill()
     line = first.credit_line
     second = BillFactory(credit_line=line, due_date=dt.date(2026, 10, 31), status=BillStatus.OVERDUE)
@@ -298,8 +301,9 @@ def test_a_waiver_for_another_reason_needs_a_note(agent):
         waiver_request(bill_id=bill.id, requested_by=agent, amount="1.00", reason="other", request_token=uuid.uuid4())
 
 
-def test_an_extension_moves_the_whole_past_due_schedule_of_a_delinquent_statement(agent):
+def test_an_extension_moves_the_whole_past_due_schedule_of_a_delinquent_statement(agent, settings):
     """Issue #14: DPD counts from the oldest missed due date, and an extension moves that date too."""
+    settings.EXTENSION_POLICY = {**settings.EXTENSION_POLICY, "agent_max_shift_days": 90}  # granted at once
     bill = overdue_bill(
         due_date=dt.date(2026, 12, 31),
         original_due_date=dt.date(2026, 12, 31),
@@ -430,3 +434,34 @@ def test_a_preview_of_a_paid_bill_or_of_too_many_days_is_refused_naming_the_fiel
     assert caught.value.field == "days"
     with pytest.raises(RuleViolation, match="nothing to extend"):
         extension_preview(bill=BillFactory(status=BillStatus.PAID, amount_paid=Decimal("1000.00")), days=5, now=NOW)
+
+
+def test_an_agent_alone_cannot_cure_an_old_delinquency_with_a_short_extension(agent):
+    # 7 days on a bill 60 days late would move its due date 67 days: a supervisor decides.
+    bill = days_late(60)
+    within, why_not = extension_within_policy(bill=bill, days=7, as_of=NOW.date())
+    assert not within and "60 days late" in why_not and "67 days" in why_not
+    extension = request(bill, agent, 7, now=NOW)
+    bill.refresh_from_db()
+    assert extension.status == ApprovalStatus.PENDING and bill.status == BillStatus.OVERDUE
+
+
+def test_no_extension_shifts_a_due_date_more_than_ninety_days(agent, supervisor):
+    bill = days_late(170)
+    with pytest.raises(RuleViolation) as refused:
+        request(bill, agent, 7, now=NOW)
+    assert refused.value.field == "days" and "170 days late" in str(refused.value) and "177 days" in str(refused.value)
+    with pytest.raises(RuleViolation):
+        extension_preview(bill=bill, days=7, now=NOW)
+    assert not Extension.objects.filter(bill=bill).exists()
+
+
+def test_an_approval_weeks_later_is_refused_when_the_shift_has_grown_past_ninety_days(agent, supervisor):
+    bill = days_late(50)
+    extension = request(bill, agent, 30, now=NOW)  # shift 80: allowed, awaits a supervisor
+    later = NOW + dt.timedelta(days=20)  # now 70 days late: 30 more days would shift it 100
+    with time_machine.travel(later, tick=False), pytest.raises(RuleViolation) as refused:
+        extension_decide(extension_id=extension.id, decided_by=supervisor, approve=True, now=later)
+    assert "100 days" in str(refused.value)
+    extension.refresh_from_db()
+    assert extension.status == ApprovalStatus.PENDING
