@@ -5,7 +5,7 @@ some ten thousand bills due for their first debit. The scheduled collection run
 sends them all (it took over 15 minutes on a laptop), so a new user's worklist
 stayed empty. On the first start, :func:`first_run_collection` debits a bounded
 sample of those due customers through the real engine (``collection_run``,
-the gateway, its callbacks), on the interactive queue, so that the sandbox bank
+the gateway, its callbacks), on the critical lane, so that the sandbox bank
 fails them at its published rates (``docs/repayment-engine.md``, "The sandbox
 bank": 7 % bad bindings, holders behind on payments with almost no funds, and
 ``SANDBOX_SYSTEM_FAILURE_RATE`` system errors): binding, funds and system
@@ -89,15 +89,21 @@ def gateway_wait(*, timeout: float) -> bool:
 
 
 def first_run_collection(*, now: dt.datetime | None = None, size: int | None = None) -> dict[str, int]:
-    """Once per database, debit a sample of the due customers now, sending on the interactive queue.
+    """Once per database, debit a sample of the due customers now, sending on the critical lane.
+
+    Only against the sandbox bank (``settings.GATEWAY_SANDBOX``): against a real
+    gateway it debits nobody, however it was queued.
 
     Args:
         now: the moment of the run (aware; default now).
         size: customers in the sample (default ``settings.FIRST_RUN_SAMPLE``).
 
     Returns:
-        ``{"customers": n, "attempts": m, "tasks": k}``, or ``{"skipped": 1}`` when it ran before.
+        ``{"customers": n, "attempts": m, "tasks": k}``, or ``{"skipped": 1}`` when it ran
+        before or the gateway is not the sandbox.
     """
+    if not settings.GATEWAY_SANDBOX:
+        return {"skipped": 1}
     now = now or timezone.now()
     size = settings.FIRST_RUN_SAMPLE if size is None else size
     with transaction.atomic():

@@ -103,7 +103,9 @@ def _audit_id(value: uuid.UUID) -> str:
 
 def _refresh_dashboard_after_commit() -> None:
     """The incident impact on the dashboard shows a batch's result as soon as it is applied or reversed."""
-    transaction.on_commit(lambda: async_task("repayments.tasks.refresh_dashboard", trigger="relief"))
+    transaction.on_commit(
+        lambda: async_task("repayments.tasks.refresh_dashboard", trigger="relief", cluster=CRITICAL_QUEUE)
+    )
 
 
 def _clear_banner() -> None:

@@ -68,3 +68,10 @@ def test_the_command_does_nothing_unless_the_gateway_is_the_sandbox(settings):
     call_command("first_run", stdout=out)
     assert "no demo collection" in out.getvalue()
     assert not OrmQ.objects.exists()
+
+
+def test_the_service_debits_nobody_unless_the_gateway_is_the_sandbox(clock, settings):
+    settings.GATEWAY_SANDBOX = False
+    customer_with_due_bill(due=clock.today)
+    assert first_run_collection(now=clock.now, size=10) == {"skipped": 1}
+    assert not RepaymentAttempt.objects.exists() and not AuditEvent.objects.filter(action=FIRST_RUN_ACTION).exists()

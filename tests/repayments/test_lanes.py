@@ -90,3 +90,19 @@ def test_metrics_show_the_critical_lane(client):
     body = client.get("/metrics").content.decode()
     assert 'baitiao_queue_depth{queue="critical"} 1.0' in body
     assert 'baitiao_queue_oldest_task_age_seconds{queue="critical"}' in body
+
+
+def test_the_dashboard_refresh_after_a_relief_run_goes_to_the_critical_lane(
+    supervisor, django_capture_on_commit_callbacks
+):
+    from repayments.services.incidents import relief_run
+
+    failed_bill("system", "bank_system_error")
+    incident = resolved_incident(supervisor)
+    batch = relief_request(incident_id=incident.pk, requested_by=supervisor, days=7, note="core down")
+    relief_approve(batch_id=batch.pk, approved_by=other_supervisor())
+    OrmQ.objects.all().delete()
+    with django_capture_on_commit_callbacks(execute=True):
+        relief_run(batch_id=batch.pk)
+    assert "repayments.tasks.refresh_dashboard" in queued("critical")
+    assert "repayments.tasks.refresh_dashboard" not in queued("baitiao")
