@@ -20,7 +20,26 @@ from repayments.models import Bill, BillStatus
 
 NUL = "a\x00b"
 HUGE_PAGE = "99999999999999999999"
-_AUDIT = ["actor", "action", "customer", "since", "until", "system"]
+_AUDIT = ["actor", "action", "customer", "target_type", "target_id", "request", "batch", "since", "until", "system"]
+_BILLS = [
+    "status",
+    "due_date_after",
+    "due_date_before",
+    "customer_no",
+    "last_failure_family",
+    "bucket",
+    "dpd_min",
+    "dpd_max",
+    "amount_min",
+    "amount_max",
+    "risk_tier",
+    "bank",
+    "assignee",
+    "month_from",
+    "month_to",
+    "currency",
+    "last_failure_code",
+]
 _LEDGER = ["customer", "bill", "period", "cause", "since", "until", "revoked"]
 _DASHBOARD = ["month_from", "month_to", "bank", "risk_tier", "currency"]
 _WORKLIST = [
@@ -42,6 +61,7 @@ PAGES = {
     "console:worklist": (_WORKLIST, True, {}),
     "console:search": (["q"], False, {}),
     "console:approvals": ([], False, {}),
+    "console:bills": (_BILLS, True, {}),
     "accounts:audit": (_AUDIT, True, {}),
     "accounts:audit-export": (_AUDIT, False, {}),
     "console:incidents": ([], True, {}),
