@@ -603,6 +603,8 @@ EXPORTS = {
     "sync_max_rows": env.int("EXPORT_SYNC_MAX_ROWS", default=10_000),
     "keep_hours": env.int("EXPORT_KEEP_HOURS", default=24),
     "progress_rows": env.int("EXPORT_PROGRESS_ROWS", default=2_000),
+    # A running export whose progress has not moved for this long lost its worker (sweep-export-jobs).
+    "stale_seconds": env.int("EXPORT_STALE_SECONDS", default=600),
 }
 IMPORT_JOBS = {
     "heartbeat_seconds": env.int("IMPORT_JOB_HEARTBEAT_SECONDS", default=10),

@@ -74,6 +74,12 @@ SCHEDULES: tuple[ScheduleSpec, ...] = (
         cluster=CRITICAL,
     ),
     ScheduleSpec(
+        name="sweep-export-jobs",
+        func="repayments.tasks.sweep_export_jobs",
+        cron="*/5 * * * *",
+        description="Delete expired export files (personal data); fail exports whose worker stopped.",
+    ),
+    ScheduleSpec(
         name="sweep-import-jobs",
         func="repayments.tasks.sweep_import_jobs",
         cron="* * * * *",

@@ -70,6 +70,13 @@ def run_export_job(job_id: int) -> str:
     return export_job_run(job_id=job_id)
 
 
+def sweep_export_jobs() -> dict[str, int]:
+    """Every five minutes: delete expired export files and fail exports whose worker stopped."""
+    from repayments.services.exports import export_jobs_sweep
+
+    return export_jobs_sweep()
+
+
 def sweep_import_jobs() -> dict[str, int]:
     """Every minute: re-queue or fail import jobs whose worker stopped beating; clear finished uploads."""
     from repayments.services.imports import import_jobs_sweep

@@ -29,7 +29,7 @@ from typing import Any, BinaryIO
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import override
@@ -401,38 +401,90 @@ def export_job_run(*, job_id: int) -> str:
     return ExportJobStatus.DONE
 
 
-def export_job_file(*, job: ExportJob) -> Iterator[bytes]:
+def export_job_file(*, job: ExportJob, now: dt.datetime | None = None) -> Iterator[bytes]:
     """The finished job's CSV, decrypted a chunk at a time; the file is deleted once it has all been read.
 
+    The download is claimed first (``downloaded_at`` set where it was empty, one
+    conditional UPDATE): of two requests at once only one gets the file, never two
+    halves of it. A file past its ``expires_at`` is not served, even before the sweep
+    has deleted it.
+
+    Args:
+        job: the export job.
+        now: the moment of the request (aware, UTC; default now).
+
     Raises:
-        ExportJob.DoesNotExist: the job is not ``done`` (still running, failed, or already cleared).
+        ExportJob.DoesNotExist: the job is not ``done`` (still running, failed, or already
+            cleared), its file expired, or another request is downloading it.
+        RuntimeError: (while iterating) a chunk of the file disappeared mid-download.
     """
-    if job.status != ExportJobStatus.DONE:
-        raise ExportJob.DoesNotExist(f"export job {job.pk} has no file (status {job.status})")
+    now = now or timezone.now()
+    claimed = ExportJob.objects.filter(
+        pk=job.pk, status=ExportJobStatus.DONE, downloaded_at__isnull=True, expires_at__gt=now
+    ).update(downloaded_at=now, updated_at=now)
+    if not claimed:
+        raise ExportJob.DoesNotExist(f"export job {job.pk} has no file to download (status {job.status})")
     box = fernet()
     ids = list(ExportFileChunk.objects.filter(job_id=job.pk).order_by("number").values_list("id", flat=True))
 
     def chunks() -> Iterator[bytes]:
         for chunk_id in ids:
             token = ExportFileChunk.objects.filter(pk=chunk_id).values_list("data", flat=True).first()
-            if token is None:
-                return
+            if token is None:  # never a silently cut file: the response fails
+                raise RuntimeError(f"export job {job.pk}: chunk {chunk_id} disappeared during the download")
             yield box.decrypt(bytes(token))
         with transaction.atomic():
             ExportFileChunk.objects.filter(job_id=job.pk).delete()
-            now = timezone.now()
             ExportJob.objects.filter(pk=job.pk, status=ExportJobStatus.DONE).update(
-                status=ExportJobStatus.CLEARED, downloaded_at=now, updated_at=now
+                status=ExportJobStatus.CLEARED, updated_at=timezone.now()
             )
 
     return chunks()
 
 
+def export_jobs_sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """Every few minutes: delete expired export files, and fail exports whose worker stopped.
+
+    * A ``done`` job past its ``expires_at`` (or claimed for download an hour ago and
+      never finished: the connection dropped) loses its file (:func:`export_files_expire`).
+    * A ``running`` job whose progress has not moved for ``EXPORTS["stale_seconds"]``
+      lost its worker (killed, or the queue's 300 s timeout): it is failed and its
+      partial file deleted; the analyst asks again.
+
+    Args:
+        now: the reference time (aware, UTC; default now).
+
+    Returns:
+        ``{"expired": n, "failed": m}``.
+    """
+    now = now or timezone.now()
+    stale_before = now - dt.timedelta(seconds=settings.EXPORTS["stale_seconds"])
+    stale = list(
+        ExportJob.objects.filter(status=ExportJobStatus.RUNNING, updated_at__lt=stale_before).values_list(
+            "id", flat=True
+        )
+    )
+    failed = 0
+    for job_id in stale:
+        with transaction.atomic():
+            failed += ExportJob.objects.filter(
+                pk=job_id, status=ExportJobStatus.RUNNING, updated_at__lt=stale_before
+            ).update(status=ExportJobStatus.FAILED, failure="worker stopped", finished_at=now, updated_at=now)
+            ExportFileChunk.objects.filter(job_id=job_id, job__status=ExportJobStatus.FAILED).delete()
+    return {"expired": export_files_expire(now=now), "failed": failed}
+
+
 def export_files_expire(*, now: dt.datetime | None = None) -> int:
-    """Delete the files of finished exports past their ``expires_at`` (UTC, default now); return how many."""
+    """Delete the files of finished exports past their ``expires_at`` (UTC, default now); return how many.
+
+    A download claimed more than an hour ago that never finished (the connection
+    dropped) counts as expired too: the file was for that one download.
+    """
     now = now or timezone.now()
     expired = list(
-        ExportJob.objects.filter(status=ExportJobStatus.DONE, expires_at__lte=now).values_list("id", flat=True)
+        ExportJob.objects.filter(status=ExportJobStatus.DONE)
+        .filter(Q(expires_at__lte=now) | Q(downloaded_at__lte=now - dt.timedelta(hours=1)))
+        .values_list("id", flat=True)
     )
     if expired:
         with transaction.atomic():

@@ -26,7 +26,6 @@ from repayments.imports.report import FileRefused
 from repayments.models import BillStatus, ExportJob, ExportJobStatus, ImportJob, ImportJobStatus
 from repayments.services.errors import RuleViolation
 from repayments.services.exports import (
-    export_files_expire,
     export_job_create,
     export_job_file,
     export_plan,
@@ -85,7 +84,6 @@ def _home_context(request: AuthenticatedHttpRequest, *, form: ImportForm) -> dic
     from baitiao.business_time import bucket_ranges
     from repayments.bins import bank_choices
 
-    export_files_expire()  # a file past its time is deleted before anyone sees its link
     return {
         "form": form,
         # Its own ids: the import form has a "resource" field too (one id per page).
@@ -232,7 +230,6 @@ def _own_export(request: AuthenticatedHttpRequest, job_id: int) -> ExportJob:
 @permission_required("repayments.export_data", raise_exception=True)
 def export_job(request: AuthenticatedHttpRequest, job_id: int) -> HttpResponse:
     """A queued export: its filters and progress (htmx polls ``?poll=1``, not session activity), then the link."""
-    export_files_expire()
     job = _own_export(request, job_id)
     running = job.status in (ExportJobStatus.QUEUED, ExportJobStatus.RUNNING)
     return render(request, "console/data/export_job.html", {"job": job, "running": running})
@@ -242,7 +239,6 @@ def export_job(request: AuthenticatedHttpRequest, job_id: int) -> HttpResponse:
 @permission_required("repayments.export_data", raise_exception=True)
 def export_job_download(request: AuthenticatedHttpRequest, job_id: int) -> HttpResponseBase:
     """The finished export's CSV, once: the file is deleted when it has been sent (or at expiry)."""
-    export_files_expire()
     job = _own_export(request, job_id)
     try:
         chunks = export_job_file(job=job)

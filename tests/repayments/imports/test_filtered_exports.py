@@ -144,3 +144,52 @@ def test_attempts_export_by_period_and_bank_of_the_debited_card(client, analyst,
     assert {row[0] for row in _download(response)[1:]} == expected
     event = AuditEvent.objects.filter(action="data.export").latest("pk")
     assert event.after["rows"] == len(expected)
+
+
+def test_of_two_downloads_at_once_only_one_gets_the_file_and_it_is_whole(queued_customers_export):
+    from repayments.services.exports import export_job_file
+
+    job = queued_customers_export
+    run_export_job(job.pk)
+    job.refresh_from_db()
+    first = export_job_file(job=job)  # claimed: the second request finds it taken
+    with pytest.raises(ExportJob.DoesNotExist):
+        export_job_file(job=job)
+    content = b"".join(first)
+    assert len(_csv(content)) == job.rows_done + 1  # the header and every row
+    assert ExportJob.objects.get(pk=job.pk).status == ExportJobStatus.CLEARED
+
+
+def test_an_expired_file_is_not_served_even_before_the_sweep(queued_customers_export):
+    from repayments.services.exports import export_job_file
+
+    job = queued_customers_export
+    run_export_job(job.pk)
+    job.refresh_from_db()
+    with pytest.raises(ExportJob.DoesNotExist):
+        export_job_file(job=job, now=job.expires_at)
+
+
+def test_the_sweep_fails_an_export_whose_worker_stopped_and_deletes_its_partial_file(queued_customers_export):
+    from repayments.schedules import SCHEDULES
+    from repayments.services.exports import export_jobs_sweep
+
+    assert next(s for s in SCHEDULES if s.func == "repayments.tasks.sweep_export_jobs").cron == "*/5 * * * *"
+    job = queued_customers_export
+    stopped = timezone.now() - dt.timedelta(minutes=11)
+    ExportJob.objects.filter(pk=job.pk).update(status=ExportJobStatus.RUNNING, updated_at=stopped)
+    ExportFileChunk.objects.create(job=job, number=0, data=b"partial")
+    assert export_jobs_sweep(now=timezone.now())["failed"] == 1
+    job.refresh_from_db()
+    assert job.status == ExportJobStatus.FAILED and not ExportFileChunk.objects.filter(job=job).exists()
+
+
+def test_a_download_that_never_finished_is_cleared_after_an_hour(queued_customers_export):
+    from repayments.services.exports import export_job_file
+
+    job = queued_customers_export
+    run_export_job(job.pk)
+    job.refresh_from_db()
+    export_job_file(job=job)  # claimed, never read: the connection dropped
+    assert export_files_expire(now=timezone.now() + dt.timedelta(minutes=61)) == 1
+    assert not ExportFileChunk.objects.filter(job=job).exists()
