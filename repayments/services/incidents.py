@@ -154,6 +154,12 @@ def incident_detect(*, now: dt.datetime | None = None) -> list[Incident]:
         earlier = _overlapping(bank_code=bank_code, channel=channel, start=first_failure, end=None)
         if earlier.filter(status=IncidentStatus.OPEN).exists():
             continue
+        # A supervisor withdrew an incident of this scope within the window: the failures
+        # they judged no incident are still in it. Judge afresh once the window has passed.
+        if Incident.objects.filter(
+            bank_code=bank_code, channel=channel, status=IncidentStatus.WITHDRAWN, withdrawn_at__gt=since
+        ).exists():
+            continue
         # A new incident starts after any resolved one whose window it would overlap,
         # so no bill's failure falls in two incidents (and gets relief twice).
         last_end = max((i.ended_at for i in earlier if i.ended_at is not None), default=None)
@@ -429,7 +435,7 @@ def incident_withdraw(*, incident_id: int, withdrawn_by: User, reason: str, now:
                 )
                 retried = [row[0] for row in cursor.fetchall()]
             # No longer shielded: status and DPD as if it had never been declared.
-            bills_refresh_delinquency(as_of=business_today(), audit=False, bill_ids=released)
+            bills_refresh_delinquency(as_of=timezone.localdate(now), audit=False, bill_ids=released)
         for batch in batches:
             if batch.pk in cancelled:
                 batch.status = ReliefStatus.CANCELLED
@@ -907,7 +913,7 @@ def relief_reverse(*, batch_id: int, reversed_by: User, reason: str) -> ReliefBa
             cursor.execute("SELECT bill_id FROM repayments_reliefitem WHERE id = ANY(%(applied)s)", params)
             reversed_bills = [row[0] for row in cursor.fetchall()]
         # The restored dates with what was paid since: status, DPD and past due by the aging rule.
-        bills_refresh_delinquency(as_of=business_today(), audit=False, bill_ids=reversed_bills)
+        bills_refresh_delinquency(as_of=timezone.localdate(now), audit=False, bill_ids=reversed_bills)
         batch.status, batch.reversed_by, batch.reversed_at = ReliefStatus.REVERSED, reversed_by, now
         batch.bills_reversed = len(params["applied"])
         batch.save(update_fields=["status", "reversed_by", "reversed_at", "bills_reversed", "updated_at"])

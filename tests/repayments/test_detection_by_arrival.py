@@ -101,3 +101,20 @@ def test_a_debit_carries_the_moment_it_was_sent_and_its_timeout_the_moment_it_ar
     assert attempt.status == AttemptStatus.UNKNOWN
     assert attempt.requested_at == sent_at
     assert attempt.completed_at == sent_at
+
+
+def test_a_withdrawn_incident_is_not_reopened_by_the_failures_it_was_withdrawn_over(supervisor):
+    from repayments.services.incidents import incident_withdraw
+
+    burst("TSTW", failed=40, succeeded=20, sent=NOW - dt.timedelta(minutes=3), arrived=NOW - dt.timedelta(minutes=2))
+    [incident] = [i for i in incident_detect(now=NOW) if i.bank_code == "TSTW"]
+    incident_withdraw(incident_id=incident.pk, withdrawn_by=supervisor, reason="bank says: test traffic", now=NOW)
+    # The next detection periods still see the same failures in their window: nothing reopens.
+    for minutes in (1, 2):
+        assert not [i for i in incident_detect(now=NOW + dt.timedelta(minutes=minutes)) if i.bank_code == "TSTW"]
+    # A window that starts after the withdrawal judges afresh (new failures).
+    later = NOW + dt.timedelta(minutes=7)
+    burst(
+        "TSTW", failed=40, succeeded=20, sent=later - dt.timedelta(minutes=2), arrived=later - dt.timedelta(minutes=1)
+    )
+    assert [i.bank_code for i in incident_detect(now=later) if i.bank_code == "TSTW"] == ["TSTW"]
