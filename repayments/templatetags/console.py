@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from baitiao.masking import mask_card, mask_name, mask_phone
+from baitiao.money import format_money, to_money
 from repayments.bins import bank_is_known, bank_label
 from repayments.imports.columns import RESOURCE_LABELS
 from repayments.models import Channel, ExtensionReason, FailureCode, FailureFamily
@@ -39,7 +40,7 @@ def money(amount: Decimal | None, currency: str = "") -> str:
     """
     if amount is None or amount == "":
         return "—"
-    return f"{currency} {number_format(amount, decimal_pos=2, use_l10n=True, force_grouping=True)}".strip()
+    return format_money(to_money(amount), currency).strip()  # the one money format (baitiao.money)
 
 
 @register.filter

@@ -14,6 +14,7 @@ from django.utils import timezone
 from stdnum import luhn
 
 from accounts.models import AuditEvent, User
+from baitiao.business_time import business_datetime
 from repayments.models import (
     Bill,
     BillStatus,
@@ -26,6 +27,7 @@ from repayments.models import (
     ReliefBatch,
 )
 from repayments.services.extensions import extension_request
+from tests.database import UCI_AS_OF
 
 ROLES = ["agent", "supervisor", "analyst", "auditor", "admin_user"]
 ALLOWED, DENIED = "allowed", 403
@@ -147,8 +149,16 @@ def test_each_role_gets_exactly_its_cell_of_the_permission_matrix(name, role, cl
     pending = None
     if name == "approval-decide":
         requester = agent if role != "agent" else request.getfixturevalue("supervisor")
+        # Asked on the data's own day: the UCI bills grow later every real day, and a
+        # request made today would one day pass the 90-day shift cap (a date bomb).
+        asked = business_datetime(UCI_AS_OF, dt.time(10))
         pending = extension_request(
-            bill_id=overdue.id, requested_by=requester, days=30, reason="hardship", request_token=uuid.uuid4()
+            bill_id=overdue.id,
+            requested_by=requester,
+            days=30,
+            reason="hardship",
+            request_token=uuid.uuid4(),
+            now=asked,
         )
     client.force_login(user)
     response = _request(client, name, method, overdue, pending, user)
@@ -193,7 +203,14 @@ def _data_request(client, name, user):
     if name in ("data:export-job", "data:export-job-download"):
         from repayments.models import ExportJob
 
-        job = ExportJob.objects.create(resource="bills", created_by=user, status="done", finished_at=timezone.now())
+        finished = timezone.now()
+        job = ExportJob.objects.create(
+            resource="bills",
+            created_by=user,
+            status="done",
+            finished_at=finished,
+            expires_at=finished + dt.timedelta(hours=24),  # as export_job_run leaves it
+        )
         return client.get(reverse(name, args=[job.pk]))
     if name == "data:template":
         return client.get(reverse(name, args=["bills"]))
