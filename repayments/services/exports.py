@@ -41,7 +41,7 @@ from baitiao.db_routers import reporting_db
 from baitiao.filters import StrictFilterSet
 from baitiao.pii import fernet
 from repayments.filters import AttemptExportFilter, BillBrowseFilter, CreditLineFilter, CustomerFilter
-from repayments.imports.columns import EXPORT_MASKS, RESOURCES
+from repayments.imports.columns import EXPORT_MASKS, RESOURCE_LABELS, RESOURCES
 from repayments.imports.resources import RESOURCE_CLASSES, render_cell
 from repayments.models import ExportFileChunk, ExportJob, ExportJobStatus
 from repayments.services.errors import RuleViolation
@@ -291,10 +291,21 @@ def export_plan(*, resource: str, params: Mapping[str, list[str]]) -> ExportPlan
     known = set(filterset_class(queryset=None).parameters()) if filterset_class else set()
     for name in given:
         if name not in known:
-            raise RuleViolation(
-                name,
-                _("%(name)s: the %(resource)s export has no such filter.") % {"name": name, "resource": resource},
-            )
+            takers = [
+                str(RESOURCE_LABELS[r])
+                for r, f in EXPORT_FILTERS.items()
+                if f and name in f(queryset=None).parameters()
+            ]
+            message = _("The %(resource)s export cannot be filtered by “%(name)s” (%(value)s).") % {
+                "resource": RESOURCE_LABELS[resource],
+                "name": name,
+                "value": ", ".join(given[name]),
+            }
+            if takers:
+                message += " " + _("Choose %(takers)s as the data to export, or clear that filter.") % {
+                    "takers": " / ".join(takers)
+                }
+            raise RuleViolation(name, message)
     queryset, filterset = _filtered(resource, given)
     if filterset is not None and filterset.problems():
         problem = filterset.problems()[0]

@@ -48,7 +48,10 @@ def test_a_short_filtered_export_streams_only_the_filtered_rows_and_audits_filte
     [
         ({"resource": "bills", "bucket": "M9"}, "Bucket: “M9” is not a delinquency bucket."),
         ({"resource": "bills", "month_from": "2026-13"}, "Period from: “2026-13” is not a month; use YYYY-MM"),
-        ({"resource": "customers", "bucket": "M2"}, "bucket: the customers export has no such filter."),
+        (
+            {"resource": "customers", "bucket": "M2"},
+            "The Customers export cannot be filtered by “bucket” (M2). Choose Bills as the data to export",
+        ),
     ],
 )
 def test_a_refused_export_filter_is_named_and_nothing_is_exported(client, analyst, data, message):
