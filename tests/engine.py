@@ -131,7 +131,12 @@ def start_sandbox(
         except httpx.HTTPError:
             return False
 
-    wait_for(up, timeout=60, what="sandbox bank")  # start-up only: slow on a loaded machine
+    try:
+        wait_for(up, timeout=60, what="sandbox bank")  # start-up only: slow on a loaded machine
+    except BaseException:
+        process.kill()  # a bank that never came up is not left running after the test
+        process.wait(timeout=10)
+        raise
     return Sandbox(url=url, process=process)
 
 
