@@ -417,6 +417,20 @@ def section_failures_bank(f: DashboardFilters) -> Section:
     return section
 
 
+class CodeCell(str):
+    """A machine code shown as such in a table (the bank's reason code): ``<code translate="no">``.
+
+    Pages render ``__html__`` (a code, not words to translate); CSV files write the code.
+    """
+
+    __slots__ = ()
+
+    def __html__(self) -> str:
+        from django.utils.html import escape
+
+        return f'<code translate="no">{escape(str(self))}</code>'
+
+
 def section_failures_reason(f: DashboardFilters) -> Section:
     """Failed debit attempts per month of request, family and the bank's reason code (most frequent first)."""
     where, params = _where(f)
@@ -436,8 +450,9 @@ def section_failures_reason(f: DashboardFilters) -> Section:
     totals: dict[str, int] = defaultdict(int)
     series: dict[str, dict[str, object]] = defaultdict(dict)
     for month, family, code, count in rows:
-        reason = failure_label(code) or _("none")
-        section.rows.append([_month(month), _label(FailureFamily.choices, family), reason, code, count])
+        label = failure_label(code)
+        reason = _("none") if not code else (_("Other") if label == code else label)  # a code the bank alone knows
+        section.rows.append([_month(month), _label(FailureFamily.choices, family), reason, CodeCell(code), count])
         section.drill.append({"status": list(OPEN_STATUSES), "last_failure_family": family, "last_failure_code": code})
         totals[reason] += count
         series[reason][_month(month)] = count

@@ -60,7 +60,8 @@ def _declare(page, base: str, *, bank: str, start: dt.datetime, end: dt.datetime
     if end is not None:
         page.fill("#id_ended_at", _local(end))
     page.fill("#id_description", description)
-    page.click("[data-testid=declare-form] button[type=submit]")
+    with page.expect_navigation():  # the answer (the form with its errors, or the incident) has loaded
+        page.click("[data-testid=declare-form] button[type=submit]")
 
 
 def _impact_row(page, base: str, incident_id: int, *, timeout: float = 90.0) -> list[str]:
