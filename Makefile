@@ -52,8 +52,12 @@ run: setup
 # The same setup as `make run`, then the suite. The tests themselves copy their own
 # template database (docs/architecture.md, "Tests"), built on the first run and when
 # migrations or data change; they never touch the development data.
+# Two pytest-xdist workers, each test file on one worker (module fixtures, live servers
+# and clusters stay together); each worker copies its own test database from the
+# template. TEST_WORKERS=0 runs serially (docs/testing.md).
+TEST_WORKERS ?= 2
 test: setup
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 # The date-proof hunt (docs/testing.md): the tests and every process they start
 # (embedded PostgreSQL, sandbox bank, clusters, live servers) on a clock shifted
