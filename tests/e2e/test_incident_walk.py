@@ -156,7 +156,7 @@ def test_the_outage_walk_declare_withdraw_affected_approve_from_the_inbox_live_s
     page.wait_for_selector("[data-testid=relief-status][data-status=approved]")
     assert f"0/{BILLS}" in page.inner_text("[data-testid=relief-status]")
     page.evaluate("window.notReloaded = true")
-    cluster = start_cluster(NO_BANK)
+    cluster = start_cluster(NO_BANK, Q_CLUSTER_NAME="critical")  # relief runs and the dashboard refresh (lanes)
     try:
         page.wait_for_selector("[data-testid=relief-status][data-status=done]", timeout=120_000)
         assert f"{BILLS}/{BILLS}" in page.inner_text("[data-testid=relief-status]")
